@@ -1,0 +1,98 @@
+// The validated, defaults-filled shape of a topology file. Pure data: nothing
+// under lab/topology/ runs a process or touches the kernel.
+
+export type Labels = Record<string, string>;
+
+export interface Selector {
+  matchLabels: Labels;
+}
+
+export type Protocol = 'TCP' | 'UDP' | 'ANY';
+
+export interface PortProtocol {
+  /** 1..65535; 0 means "any port". */
+  port: number;
+  protocol: Protocol;
+}
+
+export interface PortRule {
+  ports: PortProtocol[];
+}
+
+export interface Authentication {
+  mode: 'required' | 'disabled';
+}
+
+export interface IngressRule {
+  fromEndpoints: Selector[];
+  toPorts: PortRule[];
+  authentication?: Authentication;
+}
+
+export interface EgressRule {
+  toEndpoints: Selector[];
+  toPorts: PortRule[];
+  authentication?: Authentication;
+}
+
+/** CiliumNetworkPolicy's spec, with the policy's name beside it. */
+export interface Policy {
+  name: string;
+  endpointSelector: Selector;
+  ingress?: IngressRule[];
+  egress?: EgressRule[];
+}
+
+export interface Pod {
+  name: string;
+  /** Kubernetes namespace; default "default". */
+  namespace: string;
+  /** Default "default". */
+  serviceAccount: string;
+  labels: Labels;
+  /** Fixed pod IP; default: the next free address of the node's pod range. */
+  ip?: string;
+}
+
+export interface Node {
+  name: string;
+  pods: Pod[];
+}
+
+export interface Addressing {
+  /** Cluster pod range, split into one /24 per node. Default 10.244.0.0/16. */
+  podCIDR: string;
+  /** Node underlay network on the fabric bridge. Default 172.30.0.0/24. */
+  underlayCIDR: string;
+  /** Control-plane management network. Default 172.31.0.0/24. */
+  managementCIDR: string;
+}
+
+export interface Encryption {
+  mode: 'none' | 'wireguard' | 'ipsec';
+  /** Strict mode: drop unencrypted pod traffic to remote nodes (reason 195). */
+  strict: boolean;
+}
+
+export interface Topology {
+  name: string;
+  routing: 'native' | 'tunnel';
+  encryption: Encryption;
+  sockmap: boolean;
+  addressing: Addressing;
+  nodes: Node[];
+  policies: Policy[];
+}
+
+/** One problem found in a topology file, with where it is. */
+export interface TopologyIssue {
+  /** e.g. `nodes[1].pods[0].name` ("" for the file as a whole). */
+  path: string;
+  message: string;
+}
+
+export const DEFAULT_ADDRESSING: Addressing = {
+  podCIDR: '10.244.0.0/16',
+  underlayCIDR: '172.30.0.0/24',
+  managementCIDR: '172.31.0.0/24',
+};
