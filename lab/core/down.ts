@@ -1,0 +1,105 @@
+// Tear a lab down by ownership: its tagged processes, its namespaces (which
+// take every link and route inside them along), its bpffs pins, its cgroups
+// and its state directory. Needs no topology file and works after a crash.
+import { readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { run } from '../kernel/run.ts';
+import * as names from './names.ts';
+import { findTaggedProcesses, stopProcesses } from './processes.ts';
+import { listStateLabs, readState } from './state.ts';
+
+export interface DownReport {
+  lab: string;
+  processes: number;
+  netns: string[];
+  removedPins: boolean;
+  removedCgroups: boolean;
+}
+
+/** Lab namespaces that exist now, found by the lab's own prefix. */
+export async function labNetnsOnHost(lab: string): Promise<string[]> {
+  const prefix = names.labNetnsPrefix(lab);
+  return (await listNetns()).filter((n) => n.startsWith(prefix));
+}
+
+export async function listNetns(): Promise<string[]> {
+  try {
+    return (await readdir('/run/netns')).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Every lab that has any trace on this host: a state dir, namespaces, pins or cgroups. */
+export async function listLabsOnHost(): Promise<string[]> {
+  const labs = new Set(await listStateLabs());
+  for (const ns of await listNetns()) {
+    const lab = names.labOfNetns(ns);
+    if (lab) labs.add(lab);
+  }
+  for (const dir of [`${names.BPFFS_ROOT}/${names.TOOL}`, `${names.CGROUP_ROOT}/${names.TOOL}`]) {
+    try {
+      for (const lab of await readdir(dir)) labs.add(lab);
+    } catch {
+      /* none */
+    }
+  }
+  return [...labs].sort();
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** cgroup directories can only be removed with rmdir, leaves first. */
+async function removeCgroupTree(dir: string): Promise<void> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) await removeCgroupTree(`${dir}/${e.name}`);
+  await rmdir(dir);
+}
+
+export async function destroyLab(lab: string): Promise<DownReport> {
+  const state = await readState(lab);
+
+  // 1. Processes first: they hold sockets, TUN devices and perf readers in the namespaces.
+  const tagged = await findTaggedProcesses(lab);
+  const pids = new Set(tagged.map((p) => p.pid));
+  await stopProcesses([...pids]);
+
+  // 2. Namespaces: those the state file lists and any left with the lab's prefix.
+  const netns = new Set([...(state?.netns ?? []), ...(await labNetnsOnHost(lab))]);
+  const present = (await listNetns()).filter((n) => netns.has(n));
+  if (present.length > 0) {
+    await run(['ip', '-force', '-batch', '-'], { input: present.map((n) => `netns delete ${n}`).join('\n') + '\n' });
+  }
+
+  // 3. Pins: programs detach with their namespaces; the pins hold them (and the maps) until removed.
+  const pinDir = names.labBpffsDir(lab);
+  const removedPins = await exists(pinDir);
+  if (removedPins) await rm(pinDir, { recursive: true, force: true });
+  await rmdir(`${names.BPFFS_ROOT}/${names.TOOL}`).catch(() => undefined);
+
+  // 4. cgroups (sockmap): empty once the processes are gone.
+  const cgroupDir = names.labCgroupDir(lab);
+  const removedCgroups = await exists(cgroupDir);
+  if (removedCgroups) await removeCgroupTree(cgroupDir);
+  await rmdir(`${names.CGROUP_ROOT}/${names.TOOL}`).catch(() => undefined);
+
+  // 5. WireGuard control sockets left by a killed wireguard-go.
+  for (const node of state?.nodes ?? []) {
+    await rm(`/var/run/wireguard/${names.wgIfname(lab, node.name)}.sock`, { force: true });
+  }
+
+  // 6. The state directory last: it is the lab's claim on its name.
+  await rm(names.stateDir(lab), { recursive: true, force: true });
+  return { lab, processes: pids.size, netns: present, removedPins, removedCgroups };
+}

@@ -1,0 +1,65 @@
+// Processes the lab starts (agents, control plane, captures) carry
+// MTLAB_TAG=<processTag> in their environment. Cleanup finds them by that
+// tag in /proc — by ownership, even when the state file is gone.
+import { readdir, readFile } from 'node:fs/promises';
+import { TOOL } from './names.ts';
+
+export const TAG_ENV = 'MTLAB_TAG';
+
+export interface TaggedProcess {
+  pid: number;
+  tag: string;
+}
+
+export async function findTaggedProcesses(lab: string): Promise<TaggedProcess[]> {
+  const want = `${TAG_ENV}=${TOOL}:${lab}:`;
+  const found: TaggedProcess[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    let env: string;
+    try {
+      env = await readFile(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    const tag = env.split('\0').find((kv) => kv.startsWith(want));
+    if (tag) found.push({ pid, tag: tag.slice(TAG_ENV.length + 1) });
+  }
+  return found;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL after the deadline; resolves when all are gone. */
+export async function stopProcesses(pids: number[], graceMs = 2000): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  let alive = pids.filter(isAlive);
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    alive = alive.filter(isAlive);
+  }
+  for (const pid of alive) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  while (alive.some(isAlive)) await new Promise((r) => setTimeout(r, 10));
+}

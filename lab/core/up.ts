@@ -1,0 +1,221 @@
+// Bring a lab up: claim its name, then apply the plan step by step. Any
+// failure (or SIGINT) rolls back everything created so far.
+import { ipBatch, run } from '../kernel/run.ts';
+import type { Topology } from '../topology/model.ts';
+import { destroyLab } from './down.ts';
+import { POD_GATEWAY_IP, planLab, type LabPlan } from './plan.ts';
+import * as names from './names.ts';
+import { claimLabName, readState, writeState, type LabState } from './state.ts';
+import { step, type Progress } from './progress.ts';
+import { checkPreflight } from './preflight.ts';
+
+/** Test hook: `MTLAB_FAIL_AFTER=<step>` makes `up` fail right after that step. */
+export const FAIL_AFTER_ENV = 'MTLAB_FAIL_AFTER';
+/** Test hook: `MTLAB_HOLD_AFTER=<step>` makes `up` wait after that step until interrupted (30 s at most). */
+export const HOLD_AFTER_ENV = 'MTLAB_HOLD_AFTER';
+
+export class LabInUseError extends Error {
+  override name = 'LabInUseError';
+}
+
+export interface UpOptions {
+  name?: string;
+  topologyFile?: string;
+  progress?: Progress;
+  /** Checked between steps; set by the CLI on SIGINT. */
+  signal?: AbortSignal;
+  /** Extra steps run after the kernel build (datapath, agents …), in order. */
+  extraSteps?: ExtraStep[];
+}
+
+export interface ExtraStep {
+  name: string;
+  run: (plan: LabPlan, state: LabState) => Promise<void>;
+}
+
+export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<LabPlan> {
+  const lab = opts.name ?? topology.name;
+  if (!names.LAB_NAME_RE.test(lab)) {
+    throw new Error(`invalid lab name "${lab}": use 1-24 characters of a-z, 0-9 and "-", starting with a letter`);
+  }
+  await checkPreflight();
+  const plan = planLab(topology, lab);
+
+  if (!(await claimLabName(lab))) {
+    const existing = await readState(lab);
+    const since = existing ? ` (${existing.phase} since ${existing.createdAt})` : '';
+    throw new LabInUseError(`lab "${lab}" is already in use${since}: run \`lab down ${lab}\` first, or pick another name with --name`);
+  }
+
+  const state: LabState = {
+    lab,
+    phase: 'creating',
+    createdAt: new Date().toISOString(),
+    topologyFile: opts.topologyFile,
+    netns: [],
+    nodes: plan.nodes.map((n) => ({
+      name: n.name, id: n.id, netns: n.netns, underlayIp: n.underlayIp, mgmtIp: n.mgmtIp, podCidr: n.podCidr,
+    })),
+    pods: plan.nodes.flatMap((n) =>
+      n.pods.map((p) => ({ name: p.name, node: n.name, netns: p.netns, ip: p.ip, lxc: p.lxc, labels: p.spec.labels })),
+    ),
+    processes: [],
+  };
+
+  const steps: ExtraStep[] = [
+    { name: 'namespaces', run: createNamespaces },
+    { name: 'fabric', run: buildFabric },
+    { name: 'management', run: buildManagement },
+    { name: 'nodes', run: buildNodes },
+    { name: 'pods', run: buildPods },
+    ...(opts.extraSteps ?? []),
+  ];
+
+  try {
+    await writeState(state);
+    for (const s of steps) {
+      if (opts.signal?.aborted) throw new Error('interrupted');
+      await step(opts.progress, s.name, () => s.run(plan, state));
+      if (process.env[FAIL_AFTER_ENV] === s.name) throw new Error(`failure injected after step "${s.name}" (${FAIL_AFTER_ENV})`);
+      if (process.env[HOLD_AFTER_ENV] === s.name) await holdUntilAborted(s.name, opts);
+    }
+    if (opts.signal?.aborted) throw new Error('interrupted');
+    state.phase = 'up';
+    await writeState(state);
+    return plan;
+  } catch (err) {
+    opts.progress?.({ kind: 'rollback', message: `rolling back lab "${lab}": ${(err as Error).message}` });
+    await destroyLab(lab);
+    throw err;
+  }
+}
+
+async function holdUntilAborted(stepName: string, opts: UpOptions): Promise<void> {
+  opts.progress?.({ kind: 'info', message: `holding after step "${stepName}" (${HOLD_AFTER_ENV})` });
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 30_000);
+    opts.signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+async function createNamespaces(plan: LabPlan, state: LabState): Promise<void> {
+  const all = [plan.fabricNetns, plan.controlNetns, ...plan.nodes.flatMap((n) => [n.netns, ...n.pods.map((p) => p.netns)])];
+  // Recorded before they exist: a crash mid-batch still leaves a full list for `down`.
+  state.netns = all;
+  await writeState(state);
+  await ipBatch(all.map((ns) => `netns add ${ns}`));
+}
+
+/** The underlay: one bridge in the fabric namespace, one veth per node. */
+async function buildFabric(plan: LabPlan): Promise<void> {
+  const lines = [
+    'link set lo up',
+    `link add ${names.FABRIC_BRIDGE} type bridge`,
+    `link set ${names.FABRIC_BRIDGE} addrgenmode none`,
+    `link set ${names.FABRIC_BRIDGE} up`,
+  ];
+  for (const n of plan.nodes) {
+    lines.push(
+      `link add ${n.fabricPort} type veth peer name ${names.NODE_UNDERLAY_IFNAME} netns ${n.netns}`,
+      `link set ${n.fabricPort} addrgenmode none`,
+      `link set ${n.fabricPort} master ${names.FABRIC_BRIDGE} up`,
+    );
+  }
+  await ipBatch(lines, plan.fabricNetns);
+}
+
+/** The management network: a bridge in the control-plane namespace, one veth per node. */
+async function buildManagement(plan: LabPlan): Promise<void> {
+  const lines = [
+    'link set lo up',
+    `link add ${names.MGMT_BRIDGE} type bridge`,
+    `link set ${names.MGMT_BRIDGE} addrgenmode none`,
+    `addr add ${plan.controlIp}/${plan.mgmtPrefix} dev ${names.MGMT_BRIDGE}`,
+    `link set ${names.MGMT_BRIDGE} up`,
+  ];
+  for (const n of plan.nodes) {
+    lines.push(
+      `link add ${n.mgmtPort} type veth peer name ${names.NODE_MGMT_IFNAME} netns ${n.netns}`,
+      `link set ${n.mgmtPort} addrgenmode none`,
+      `link set ${n.mgmtPort} master ${names.MGMT_BRIDGE} up`,
+    );
+  }
+  await ipBatch(lines, plan.controlNetns);
+}
+
+/**
+ * Each node: underlay and management addresses, native routes to the other
+ * nodes' pod ranges, and one veth per pod (node side lxc-…). The peer end is
+ * created directly inside the pod's namespace, so nothing ever appears in
+ * the host namespace.
+ */
+async function buildNodes(plan: LabPlan): Promise<void> {
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      const lines = [
+        'link set lo up',
+        `link set ${names.NODE_UNDERLAY_IFNAME} addrgenmode none`,
+        `addr add ${n.underlayIp}/${plan.underlayPrefix} dev ${names.NODE_UNDERLAY_IFNAME}`,
+        `link set ${names.NODE_UNDERLAY_IFNAME} up`,
+        `link set ${names.NODE_MGMT_IFNAME} addrgenmode none`,
+        `addr add ${n.mgmtIp}/${plan.mgmtPrefix} dev ${names.NODE_MGMT_IFNAME}`,
+        `link set ${names.NODE_MGMT_IFNAME} up`,
+      ];
+      if (plan.topology.routing === 'native') {
+        for (const other of plan.nodes) {
+          if (other !== n) lines.push(`route add ${other.podCidr} via ${other.underlayIp} dev ${names.NODE_UNDERLAY_IFNAME}`);
+        }
+      }
+      for (const p of n.pods) {
+        lines.push(
+          `link add ${p.lxc} address ${p.lxcMac} type veth peer name ${names.POD_IFNAME} address ${p.podMac} netns ${p.netns}`,
+          `link set ${p.lxc} addrgenmode none`,
+          `link set ${p.lxc} up`,
+          `route add ${p.ip}/32 dev ${p.lxc}`,
+          // Static neighbours: no ARP noise in the captures, and no proxy-ARP needed.
+          `neigh replace ${p.ip} lladdr ${p.podMac} dev ${p.lxc} nud permanent`,
+        );
+      }
+      await ipBatch(lines, n.netns);
+      await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns });
+    }),
+  );
+}
+
+/** Each pod: its /32 and a route to the cluster's pod range through the node. */
+async function buildPods(plan: LabPlan): Promise<void> {
+  const podRange = plan.topology.addressing.podCIDR;
+  const jobs = plan.nodes.flatMap((n) =>
+    n.pods.map((p) => () =>
+      ipBatch(
+        [
+          'link set lo up',
+          `link set ${names.POD_IFNAME} addrgenmode none`,
+          `addr add ${p.ip}/32 dev ${names.POD_IFNAME}`,
+          `link set ${names.POD_IFNAME} up`,
+          `neigh replace ${POD_GATEWAY_IP} lladdr ${p.lxcMac} dev ${names.POD_IFNAME} nud permanent`,
+          `route add ${podRange} via ${POD_GATEWAY_IP} dev ${names.POD_IFNAME} onlink`,
+        ],
+        p.netns,
+      ),
+    ),
+  );
+  await runLimited(jobs, 4);
+}
+
+/** Runs async jobs with at most `limit` in flight (2 cores: more buys nothing). */
+export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  return results;
+}

@@ -1,0 +1,122 @@
+// The shape of a topology FILE, as zod 4 schemas. Shape only: every object is
+// strict (unknown keys fail, as in containerlab) and omitted fields get their
+// defaults. Cross-field rules (duplicates, CIDRs, selectors …) live in
+// validate.ts so that all of them can be reported together.
+import { z } from 'zod';
+import { LAB_NAME_RE } from '../core/names.ts';
+import { DEFAULT_ADDRESSING, type Topology } from './model.ts';
+
+const PORT_MESSAGE = 'expected a port number such as 8080 or "8080"';
+
+/** Label maps. Key and value syntax is checked in validate.ts. */
+const Labels = z.record(z.string(), z.string());
+
+const Selector = z
+  .strictObject({
+    // Like Cilium, an empty selector selects every pod.
+    matchLabels: Labels.default({}),
+  })
+  // An id makes JSON Schema define it once, under that name.
+  .meta({ id: 'Selector', description: 'Selects the pods that carry every one of these labels.' });
+
+// Cilium writes ports as strings ("8080"); accept those and plain numbers, and
+// normalise to a number. The 0..65535 range is a semantic check.
+const Port = z
+  .union(
+    [
+      z.number({ error: PORT_MESSAGE }).int({ error: PORT_MESSAGE }),
+      z.string({ error: PORT_MESSAGE }).regex(/^[0-9]+$/, { error: PORT_MESSAGE }),
+    ],
+    { error: PORT_MESSAGE },
+  )
+  .transform((port) => Number(port))
+  .describe('Port number, 0 = any port.');
+
+const PortProtocol = z.strictObject({
+  port: Port,
+  protocol: z.enum(['TCP', 'UDP', 'ANY']).default('ANY'),
+});
+
+const PortRule = z
+  .strictObject({
+    ports: z.array(PortProtocol),
+  })
+  .meta({ id: 'PortRule' });
+
+const Authentication = z
+  .strictObject({ mode: z.enum(['required', 'disabled']) })
+  .meta({
+    id: 'Authentication',
+    description: '"required": the first packet of a flow waits for the agents\' mutual-auth handshake.',
+  });
+
+const IngressRule = z.strictObject({
+  fromEndpoints: z.array(Selector).min(1),
+  toPorts: z.array(PortRule).default([]).describe('Omitted: every port.'),
+  authentication: Authentication.optional(),
+});
+
+const EgressRule = z.strictObject({
+  toEndpoints: z.array(Selector).min(1),
+  toPorts: z.array(PortRule).default([]).describe('Omitted: every port.'),
+  authentication: Authentication.optional(),
+});
+
+const Policy = z
+  .strictObject({
+    name: z.string(),
+    endpointSelector: Selector,
+    ingress: z.array(IngressRule).optional(),
+    egress: z.array(EgressRule).optional(),
+  })
+  .describe('A CiliumNetworkPolicy spec with its name beside it.');
+
+const Pod = z.strictObject({
+  name: z.string(),
+  namespace: z.string().default('default'),
+  serviceAccount: z.string().default('default'),
+  // A pod without labels has no identity worth a policy; demand one.
+  labels: Labels.refine((labels) => Object.keys(labels).length > 0, { error: 'needs at least one label' })
+    // refine() is invisible to JSON Schema; tell editors the same rule.
+    .meta({ minProperties: 1 }),
+  ip: z.string().optional().describe("Fixed IPv4 address inside the node's /24; default: the next free one."),
+});
+
+const Node = z.strictObject({
+  name: z.string(),
+  pods: z.array(Pod).default([]),
+});
+
+const Addressing = z.strictObject({
+  podCIDR: z.string().default(DEFAULT_ADDRESSING.podCIDR).describe('/8 to /16; node i gets its i-th /24.'),
+  underlayCIDR: z.string().default(DEFAULT_ADDRESSING.underlayCIDR).describe('/16 to /29.'),
+  managementCIDR: z.string().default(DEFAULT_ADDRESSING.managementCIDR).describe('/16 to /29.'),
+});
+
+const Encryption = z.strictObject({
+  mode: z.enum(['none', 'wireguard', 'ipsec']).default('none'),
+  strict: z.boolean().default(false).describe('Drop unencrypted pod traffic to remote nodes.'),
+});
+
+export const TopologyFileSchema = z
+  .strictObject({
+    name: z.string().regex(LAB_NAME_RE, {
+      error: "must be 1 to 24 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'",
+    }),
+    routing: z.enum(['native', 'tunnel']).default('native'),
+    // zod 4 returns a default as given (a shallow copy), without parsing it.
+    encryption: Encryption.default({ mode: 'none', strict: false }),
+    sockmap: z.boolean().default(false),
+    addressing: Addressing.default(DEFAULT_ADDRESSING),
+    nodes: z.array(Node).min(1),
+    policies: z.array(Policy).default([]),
+  })
+  .describe('A mtless-lab topology: nodes, pods and CiliumNetworkPolicy-shaped policies.');
+
+/** What a topology file may contain (defaults optional). */
+export type TopologyFile = z.input<typeof TopologyFileSchema>;
+
+// The parsed file must be exactly a model.ts Topology; fail the build if they drift.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaMatchesModel: Same<z.output<typeof TopologyFileSchema>, Topology> = true;
+void schemaMatchesModel;

@@ -1,0 +1,114 @@
+// Shared helpers of the root-only test tiers: skip reasons, host snapshots,
+// leftovers of a lab, and real applications started inside pods.
+import { execa, type ResultPromise } from 'execa';
+import { readdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import * as names from '../../lab/core/names.ts';
+import { run } from '../../lab/kernel/run.ts';
+
+export const ROOT = process.getuid?.() === 0;
+/** tap's skip option: a reason when not root, false otherwise. */
+export const needsRoot: string | false = ROOT ? false : 'needs root: builds real namespaces and BPF programs (CI runs as root)';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+export const LAB_CLI = resolve(REPO, 'lab/cli/lab.mjs');
+const ECHO_APP = resolve(REPO, 'lab/apps/echo.ts');
+
+/** Runs the real `lab` command. */
+export function labCli(args: string[], opts: { env?: Record<string, string> } = {}) {
+  return execa('node', [LAB_CLI, ...args], { reject: false, env: opts.env, all: true });
+}
+
+/** The host namespace's links, addresses and routes, to compare before and after. */
+export async function hostNetSnapshot(): Promise<string> {
+  const parts = await Promise.all([
+    run(['ip', '-o', 'link', 'show']),
+    run(['ip', '-o', 'addr', 'show']),
+    run(['ip', 'route', 'show', 'table', 'all']),
+    run(['ip', '-6', 'route', 'show', 'table', 'all']),
+  ]);
+  // Counters and timers change on their own; keep what the lab could alter.
+  return parts.map((p) => p.stdout.replace(/valid_lft \S+ preferred_lft \S+/g, '')).join('\n---\n');
+}
+
+/** Everything of a lab still on the host: namespaces, pins, cgroups, state, tagged processes. */
+export async function labLeftovers(lab: string): Promise<string[]> {
+  const left: string[] = [];
+  const prefix = names.labNetnsPrefix(lab);
+  for (const ns of await readdir('/run/netns').catch(() => [])) if (ns.startsWith(prefix)) left.push(`netns ${ns}`);
+  for (const dir of [names.labBpffsDir(lab), names.labCgroupDir(lab), names.stateDir(lab)]) {
+    if ((await readdir(dir).catch(() => null)) !== null) left.push(`dir ${dir}`);
+  }
+  const ps = await run(['ps', '-eo', 'pid,args']);
+  for (const line of ps.stdout.split('\n')) if (line.includes(`${names.TOOL}:${lab}:`)) left.push(`process ${line.trim()}`);
+  return left;
+}
+
+/** BPF programs loaded on the host, by id (to check that nothing of ours stays). */
+export async function bpfProgIds(): Promise<number[]> {
+  const r = await run(['bpftool', '-j', 'prog', 'show']);
+  return (JSON.parse(r.stdout || '[]') as { id: number }[]).map((p) => p.id);
+}
+
+export function podNetns(lab: string, pod: string): string {
+  return names.podNetns(lab, pod);
+}
+
+export async function inPod(lab: string, pod: string, argv: string[], okCodes?: number[]) {
+  return run(argv, { netns: names.podNetns(lab, pod), okCodes });
+}
+
+export async function ping(lab: string, pod: string, ip: string) {
+  return inPod(lab, pod, ['ping', '-c', '1', '-W', '2', ip], [1]);
+}
+
+export interface Server {
+  proc: ResultPromise;
+  lines: string[];
+  stop: () => Promise<void>;
+}
+
+/** Starts the echo server in a pod and waits (with a deadline) for its READY line. */
+export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | 'udp', port: number, deadlineMs = 10_000): Promise<Server> {
+  const proc = execa('nsenter', [`--net=/run/netns/${names.podNetns(lab, pod)}`, '--', 'node', '--import', 'tsx', ECHO_APP, 'serve', proto, String(port)], {
+    reject: false, buffer: false, cwd: REPO,
+  });
+  const lines: string[] = [];
+  let pending = '';
+  const ready = new Promise<void>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`echo server in ${pod} not ready after ${deadlineMs} ms`)), deadlineMs);
+    proc.stdout?.on('data', (d: Buffer) => {
+      pending += d.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const l of parts) {
+        lines.push(l);
+        if (l.startsWith('READY')) {
+          clearTimeout(timer);
+          resolveReady();
+        }
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`echo server in ${pod} exited with ${code}`));
+    });
+  });
+  await ready;
+  return {
+    proc,
+    lines,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await proc.catch(() => undefined);
+    },
+  };
+}
+
+/** Runs the echo client in a pod; resolves with its exit code and output. */
+export async function echoSend(lab: string, pod: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = []) {
+  const r = await execa('nsenter', [`--net=/run/netns/${names.podNetns(lab, pod)}`, '--', 'node', '--import', 'tsx', ECHO_APP, 'send', proto, host, String(port), text, ...extra], {
+    reject: false, cwd: REPO,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
