@@ -92,7 +92,7 @@ export function selectorMatches(selector: Selector, labels: Labels): boolean {
 // ---- addresses --------------------------------------------------------------
 
 export interface Cidr {
-  /** Network address as an unsigned 32-bit number. */
+  /** The address as written, as an unsigned 32-bit number (host bits included). */
   base: number;
   prefix: number;
 }
@@ -129,11 +129,16 @@ export function nodePodCIDR(podCIDR: string, nodeIndex: number): string {
 }
 
 /**
- * Nodes that fit on the underlay or management network: all addresses but the
- * network, broadcast and first host address (kept for the fabric side and the
- * control plane).
+ * Node i gets host address NODE_HOST_OFFSET + i on the underlay and management
+ * networks (as lab/core/plan.ts assigns them); the hosts below are kept for the
+ * control plane (.1) and other lab services.
  */
-export const nodesThatFit = (cidr: Cidr) => cidrSize(cidr) - 3;
+export const NODE_HOST_OFFSET = 10;
+
+/** Nodes that fit on the underlay or management network: from the offset up to, not including, broadcast. */
+export const nodesThatFit = (cidr: Cidr) => Math.max(0, cidrSize(cidr) - 1 - NODE_HOST_OFFSET);
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 // ---- semantic checks --------------------------------------------------------
 
@@ -162,11 +167,11 @@ export function validateTopology(topology: Topology): TopologyIssue[] {
 
   const nodeCount = topology.nodes.length;
   if (pods && nodeCount > 2 ** (24 - pods.prefix)) {
-    report('nodes', `${nodeCount} nodes but podCIDR ${podCIDR} has room for ${2 ** (24 - pods.prefix)} (one /24 each)`);
+    report('nodes', `${plural(nodeCount, 'node')} but podCIDR ${podCIDR} has room for ${2 ** (24 - pods.prefix)} (one /24 each)`);
   }
   for (const [field, cidr] of [['underlayCIDR', underlay], ['managementCIDR', management]] as const) {
     if (cidr && nodeCount > nodesThatFit(cidr)) {
-      report('nodes', `${nodeCount} nodes but ${field} ${topology.addressing[field]} has room for ${nodesThatFit(cidr)}`);
+      report('nodes', `${plural(nodeCount, 'node')} but ${field} ${topology.addressing[field]} has room for ${nodesThatFit(cidr)}`);
     }
   }
 
@@ -179,7 +184,7 @@ export function validateTopology(topology: Topology): TopologyIssue[] {
     checkObjectName(report, `${at}.name`, node.name, NODE_NAME_MAX);
     checkUnique(report, nodeNames, `${at}.name`, node.name);
     if (node.pods.length > PODS_PER_NODE_MAX) {
-      report(`${at}.pods`, `${node.pods.length} pods but a node's /24 has room for ${PODS_PER_NODE_MAX}`);
+      report(`${at}.pods`, `${plural(node.pods.length, 'pod')} but a node's /24 has room for ${PODS_PER_NODE_MAX}`);
     }
     const range = pods && i < 2 ** (24 - pods.prefix) ? nodePodCIDR(podCIDR, i) : undefined;
     node.pods.forEach((pod, j) => {

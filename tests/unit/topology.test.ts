@@ -129,9 +129,9 @@ policies:
     egress:
       - toEndpoints: [{matchLabels: {io.cilium.k8s.policy.serviceaccount: api-sa}}]
 `,
-    'smallest and largest ranges, 40-character names': `
+    'large ranges, a small one, 40-character names': `
 name: a
-addressing: {podCIDR: 10.0.0.0/8, underlayCIDR: 172.16.0.0/16, managementCIDR: 192.168.0.0/29}
+addressing: {podCIDR: 10.0.0.0/8, underlayCIDR: 172.16.0.0/16, managementCIDR: 192.168.0.0/28}
 nodes:
   - name: ${'n'.repeat(40)}
     pods: [{name: ${'p'.repeat(40)}, labels: {app: x}}]
@@ -434,7 +434,7 @@ policies:
   },
   {
     name: 'overlapping ranges',
-    yaml: 'name: a\naddressing: {podCIDR: 10.0.0.0/8, underlayCIDR: 10.1.0.0/24, managementCIDR: 10.1.0.0/29}\nnodes: [{name: n1}]\n',
+    yaml: 'name: a\naddressing: {podCIDR: 10.0.0.0/8, underlayCIDR: 10.1.0.0/24, managementCIDR: 10.1.0.0/28}\nnodes: [{name: n1}]\n',
     issues: [
       issue('addressing.underlayCIDR', 'overlaps podCIDR 10.0.0.0/8'),
       issue('addressing.managementCIDR', 'overlaps podCIDR 10.0.0.0/8'),
@@ -442,12 +442,18 @@ policies:
     ],
   },
   {
+    // Nodes start at host .10 (lab/core/plan.ts): a /28 holds .10 to .14.
     name: 'more nodes than the underlay and management ranges hold',
-    yaml: manyNodes(6, 'addressing: {underlayCIDR: 172.30.0.0/29, managementCIDR: 172.31.0.8/29}\n'),
+    yaml: manyNodes(6, 'addressing: {underlayCIDR: 172.30.0.0/28, managementCIDR: 172.31.0.16/28}\n'),
     issues: [
-      issue('nodes', '6 nodes but underlayCIDR 172.30.0.0/29 has room for 5'),
-      issue('nodes', '6 nodes but managementCIDR 172.31.0.8/29 has room for 5'),
+      issue('nodes', '6 nodes but underlayCIDR 172.30.0.0/28 has room for 5'),
+      issue('nodes', '6 nodes but managementCIDR 172.31.0.16/28 has room for 5'),
     ],
+  },
+  {
+    name: 'a /29 is a valid range that holds no node',
+    yaml: manyNodes(1, 'addressing: {underlayCIDR: 172.30.0.0/29}\n'),
+    issues: [issue('nodes', '1 node but underlayCIDR 172.30.0.0/29 has room for 0')],
   },
   {
     name: 'more nodes than the pod range has /24s',
