@@ -3,6 +3,7 @@
 import type { Pod, Topology } from '../topology/model.ts';
 import { formatCidr, hostAddress, parseCidr } from './addr.ts';
 import * as names from './names.ts';
+import { NODE_HOST_OFFSET } from '../topology/validate.ts';
 
 /** Pods reach their node through this link-local gateway (a static neighbour entry). */
 export const POD_GATEWAY_IP = '169.254.1.1';
@@ -75,8 +76,8 @@ export function planLab(topology: Topology, lab = topology.name): LabPlan {
       name: node.name,
       id: i + 1,
       netns: names.nodeNetns(lab, node.name),
-      underlayIp: hostAddress(underlay, 10 + i),
-      mgmtIp: hostAddress(mgmt, 10 + i),
+      underlayIp: hostAddress(underlay, NODE_HOST_OFFSET + i),
+      mgmtIp: hostAddress(mgmt, NODE_HOST_OFFSET + i),
       podCidr: formatCidr(podCidr),
       fabricPort: names.fabricPortIfname(node.name),
       mgmtPort: names.mgmtPortIfname(node.name),

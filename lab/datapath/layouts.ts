@@ -171,7 +171,7 @@ export const STRUCTS: StructLayout[] = [
   {
     name: 'ct_entry',
     doc: 'Value of cilium_ct4: lifetime (refreshed on use) and what the policy decided when the connection was set up.',
-    size: 48,
+    size: 40,
     fields: [
       { name: 'expires', type: 'u64', doc: 'bpf_ktime_get_ns() deadline; past it the entry counts as absent' },
       { name: 'created', type: 'u64', doc: 'bpf_ktime_get_ns() at setup' },
@@ -181,7 +181,6 @@ export const STRUCTS: StructLayout[] = [
       { name: 'remote_node_id', type: 'u16', doc: 'node of the other end at setup (0 = this node)' },
       { name: 'tcp_flags', type: 'u8', doc: 'every TCP flag seen so far' },
       { name: 'auth_type', type: 'u8', doc: 'auth type the policy required at setup (0 = none)' },
-      pad('pad', 8),
     ],
   },
   {
