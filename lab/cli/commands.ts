@@ -56,8 +56,13 @@ export const COMMANDS: Record<string, Command> = {
 
   up: {
     summary: 'build a lab from a topology file',
-    args: 'FILE [--name N]',
-    options: { name: { type: 'string', short: 'n' } },
+    args: 'FILE [--name N] [--no-agents] [--svid-ttl S] [--gc-interval S]',
+    options: {
+      name: { type: 'string', short: 'n' },
+      'no-agents': { type: 'boolean' },
+      'svid-ttl': { type: 'string' },
+      'gc-interval': { type: 'string' },
+    },
     run: async ([file], v) => {
       if (!file) throw new UsageError('up: missing FILE');
       let topo;
@@ -82,7 +87,12 @@ export const COMMANDS: Record<string, Command> = {
       const started = performance.now();
       try {
         const { upWithDatapath } = await import('../core/lab.ts');
-        const plan = await upWithDatapath(topo, { name: lab, topologyFile: file, progress: printProgress, signal: abort.signal });
+        const plan = await upWithDatapath(topo, {
+          name: lab, topologyFile: file, progress: printProgress, signal: abort.signal,
+          agents: !v['no-agents'],
+          svidTtlMs: seconds(v['svid-ttl'], 'svid-ttl'),
+          gcIntervalMs: seconds(v['gc-interval'], 'gc-interval'),
+        });
         const pods = plan.nodes.reduce((n, node) => n + node.pods.length, 0);
         console.log(`lab "${lab}" is up: ${plan.nodes.length} nodes, ${pods} pods in ${Math.round(performance.now() - started)} ms`);
         return 0;
@@ -179,6 +189,14 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** A positive number of seconds from an option, in ms. */
+function seconds(value: string | boolean | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0)) throw new UsageError(`--${name}: expected a positive number of seconds, got "${value}"`);
+  return n * 1000;
+}
 
 function formatStatus(s: LabStatus): string {
   const lines = [`lab ${s.lab}: ${s.phase}${s.createdAt ? ` since ${s.createdAt}` : ''}${s.topologyFile ? ` (${s.topologyFile})` : ''}`];

@@ -9,6 +9,9 @@ import type { TLSSocket } from 'node:tls';
 import type { Registry } from './registry.ts';
 
 export const CONTROL_PORT = 9443;
+/** The control plane's own credential (issued as the node credential of "control-plane"). */
+export const CONTROL_PLANE_NAME = 'control-plane';
+export const CONTROL_PLANE_SPIFFE_ID = `spiffe://spiffe.cilium/node/${CONTROL_PLANE_NAME}`;
 /** Agents treat a stream without a line for this long as dead and reconnect. */
 export const HEARTBEAT_MS = 1000;
 

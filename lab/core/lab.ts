@@ -1,8 +1,125 @@
-// The whole lab: the kernel build of up.ts plus the datapath on top.
+// The whole lab: the kernel build of up.ts, then the datapath on every pod
+// veth, the control plane with its CA, and one agent per node.
+import 'reflect-metadata';
+import { mkdir, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
-import { upLab, type UpOptions } from './up.ts';
+import { upLab, type ExtraStep, type UpOptions } from './up.ts';
 import type { LabPlan } from './plan.ts';
+import { writeState, type LabState } from './state.ts';
+import { startDaemon } from './daemon.ts';
+import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
+import { podLabels } from '../topology/validate.ts';
+import { attachEndpoints, loadNodeDatapath, readIfindexes, type PolicyMode } from '../datapath/load.ts';
+import { compileNodeState, writeNodeState } from '../datapath/state.ts';
+import { createCa, saveCa, issueNodeCredential, type Ca } from '../spiffe/ca.ts';
+import { controlConfigFile, controlDir, controlSocket, type ControlConfig } from '../control/config.ts';
+import { CONTROL_PLANE_NAME, CONTROL_PORT } from '../control/server.ts';
+import { agentConfigFile, agentDir, keyLogFile, type AgentConfig } from '../agent/config.ts';
+import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 
-export async function upWithDatapath(topology: Topology, opts: UpOptions): Promise<LabPlan> {
-  return upLab(topology, { ...opts, extraSteps: [...(opts.extraSteps ?? [])] });
+export interface LabOptions extends UpOptions {
+  /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */
+  agents?: boolean;
+  svidTtlMs?: number;
+  /** Auth-map GC interval of the agents (Cilium: 5 min). */
+  gcIntervalMs?: number;
+  policyMode?: PolicyMode;
+}
+
+export async function upWithDatapath(topology: Topology, opts: LabOptions): Promise<LabPlan> {
+  const identities = allocateIdentities(topology);
+  let ca: Ca | undefined;
+  const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts.policyMode) }];
+  if (opts.agents !== false) {
+    steps.push(
+      { name: 'control', run: async (plan, state) => { ca = await startControlPlane(plan, state, identities, opts); } },
+      { name: 'agents', run: (plan, state) => startAgents(plan, state, ca!, opts) },
+    );
+  }
+  return upLab(topology, { ...opts, extraSteps: [...steps, ...(opts.extraSteps ?? [])] });
+}
+
+/** Loads one datapath object per node, attaches it to every pod veth, and fills the maps from the topology. */
+async function installDatapath(plan: LabPlan, state: LabState, identities: IdentityAllocation, policyMode?: PolicyMode): Promise<void> {
+  for (const p of state.pods) p.identity = identities.byPod.get(p.name);
+  await writeState(state);
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode });
+      await attachEndpoints(n.netns, n.pods.map((p) => p.lxc), dp.progPins);
+      const ifindexes = await readIfindexes(n.netns);
+      await writeNodeState(plan.lab, n.name, compileNodeState(plan, n.name, identities), ifindexes);
+    }),
+  );
+}
+
+async function writePrivate(path: string, text: string): Promise<void> {
+  await writeFile(path, text, { mode: 0o600 });
+}
+
+/** The CA (its key stays in the control plane's state, mode 0600) and the control-plane process. */
+async function startControlPlane(plan: LabPlan, state: LabState, identities: IdentityAllocation, opts: LabOptions): Promise<Ca> {
+  const dir = controlDir(plan.lab);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = await createCa();
+  await saveCa(ca, `${dir}/ca.key.pem`);
+  await writeFile(`${dir}/ca.pem`, ca.certPem);
+  const cred = await issueNodeCredential(ca, CONTROL_PLANE_NAME);
+  await writePrivate(`${dir}/server.pem`, cred.certPem);
+  await writePrivate(`${dir}/server.key.pem`, cred.keyPem!);
+  const config: ControlConfig = {
+    lab: plan.lab,
+    host: plan.controlIp,
+    caFile: `${dir}/ca.key.pem`,
+    certFile: `${dir}/server.pem`,
+    keyFile: `${dir}/server.key.pem`,
+    adminSocket: controlSocket(plan.lab),
+    svidTtlMs: opts.svidTtlMs ?? DEFAULT_SVID_TTL_MS,
+    nodes: plan.nodes.map((n) => ({ name: n.name, id: n.id, underlayIp: n.underlayIp, mgmtIp: n.mgmtIp, podCidr: n.podCidr })),
+    endpoints: plan.nodes.flatMap((n) =>
+      n.pods.map((p) => ({ pod: p.name, node: n.name, ip: p.ip, labels: podLabels(p.spec), identity: identities.byPod.get(p.name)! })),
+    ),
+    identities: identities.identities.map((i) => ({ id: i.id, labels: i.labels })),
+    policies: plan.topology.policies,
+  };
+  await writePrivate(controlConfigFile(plan.lab), JSON.stringify(config, null, 2));
+  const proc = await startDaemon({
+    lab: plan.lab, node: 'cp', role: 'control-plane', netns: plan.controlNetns,
+    script: 'lab/control/main.ts', args: [controlConfigFile(plan.lab)],
+  });
+  state.processes.push(proc);
+  await writeState(state);
+  return ca;
+}
+
+/** One agent per node, each with its node credential for the control plane. */
+async function startAgents(plan: LabPlan, state: LabState, ca: Ca, opts: LabOptions): Promise<void> {
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      const dir = agentDir(plan.lab, n.name);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const cred = await issueNodeCredential(ca, n.name);
+      await writePrivate(`${dir}/node.pem`, cred.certPem);
+      await writePrivate(`${dir}/node.key.pem`, cred.keyPem!);
+      await writeFile(`${dir}/ca.pem`, ca.certPem);
+      const config: AgentConfig = {
+        lab: plan.lab,
+        node: n.name,
+        underlayIp: n.underlayIp,
+        controlUrl: `https://${plan.controlIp}:${CONTROL_PORT}`,
+        trustBundleFile: `${dir}/ca.pem`,
+        nodeCertFile: `${dir}/node.pem`,
+        nodeKeyFile: `${dir}/node.key.pem`,
+        keyLogFile: keyLogFile(plan.lab),
+        gcIntervalMs: opts.gcIntervalMs ?? 5 * 60_000,
+        rotateAtFraction: 2 / 3,
+      };
+      await writePrivate(agentConfigFile(plan.lab, n.name), JSON.stringify(config, null, 2));
+      const proc = await startDaemon({
+        lab: plan.lab, node: n.name, role: 'agent', netns: n.netns, script: 'lab/agent/main.ts', args: [agentConfigFile(plan.lab, n.name)],
+      });
+      state.processes.push(proc);
+    }),
+  );
+  await writeState(state);
 }

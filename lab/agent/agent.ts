@@ -1,0 +1,335 @@
+// The node agent: one per node, in the node's namespace. It keeps the maps
+// in sync with the control plane, is the single reader of the signal map,
+// performs the out-of-band mutual-auth handshake, and writes and
+// garbage-collects the auth map — as Cilium's pkg/auth does.
+import { request } from 'node:https';
+import { readFile } from 'node:fs/promises';
+import type { ClusterSnapshot } from '../control/registry.ts';
+import { CONTROL_PLANE_SPIFFE_ID, HEARTBEAT_MS } from '../control/server.ts';
+import { dumpAuth, deleteAuthEntry, writeAuthEntry } from '../datapath/auth.ts';
+import { streamSignals, type EventStream } from '../datapath/events.ts';
+import { IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, type AuthKey } from '../datapath/generated.ts';
+import { readIfindexes } from '../datapath/load.ts';
+import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
+import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
+import { AuthError, authenticate, startAuthServer, AUTH_PORT, type AuthServer, type CertAndKey } from './handshake.ts';
+import type { AgentConfig } from './config.ts';
+import { planFromSnapshot } from './cluster.ts';
+import { nodeNetns } from '../core/names.ts';
+
+/** Cilium backs a key off for 1 s after a request, "based on the default TCP retransmission timeout". */
+export const AUTH_BACKOFF_MS = 1000;
+/** Cilium's request queue length. */
+export const AUTH_QUEUE_MAX = 1024;
+
+export type Log = (event: string, fields?: Record<string, unknown>) => void;
+
+/** One structured JSON line per event on stdout (shown by `lab logs`). */
+export const jsonLog = (component: string, node: string): Log => (event, fields = {}) => {
+  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), component, node, event, ...fields }) + '\n');
+};
+
+interface Svid extends CertAndKey {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+const keyText = (k: AuthKey) => `${k.localSecLabel}:${k.remoteSecLabel}:${k.remoteNodeId}:${k.authType}`;
+
+export class NodeAgent {
+  private snapshot?: ClusterSnapshot;
+  private compiled?: NodeDatapathState;
+  private readonly svids = new Map<number, Svid>();
+  private readonly pending = new Set<string>();
+  private readonly lastRequest = new Map<string, number>();
+  private queued = 0;
+  private signals?: EventStream;
+  private authServer?: AuthServer;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private watchAbort?: AbortController;
+  private trustBundle = '';
+  private nodeCert = '';
+  private nodeKey = '';
+
+  constructor(private readonly cfg: AgentConfig, private readonly log: Log) {}
+
+  async start(): Promise<void> {
+    [this.trustBundle, this.nodeCert, this.nodeKey] = await Promise.all([
+      readFile(this.cfg.trustBundleFile, 'utf8'), readFile(this.cfg.nodeCertFile, 'utf8'), readFile(this.cfg.nodeKeyFile, 'utf8'),
+    ]);
+    this.authServer = await startAuthServer({
+      host: this.cfg.underlayIp,
+      port: AUTH_PORT,
+      trustBundlePem: this.trustBundle,
+      keyLogFile: this.cfg.keyLogFile,
+      getCertificate: (id) => this.svids.get(id),
+      onHandshake: (e) => this.log('auth-served', { sni: e.sni, peer: e.peerSpiffeId ?? e.peerUris, from: `${e.remoteAddress}:${e.remotePort}`, ms: round(e.durationMs) }),
+      onError: (e) => this.log('auth-serve-failed', { reason: e.reason, message: e.message, sni: e.sni, from: e.remoteAddress }),
+    });
+    // The single reader of this node's signal map.
+    this.signals = streamSignals(this.cfg.lab, this.cfg.node, (s) => {
+      if (s.signalNr === SIGNAL_AUTH_REQUIRED) this.onAuthRequired(s.auth);
+    });
+    await this.signals.ready;
+    this.watch();
+    this.timers.push(setInterval(() => void this.gc('interval'), this.cfg.gcIntervalMs));
+    this.timers.push(setInterval(() => void this.rotateSvids(), 1000));
+    this.log('started', { underlay: this.cfg.underlayIp, authPort: AUTH_PORT, control: this.cfg.controlUrl });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.watchAbort?.abort();
+    await this.signals?.stop().catch(() => undefined);
+    await this.authServer?.close();
+  }
+
+  // ---- control plane ----------------------------------------------------------
+
+  /** The watch stream; reconnects with a short backoff, and when heartbeats stop (partition). */
+  private watch(): void {
+    if (this.stopping) return;
+    const abort = new AbortController();
+    this.watchAbort = abort;
+    let lastLine = Date.now();
+    let buffered = '';
+    const retry = () => {
+      if (abort.signal.aborted) return;
+      abort.abort();
+      clearInterval(watchdog);
+      if (!this.stopping) setTimeout(() => this.watch(), 500);
+    };
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastLine > 3 * HEARTBEAT_MS) {
+        this.log('control-plane-lost', { silentMs: Date.now() - lastLine });
+        retry();
+      }
+    }, HEARTBEAT_MS);
+    const req = request(
+      `${this.cfg.controlUrl}/v1/watch`,
+      { ...this.controlTls(), signal: abort.signal },
+      (res) => {
+        if (res.statusCode !== 200) {
+          this.log('control-plane-refused', { status: res.statusCode });
+          res.resume();
+          return retry();
+        }
+        this.log('control-plane-connected', {});
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          lastLine = Date.now();
+          buffered += chunk;
+          let nl;
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl);
+            buffered = buffered.slice(nl + 1);
+            const msg = JSON.parse(line) as { type: string; snapshot?: ClusterSnapshot };
+            if (msg.type === 'snapshot' && msg.snapshot) void this.applySnapshot(msg.snapshot);
+          }
+        });
+        res.on('end', retry);
+        res.on('error', retry);
+      },
+    );
+    req.on('error', (e) => {
+      if (!abort.signal.aborted) this.log('control-plane-unreachable', { error: e.message });
+      retry();
+    });
+    req.end();
+  }
+
+  private applying = Promise.resolve();
+  /** Serialised: snapshots apply in order, each one fully. */
+  private applySnapshot(snap: ClusterSnapshot): Promise<void> {
+    this.applying = this.applying.then(async () => {
+      if (this.snapshot && snap.version < this.snapshot.version) return;
+      try {
+        const { plan, identities } = planFromSnapshot(this.cfg.lab, snap);
+        const state = compileNodeState(plan, this.cfg.node, identities);
+        const ifindexes = await readIfindexes(nodeNetns(this.cfg.lab, this.cfg.node));
+        // Endpoints whose veth is not there yet are written on a later snapshot.
+        state.endpoints = state.endpoints.filter((e) => ifindexes.has(e.lxc));
+        state.policy = state.policy.filter((e) => ifindexes.has(e.lxc));
+        const stats = await writeNodeState(this.cfg.lab, this.cfg.node, state, ifindexes);
+        const first = !this.snapshot;
+        this.snapshot = snap;
+        this.compiled = state;
+        this.log('maps-synced', { version: snap.version, ...stats });
+        await this.ensureSvids();
+        if (!first) await this.gc('snapshot');
+      } catch (e) {
+        this.log('sync-failed', { version: snap.version, error: (e as Error).message });
+      }
+    });
+    return this.applying;
+  }
+
+  // ---- SVIDs --------------------------------------------------------------------
+
+  /** An SVID for every identity with a pod on this node; the key pair never leaves the node. */
+  private async ensureSvids(): Promise<void> {
+    const local = new Set(this.compiled?.endpoints.map((e) => e.identity) ?? []);
+    for (const id of local) if (!this.svids.has(id)) await this.fetchSvid(id, 'new');
+    for (const id of [...this.svids.keys()]) {
+      if (!local.has(id)) {
+        this.svids.delete(id);
+        this.log('svid-dropped', { identity: id });
+      }
+    }
+  }
+
+  private async fetchSvid(identity: number, why: string): Promise<void> {
+    try {
+      const key = await generateSvidKey();
+      const res = await this.controlPost('/v1/svid', { identity, publicKeyPem: key.publicKeyPem });
+      const certPem = String(res.certPem);
+      const notAfter = certNotAfter(certPem);
+      this.svids.set(identity, { certPem, keyPem: key.keyPem, notBefore: new Date(), notAfter });
+      this.log('svid-received', { identity, why, notAfter: notAfter.toISOString() });
+    } catch (e) {
+      this.log('svid-failed', { identity, error: (e as Error).message });
+    }
+  }
+
+  /** Rotation before expiry, then re-authentication of every entry that used the old SVID. */
+  private async rotateSvids(): Promise<void> {
+    const now = Date.now();
+    for (const [id, svid] of this.svids) {
+      const life = svid.notAfter.getTime() - svid.notBefore.getTime();
+      if (now < svid.notBefore.getTime() + life * this.cfg.rotateAtFraction) continue;
+      await this.fetchSvid(id, 'rotation');
+      for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => [])) {
+        if (entry.key.localSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
+      }
+    }
+  }
+
+  /**
+   * Mutual TLS to the control plane: our node credential, its certificate
+   * checked against the lab CA and by its SPIFFE id (it has no IP SAN).
+   */
+  private controlTls() {
+    return {
+      cert: this.nodeCert, key: this.nodeKey, ca: this.trustBundle, minVersion: 'TLSv1.3' as const,
+      checkServerIdentity: (_host: string, cert: { subjectaltname?: string }) =>
+        cert.subjectaltname?.includes(`URI:${CONTROL_PLANE_SPIFFE_ID}`) ? undefined : new Error(`control plane presented ${cert.subjectaltname}`),
+    };
+  }
+
+  private controlPost(path: string, body: unknown): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${this.cfg.controlUrl}${path}`, {
+        method: 'POST', ...this.controlTls(), timeout: 5000,
+        headers: { 'content-type': 'application/json' },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const json = JSON.parse(text || '{}') as Record<string, unknown>;
+          if (res.statusCode === 200) resolve(json);
+          else reject(new Error(`control plane answered ${res.statusCode}: ${json.error ?? text}`));
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('control plane timed out')));
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  }
+
+  // ---- authentication -------------------------------------------------------------
+
+  /** Intake of an auth request: skip reserved identities, de-duplicate, back off 1 s per key. */
+  onAuthRequired(key: AuthKey, why = 'signal'): void {
+    const k = keyText(key);
+    if (key.localSecLabel < IDENTITY_MIN_CLUSTER || key.remoteSecLabel < IDENTITY_MIN_CLUSTER) {
+      this.log('auth-skipped', { key: k, reason: 'reserved identity' });
+      return;
+    }
+    if (this.pending.has(k)) return;
+    const last = this.lastRequest.get(k) ?? 0;
+    if (why === 'signal' && Date.now() - last < AUTH_BACKOFF_MS) return;
+    if (this.queued >= AUTH_QUEUE_MAX) {
+      this.log('auth-queue-full', { key: k });
+      return;
+    }
+    this.pending.add(k);
+    this.lastRequest.set(k, Date.now());
+    this.queued++;
+    void this.authenticate(key, why).finally(() => {
+      this.pending.delete(k);
+      this.queued--;
+    });
+  }
+
+  private async authenticate(key: AuthKey, why: string): Promise<void> {
+    const k = keyText(key);
+    const started = performance.now();
+    const remoteNodeIp = key.remoteNodeId === 0
+      ? this.cfg.underlayIp
+      : this.snapshot?.nodes.find((n) => n.id === key.remoteNodeId)?.underlayIp;
+    if (!remoteNodeIp) {
+      this.log('auth-failed', { key: k, reason: 'unknown-node', detail: `no node with id ${key.remoteNodeId} (control plane not synced?)` });
+      return;
+    }
+    const svid = this.svids.get(key.localSecLabel);
+    if (!svid) {
+      this.log('auth-failed', { key: k, reason: 'no-local-svid', detail: `this node holds no SVID for identity ${key.localSecLabel}` });
+      return;
+    }
+    try {
+      const r = await authenticate({
+        remoteNodeIp, localIdentity: key.localSecLabel, remoteIdentity: key.remoteSecLabel, localCert: svid,
+        trustBundlePem: this.trustBundle, keyLogFile: this.cfg.keyLogFile,
+      });
+      await writeAuthEntry(this.cfg.lab, this.cfg.node, key, r.expiration);
+      this.log('auth-completed', {
+        key: k, why, peer: r.peerSpiffeId, remoteNodeIp, expiration: r.expiration.toISOString(),
+        handshakeMs: round(r.durationMs), totalMs: round(performance.now() - started),
+      });
+    } catch (e) {
+      if (e instanceof AuthError) this.log('auth-failed', { key: k, reason: e.reason, detail: e.message });
+      else this.log('auth-failed', { key: k, reason: 'error', detail: (e as Error).message });
+    }
+  }
+
+  // ---- garbage collection --------------------------------------------------------
+
+  /**
+   * Removes auth entries that are expired, whose remote node or identity is
+   * gone, or that no policy of this node requires any more (Cilium's authmap_gc).
+   */
+  async gc(trigger: string): Promise<number> {
+    const snap = this.snapshot;
+    if (!snap || !this.compiled) return 0;
+    const nodeIds = new Set(snap.nodes.map((n) => n.id));
+    const identities = new Set(snap.identities.map((i) => i.id));
+    const local = new Map(this.compiled.endpoints.map((e) => [e.lxc, e.identity]));
+    const required = new Set<string>();
+    for (const p of this.compiled.policy) {
+      if ((p.authType & 0x7f) === 0) continue;
+      required.add(`${local.get(p.lxc)}:${p.peerIdentity}`);
+    }
+    const requires = (l: number, r: number) => required.has(`${l}:${r}`) || required.has(`${l}:0`);
+    let removed = 0;
+    const now = Date.now();
+    for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => [])) {
+      const { key } = entry;
+      let why: string | undefined;
+      if (entry.expiration.getTime() <= now) why = 'expired';
+      else if (key.remoteNodeId !== 0 && !nodeIds.has(key.remoteNodeId)) why = 'node deleted';
+      else if (!identities.has(key.localSecLabel) || !identities.has(key.remoteSecLabel)) why = 'identity deleted';
+      else if (!requires(key.localSecLabel, key.remoteSecLabel)) why = 'no policy requires it';
+      if (!why) continue;
+      if (await deleteAuthEntry(this.cfg.lab, this.cfg.node, key)) {
+        removed++;
+        this.log('auth-gc', { key: keyText(key), why, trigger });
+      }
+    }
+    return removed;
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;

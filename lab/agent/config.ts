@@ -1,0 +1,32 @@
+// What `lab up` hands each node agent: a JSON file in the lab's state
+// directory. Secrets live in files beside it (mode 0600), never in argv.
+import { readFile } from 'node:fs/promises';
+import { stateDir } from '../core/names.ts';
+
+export interface AgentConfig {
+  lab: string;
+  node: string;
+  /** This node's underlay address: where the auth server listens (port 4250). */
+  underlayIp: string;
+  /** https://<control-plane-ip>:9443 */
+  controlUrl: string;
+  /** The CA certificate: trust bundle for SVIDs and for the control plane. */
+  trustBundleFile: string;
+  /** The node credential (mutual TLS to the control plane). */
+  nodeCertFile: string;
+  nodeKeyFile: string;
+  /** NSS key log of every handshake, for captures. */
+  keyLogFile: string;
+  /** Auth-map garbage collection interval (Cilium: 5 min). */
+  gcIntervalMs: number;
+  /** Renew an SVID once this fraction of its lifetime has passed. */
+  rotateAtFraction: number;
+}
+
+export const agentDir = (lab: string, node: string) => `${stateDir(lab)}/agent-${node}`;
+export const agentConfigFile = (lab: string, node: string) => `${agentDir(lab, node)}/config.json`;
+export const keyLogFile = (lab: string) => `${stateDir(lab)}/tls-keylog.txt`;
+
+export async function readAgentConfig(path: string): Promise<AgentConfig> {
+  return JSON.parse(await readFile(path, 'utf8')) as AgentConfig;
+}

@@ -1,0 +1,23 @@
+// The node-agent process, run by `lab up` in each node namespace.
+import 'reflect-metadata';
+import { READY_LINE } from '../core/daemon.ts';
+import { NodeAgent, jsonLog } from './agent.ts';
+import { readAgentConfig } from './config.ts';
+
+const configPath = process.argv[2];
+if (!configPath) {
+  process.stderr.write('usage: agent/main.ts CONFIG.json\n');
+  process.exit(2);
+}
+const cfg = await readAgentConfig(configPath);
+const log = jsonLog('agent', cfg.node);
+const agent = new NodeAgent(cfg, log);
+process.on('uncaughtException', (e) => log('uncaught', { error: e.message, stack: e.stack }));
+await agent.start();
+process.stdout.write(`${READY_LINE}\n`);
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    void agent.stop().finally(() => process.exit(0));
+  });
+}

@@ -1,0 +1,30 @@
+// What `lab up` hands the control-plane process: a JSON file in the lab's
+// state directory; the CA key sits beside it with mode 0600.
+import { readFile } from 'node:fs/promises';
+import { stateDir } from '../core/names.ts';
+import type { IdentityInfo, Endpoint, NodeInfo } from './registry.ts';
+import type { Policy } from '../topology/model.ts';
+
+export interface ControlConfig {
+  lab: string;
+  /** Address on the management bridge. */
+  host: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  adminSocket: string;
+  svidTtlMs: number;
+  /** The cluster as the topology describes it. */
+  nodes: NodeInfo[];
+  endpoints: Endpoint[];
+  identities: IdentityInfo[];
+  policies: Policy[];
+}
+
+export const controlDir = (lab: string) => `${stateDir(lab)}/control`;
+export const controlConfigFile = (lab: string) => `${controlDir(lab)}/config.json`;
+export const controlSocket = (lab: string) => `${controlDir(lab)}/admin.sock`;
+
+export async function readControlConfig(path: string): Promise<ControlConfig> {
+  return JSON.parse(await readFile(path, 'utf8')) as ControlConfig;
+}

@@ -1,0 +1,46 @@
+// The control-plane process, run by `lab up` in the lab's control-plane
+// namespace: node:https for agents, a unix socket for the CLI.
+import 'reflect-metadata';
+import { readFile, rm } from 'node:fs/promises';
+import { loadCa, issueSvid } from '../spiffe/ca.ts';
+import { READY_LINE } from '../core/daemon.ts';
+import { jsonLog } from '../agent/agent.ts';
+import { readControlConfig } from './config.ts';
+import { Registry } from './registry.ts';
+import { startControlServers } from './server.ts';
+
+const configPath = process.argv[2];
+if (!configPath) {
+  process.stderr.write('usage: control/main.ts CONFIG.json\n');
+  process.exit(2);
+}
+const cfg = await readControlConfig(configPath);
+const log = jsonLog('control-plane', 'cp');
+const ca = await loadCa(cfg.caFile);
+const registry = new Registry(cfg.nodes, cfg.policies, cfg.identities);
+for (const e of cfg.endpoints) registry.addEndpoint(e.pod, e.node, e.ip, e.labels);
+
+await rm(cfg.adminSocket, { force: true });
+const servers = startControlServers({
+  registry,
+  host: cfg.host,
+  adminSocket: cfg.adminSocket,
+  tls: { certPem: await readFile(cfg.certFile, 'utf8'), keyPem: await readFile(cfg.keyFile, 'utf8'), caPem: ca.certPem },
+  issuer: {
+    issue: async (identity, publicKeyPem) => {
+      const svid = await issueSvid(ca, identity, { publicKey: publicKeyPem, ttlMs: cfg.svidTtlMs });
+      return { certPem: svid.certPem, notAfter: svid.notAfter.toISOString() };
+    },
+  },
+  log,
+});
+await servers.listen();
+log('started', { host: cfg.host, nodes: cfg.nodes.length, endpoints: cfg.endpoints.length });
+process.stdout.write(`${READY_LINE}\n`);
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    servers.close();
+    process.exit(0);
+  });
+}
