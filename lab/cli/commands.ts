@@ -11,7 +11,9 @@ import { loadTopologyFile, formatIssues, TopologyError } from '../topology/valid
 import { printProgress } from './print.ts';
 import { execa } from 'execa';
 
-export class UsageError extends Error {}
+import { UsageError } from './errors.ts';
+import { CLUSTER_COMMANDS } from './cluster-commands.ts';
+export { UsageError };
 
 type Values = Record<string, string | boolean | undefined>;
 export interface Command {
@@ -198,6 +200,8 @@ function seconds(value: string | boolean | undefined, name: string): number | un
   return n * 1000;
 }
 
+Object.assign(COMMANDS, CLUSTER_COMMANDS);
+
 function formatStatus(s: LabStatus): string {
   const lines = [`lab ${s.lab}: ${s.phase}${s.createdAt ? ` since ${s.createdAt}` : ''}${s.topologyFile ? ` (${s.topologyFile})` : ''}`];
   for (const n of s.nodes) {
@@ -214,7 +218,6 @@ function formatStatus(s: LabStatus): string {
 }
 
 export function usage(): string {
-  const width = Math.max(...Object.entries(COMMANDS).map(([n, c]) => n.length + c.args.length + 1));
-  const lines = Object.entries(COMMANDS).map(([n, c]) => `  lab ${`${n} ${c.args}`.padEnd(width)}  ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(([n, c]) => `  lab ${n} ${c.args}\n      ${c.summary}`);
   return `usage:\n${lines.join('\n')}\n`;
 }

@@ -37,6 +37,8 @@ export interface LabState {
   phase: 'creating' | 'up' | 'failed';
   createdAt: string;
   topologyFile?: string;
+  /** The cluster pod range (topology addressing.podCIDR). */
+  podRange: string;
   /** Every namespace the lab has created or is about to create. */
   netns: string[];
   nodes: NodeState[];

@@ -52,6 +52,7 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
     phase: 'creating',
     createdAt: new Date().toISOString(),
     topologyFile: opts.topologyFile,
+    podRange: topology.addressing.podCIDR,
     netns: [],
     nodes: plan.nodes.map((n) => ({
       name: n.name, id: n.id, netns: n.netns, underlayIp: n.underlayIp, mgmtIp: n.mgmtIp, podCidr: n.podCidr,

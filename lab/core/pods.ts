@@ -1,0 +1,111 @@
+// Pods on a running lab: `lab pod add|del`. The kernel side (namespace,
+// veth, routes, programs) is done here; the control plane then allocates the
+// identity and every agent learns the endpoint through its watch stream.
+import { ipBatch, run } from '../kernel/run.ts';
+import { attachEndpoints } from '../datapath/load.ts';
+import { registerPod, unregisterPod } from '../control/client.ts';
+import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
+import { cidrContains, hostAddress, parseCidr } from './addr.ts';
+import * as names from './names.ts';
+import { POD_GATEWAY_IP } from './plan.ts';
+import { readState, writeState, type LabState } from './state.ts';
+
+export interface PodAddOptions {
+  lab: string;
+  node: string;
+  pod: string;
+  labels: Record<string, string>;
+  namespace?: string;
+  serviceAccount?: string;
+  /** Reuse a given address (the identity-confusion scenario needs it). */
+  ip?: string;
+}
+
+async function labState(lab: string): Promise<LabState> {
+  const state = await readState(lab);
+  if (!state || state.phase !== 'up') throw new Error(`lab "${lab}" is not up (see \`lab status\`)`);
+  return state;
+}
+
+export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identity: number }> {
+  const state = await labState(opts.lab);
+  const node = state.nodes.find((n) => n.name === opts.node);
+  if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
+  if (!names.OBJECT_NAME_RE.test(opts.pod)) throw new Error(`invalid pod name "${opts.pod}": use a DNS label (a-z, 0-9, "-")`);
+  if (state.pods.some((p) => p.name === opts.pod)) throw new Error(`pod "${opts.pod}" already exists in lab "${opts.lab}"`);
+  const range = parseCidr(node.podCidr);
+  let ip = opts.ip;
+  if (ip) {
+    if (!cidrContains(range, ip)) throw new Error(`IP ${ip} is outside node ${node.name}'s pod range ${node.podCidr}`);
+    const holder = state.pods.find((p) => p.ip === ip);
+    if (holder) throw new Error(`IP ${ip} is in use by pod "${holder.name}"`);
+  } else {
+    const used = new Set(state.pods.map((p) => p.ip));
+    for (let i = 2; i < 255 && !ip; i++) if (!used.has(hostAddress(range, i))) ip = hostAddress(range, i);
+    if (!ip) throw new Error(`node ${node.name} has no free pod address`);
+  }
+  const netns = names.podNetns(opts.lab, opts.pod);
+  const lxc = names.lxcIfname(opts.pod);
+  const lxcMac = names.macAddress(opts.lab, opts.pod, 'lxc');
+  const podMac = names.macAddress(opts.lab, opts.pod, 'pod');
+  const labels = podLabels({ labels: opts.labels, namespace: opts.namespace ?? 'default', serviceAccount: opts.serviceAccount ?? 'default' });
+
+  // Recorded first, so `down` finds the namespace even if we crash midway.
+  state.netns.push(netns);
+  await writeState(state);
+  try {
+    await run(['ip', 'netns', 'add', netns]);
+    await ipBatch([
+      `link add ${lxc} address ${lxcMac} type veth peer name ${names.POD_IFNAME} address ${podMac} netns ${netns}`,
+      `link set ${lxc} addrgenmode none`,
+      `link set ${lxc} up`,
+      `route add ${ip}/32 dev ${lxc}`,
+      `neigh replace ${ip} lladdr ${podMac} dev ${lxc} nud permanent`,
+    ], node.netns);
+    await ipBatch([
+      'link set lo up',
+      `link set ${names.POD_IFNAME} addrgenmode none`,
+      `addr add ${ip}/32 dev ${names.POD_IFNAME}`,
+      `link set ${names.POD_IFNAME} up`,
+      `neigh replace ${POD_GATEWAY_IP} lladdr ${lxcMac} dev ${names.POD_IFNAME} nud permanent`,
+      `route add ${state.podRange} via ${POD_GATEWAY_IP} dev ${names.POD_IFNAME} onlink`,
+    ], netns);
+    await attachEndpoints(node.netns, [lxc], names.nodeProgPins(opts.lab, node.name));
+    const ep = await registerPod(opts.lab, { pod: opts.pod, node: node.name, ip, labels });
+    const { [NAMESPACE_LABEL]: _ns, [SERVICE_ACCOUNT_LABEL]: _sa, ...plain } = labels;
+    state.pods.push({ name: opts.pod, node: node.name, netns, ip, lxc, identity: ep.identity, labels: plain });
+    await writeState(state);
+    return { ip, identity: ep.identity };
+  } catch (e) {
+    await run(['ip', 'netns', 'delete', netns], { okCodes: [1] });
+    state.netns = state.netns.filter((n) => n !== netns);
+    await writeState(state);
+    throw e;
+  }
+}
+
+export async function deletePod(lab: string, pod: string): Promise<void> {
+  const state = await labState(lab);
+  const p = state.pods.find((x) => x.name === pod);
+  if (!p) throw new Error(`lab "${lab}" has no pod "${pod}" (valid: ${state.pods.map((x) => x.name).join(', ')})`);
+  await unregisterPod(lab, pod);
+  // The veth and the node's /32 route go with the namespace.
+  await run(['ip', 'netns', 'delete', p.netns], { okCodes: [1] });
+  state.pods = state.pods.filter((x) => x.name !== pod);
+  state.netns = state.netns.filter((n) => n !== p.netns);
+  await writeState(state);
+}
+
+/** Cuts a node off the control plane: its management port goes down, so its ipcache goes stale. */
+export async function partitionNode(lab: string, node: string, cut: boolean): Promise<void> {
+  const state = await labState(lab);
+  if (!state.nodes.some((n) => n.name === node)) throw new Error(`lab "${lab}" has no node "${node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
+  await run(['ip', 'link', 'set', names.mgmtPortIfname(node), cut ? 'down' : 'up'], { netns: names.controlNetns(lab) });
+}
+
+export async function isPartitioned(lab: string, node: string): Promise<boolean> {
+  const r = await run(['ip', '-j', 'link', 'show', names.mgmtPortIfname(node)], { netns: names.controlNetns(lab), okCodes: [1] });
+  if (r.exitCode !== 0) return false;
+  const [link] = JSON.parse(r.stdout) as { flags: string[] }[];
+  return !(link?.flags.includes('UP') ?? true);
+}
