@@ -1,0 +1,261 @@
+// Reading the perf arrays (cilium_signals, cilium_events) through
+// `bpftool -j map event_pipe`. Facts that shape this code (kernel-notes.md
+// and measured here):
+// - Only one reader per perf array works: each reader puts its own perf fds
+//   into the array's per-CPU slots, replacing the previous reader's. This
+//   module refuses a second reader of the same pin within one process.
+// - A record written while no reader is attached is lost (the BPF side's
+//   bpf_perf_event_output fails with ENOENT), so wait for `ready` before
+//   sending the packets that should produce events. bpftool prints nothing
+//   when it is ready; it is ready once it sleeps in epoll_wait, which
+//   /proc/<pid>/wchan shows.
+// - With -j, bpftool writes ONE JSON array that grows forever
+//   (`[{…},{…}` …), so records are cut out of the stream as they complete.
+// - Records are padded to 8 bytes (a 16-byte signal_msg arrives as 20
+//   bytes): decoders read their struct's size and ignore the rest.
+import { readFile } from 'node:fs/promises';
+import { spawn } from '../kernel/run.ts';
+import { bytesFromJson } from './bpftool.ts';
+import { decodeFlowEvent, decodeSignalMsg, type FlowEvent, type SignalMsg } from './generated.ts';
+import { mapPin } from './maps.ts';
+
+/** One record of `bpftool -j map event_pipe`. */
+export interface PerfRecord {
+  /** CPU whose buffer held the record. */
+  cpu: number;
+  /** Kernel perf timestamp (monotonic ns), when bpftool gives one. */
+  timestamp?: number;
+  /** The bytes the program sent (padded). Absent for a "lost" record. */
+  data?: Buffer;
+  /** Records the kernel dropped because the buffer was full. */
+  lost?: number;
+}
+
+/**
+ * Cuts complete top-level `{…}` objects out of a growing JSON array.
+ *
+ * bpftool's JSON writer prints an object's closing brace lazily, together
+ * with the separator of the *next* record ("},{"), so a record would wait in
+ * the pipe until another one arrives. At the end of each chunk, a record
+ * whose last field is complete is therefore closed by hand and emitted at
+ * once (`complete` decides when it is whole); its real brace is skipped later.
+ */
+export class JsonObjectStream {
+  private pending = '';
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private emittedEarly = false;
+
+  constructor(
+    private readonly onObject: (value: unknown) => void,
+    private readonly complete: (value: Record<string, unknown>) => boolean = () => false,
+  ) {}
+
+  push(chunk: string): void {
+    for (const c of chunk) {
+      if (this.depth > 0) this.pending += c;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+        continue;
+      }
+      if (c === '"' && this.depth > 0) this.inString = true;
+      else if (c === '{') {
+        if (this.depth === 0) {
+          this.pending = '{';
+          this.emittedEarly = false;
+        }
+        this.depth++;
+      } else if (c === '}' && this.depth > 0) {
+        this.depth--;
+        if (this.depth === 0) {
+          const text = this.pending;
+          this.pending = '';
+          if (!this.emittedEarly) this.onObject(JSON.parse(text));
+        }
+      }
+    }
+    this.tryEarly();
+  }
+
+  private tryEarly(): void {
+    if (this.depth !== 1 || this.inString || this.emittedEarly) return;
+    const text = this.pending.trimEnd();
+    if (!text.endsWith(']') && !text.endsWith('}') && !/\d$/.test(text)) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text + '}');
+    } catch {
+      return; // not a whole record yet
+    }
+    if (this.complete(value as Record<string, unknown>)) {
+      this.emittedEarly = true;
+      this.onObject(value);
+    }
+  }
+}
+
+interface RawRecord {
+  type?: number;
+  cpu?: number;
+  timestamp?: number;
+  data?: (string | number)[];
+  lost?: { count?: number };
+}
+
+function toRecord(raw: RawRecord): PerfRecord {
+  return {
+    cpu: raw.cpu ?? -1,
+    ...(raw.timestamp !== undefined ? { timestamp: raw.timestamp } : {}),
+    ...(raw.data ? { data: bytesFromJson(raw.data) } : {}),
+    ...(raw.lost ? { lost: raw.lost.count ?? 0 } : {}),
+  };
+}
+
+export interface EventStream {
+  /** Resolves once bpftool has attached to every CPU; rejects if it fails to. */
+  readonly ready: Promise<void>;
+  /** Stops the reader and waits for its last records; rethrows the first error of the callback. */
+  stop(): Promise<void>;
+  /** Records the kernel reported lost so far. */
+  readonly lost: number;
+}
+
+/** Perf arrays this process is reading: a second reader would silently steal the first one's events. */
+const activeReaders = new Set<string>();
+
+/** Poll interval and deadline for readiness. */
+const READY_POLL_MS = 5;
+const READY_TIMEOUT_MS = 10_000;
+
+/**
+ * Streams every record of the perf array pinned at `pinPath` to `onRecord`
+ * until stop(). Await `ready` before causing the events.
+ */
+export function streamEvents(pinPath: string, onRecord: (record: PerfRecord) => void): EventStream {
+  if (activeReaders.has(pinPath)) {
+    throw new Error(`${pinPath} already has a reader in this process (a perf array serves only one reader)`);
+  }
+  activeReaders.add(pinPath);
+
+  // stdbuf -o0: bpftool writes through stdio, which would hold records back in a pipe.
+  const child = spawn(['stdbuf', '-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', pinPath]);
+  let lost = 0;
+  let stderr = '';
+  let exited = false;
+  // A throwing callback must not become an uncaught exception in a stream
+  // handler: keep the first error and raise it from stop().
+  let failure: unknown;
+  // A sample is whole once its data array is there; a lost-record notice once its count is.
+  const whole = (v: Record<string, unknown>) => Array.isArray(v.data) || (typeof v.lost === 'object' && v.lost !== null);
+  const parser = new JsonObjectStream((value) => {
+    const record = toRecord(value as RawRecord);
+    if (record.lost) lost += record.lost;
+    try {
+      onRecord(record);
+    } catch (error) {
+      failure ??= error;
+    }
+  }, whole);
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => parser.push(chunk));
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => (stderr += chunk));
+  const done = child.then(() => {
+    exited = true;
+    activeReaders.delete(pinPath);
+  });
+
+  const ready = (async () => {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (!exited) {
+      if (child.pid !== undefined && (await sleepsInEpoll(child.pid))) return;
+      if (Date.now() > deadline) throw new Error(`bpftool event_pipe on ${pinPath} not ready after ${READY_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+    }
+    throw new Error(`bpftool event_pipe on ${pinPath} exited: ${stderr.trim() || 'no message'}`);
+  })();
+  ready.catch(() => {}); // callers that never await `ready` must not crash the process
+
+  return {
+    ready,
+    get lost() {
+      return lost;
+    },
+    async stop() {
+      if (!exited) child.kill('SIGTERM');
+      await done;
+      if (failure !== undefined) throw failure;
+    },
+  };
+}
+
+/** epoll_wait / epoll_pwait / epoll_pwait2 on x86_64, for kernels that hide wchan. */
+const EPOLL_SYSCALLS_X86_64 = new Set(['232', '281', '441']);
+
+async function sleepsInEpoll(pid: number): Promise<boolean> {
+  try {
+    const wchan = await readFile(`/proc/${pid}/wchan`, 'utf8');
+    if (/epoll/.test(wchan)) return true;
+    if (process.arch !== 'x64') return false;
+    const syscall = (await readFile(`/proc/${pid}/syscall`, 'utf8')).split(' ')[0] ?? '';
+    return EPOLL_SYSCALLS_X86_64.has(syscall);
+  } catch {
+    return false; // the process is gone or not yet exec'd
+  }
+}
+
+export interface ReadOptions {
+  /** Runs once the reader is ready (send the packets here). */
+  during?: () => Promise<unknown>;
+  /** Stop as soon as this many records have arrived. */
+  count?: number;
+  /** Give up waiting for `count` after this long (default 2000 ms). */
+  timeoutMs?: number;
+  /** Without `count`: keep reading this long after `during` (default 100 ms). */
+  settleMs?: number;
+}
+
+/** Collects the data records of a perf array around `during()`. */
+export async function readEvents(pinPath: string, opts: ReadOptions = {}): Promise<Buffer[]> {
+  const records: Buffer[] = [];
+  let wake: () => void = () => {};
+  const enough = new Promise<void>((resolve) => (wake = resolve));
+  const stream = streamEvents(pinPath, (record) => {
+    if (!record.data) return;
+    records.push(record.data);
+    if (opts.count !== undefined && records.length >= opts.count) wake();
+  });
+  try {
+    await stream.ready;
+    await opts.during?.();
+    const wait = opts.count !== undefined ? (opts.timeoutMs ?? 2000) : (opts.settleMs ?? 100);
+    const timer = new Promise<void>((resolve) => setTimeout(resolve, wait));
+    await (opts.count !== undefined ? Promise.race([enough, timer]) : timer);
+  } finally {
+    await stream.stop();
+  }
+  return records;
+}
+
+// ---- typed wrappers --------------------------------------------------------------
+
+/** Streams a node's auth signals. */
+export function streamSignals(lab: string, node: string, onSignal: (signal: SignalMsg) => void): EventStream {
+  return streamEvents(mapPin(lab, node, 'cilium_signals'), (r) => r.data && onSignal(decodeSignalMsg(r.data)));
+}
+
+/** Streams a node's flow events. */
+export function streamFlows(lab: string, node: string, onFlow: (flow: FlowEvent) => void): EventStream {
+  return streamEvents(mapPin(lab, node, 'cilium_events'), (r) => r.data && onFlow(decodeFlowEvent(r.data)));
+}
+
+export async function readSignals(lab: string, node: string, opts: ReadOptions = {}): Promise<SignalMsg[]> {
+  return (await readEvents(mapPin(lab, node, 'cilium_signals'), opts)).map((b) => decodeSignalMsg(b));
+}
+
+export async function readFlows(lab: string, node: string, opts: ReadOptions = {}): Promise<FlowEvent[]> {
+  return (await readEvents(mapPin(lab, node, 'cilium_events'), opts)).map((b) => decodeFlowEvent(b));
+}
