@@ -251,6 +251,7 @@ export class NodeAgent {
     if (this.pending.has(k)) return;
     const last = this.lastRequest.get(k) ?? 0;
     if (why === 'signal' && Date.now() - last < AUTH_BACKOFF_MS) return;
+    this.log('auth-requested', { key: k, why });
     if (this.queued >= AUTH_QUEUE_MAX) {
       this.log('auth-queue-full', { key: k });
       return;

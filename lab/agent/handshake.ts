@@ -207,7 +207,10 @@ export async function authenticate(opts: AuthenticateOptions): Promise<AuthResul
     // InsecureSkipVerify in Go's words: OpenSSL checks the chain, we check the rest in 'secureConnect'.
     const conn = tls.connect({ socket: sock, secureContext: context, servername: sniOf(opts.remoteIdentity, td), rejectUnauthorized: false, checkServerIdentity: () => undefined });
     if (keylog) conn.on('keylog', keylog);
-    const timer = setTimeout(() => done(fail('timeout', `TLS handshake did not complete within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(fail('timeout', verified ? `the peer did not close within ${timeoutMs} ms after the handshake` : `TLS handshake did not complete within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
 
     conn.once('secureConnect', () => {
       if (!conn.authorized) {
@@ -247,7 +250,8 @@ function alertText(e: NodeJS.ErrnoException): string {
 }
 
 function alertHint(e: NodeJS.ErrnoException, sni: string): string {
-  if (e.code?.endsWith('HANDSHAKE_FAILURE')) return `: does the peer hold an SVID for SNI ${sni}?`;
+  // node's server answers an unknown SNI with handshake_failure, Go's (Cilium's) with internal_error.
+  if (e.code?.endsWith('HANDSHAKE_FAILURE') || e.code?.endsWith('INTERNAL_ERROR')) return `: does the peer hold an SVID for SNI ${sni}?`;
   if (e.code?.endsWith('PROTOCOL_VERSION')) return ': TLS 1.3 only';
   if (e.code?.endsWith('CERTIFICATE_REQUIRED')) return ': the peer requires a client certificate';
   return '';
@@ -391,10 +395,17 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     s.on('error', (e: NodeJS.ErrnoException) => report(opts.onError, { reason: 'connection-error', message: `${e.code ?? ''} ${e.message}`.trim(), ...where }));
     const peer = s.getPeerX509Certificate();
     let refusal: ServerErrorEvent | undefined;
+    let peerUris: string[] = [];
     if (!peer) refusal = { reason: 'no-client-certificate', message: 'the client presented no certificate', ...where };
     else if (!s.authorized) {
       const code = String(s.authorizationError);
       refusal = { reason: clientCertFailure(code), message: `client certificate refused: ${code}`, ...where };
+    } else {
+      try {
+        peerUris = readCert(peer.raw).uris;
+      } catch (e) {
+        refusal = { reason: 'client-certificate-invalid', message: `client certificate unreadable: ${(e as Error).message}`, ...where };
+      }
     }
     if (refusal) {
       report(opts.onError, refusal);
@@ -403,7 +414,6 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       else s.destroy();
       return;
     }
-    const peerUris = readCert(peer!.raw).uris;
     const peerSpiffeId = peerUris.length === 1 ? peerUris[0] : undefined;
     const peerIdentity = peerSpiffeId ? parseSpiffeIdentity(peerSpiffeId, td) : undefined;
     report(opts.onHandshake, {

@@ -1,6 +1,6 @@
 // Shared helpers of the root-only test tiers: skip reasons, host snapshots,
 // leftovers of a lab, and real applications started inside pods.
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import * as names from '../../lab/core/names.ts';
@@ -12,7 +12,6 @@ export const needsRoot: string | false = ROOT ? false : 'needs root: builds real
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const LAB_CLI = resolve(REPO, 'lab/cli/lab.mjs');
-const ECHO_APP = resolve(REPO, 'lab/apps/echo.ts');
 
 /** Runs the real `lab` command. */
 export function labCli(args: string[], opts: { env?: Record<string, string> } = {}) {
@@ -62,53 +61,4 @@ export async function ping(lab: string, pod: string, ip: string) {
   return inPod(lab, pod, ['ping', '-c', '1', '-W', '2', ip], [1]);
 }
 
-export interface Server {
-  proc: ResultPromise;
-  lines: string[];
-  stop: () => Promise<void>;
-}
-
-/** Starts the echo server in a pod and waits (with a deadline) for its READY line. */
-export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | 'udp', port: number, deadlineMs = 10_000): Promise<Server> {
-  const proc = execa('nsenter', [`--net=/run/netns/${names.podNetns(lab, pod)}`, '--', 'node', '--import', 'tsx', ECHO_APP, 'serve', proto, String(port)], {
-    reject: false, buffer: false, cwd: REPO,
-  });
-  const lines: string[] = [];
-  let pending = '';
-  const ready = new Promise<void>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`echo server in ${pod} not ready after ${deadlineMs} ms`)), deadlineMs);
-    proc.stdout?.on('data', (d: Buffer) => {
-      pending += d.toString();
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const l of parts) {
-        lines.push(l);
-        if (l.startsWith('READY')) {
-          clearTimeout(timer);
-          resolveReady();
-        }
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`echo server in ${pod} exited with ${code}`));
-    });
-  });
-  await ready;
-  return {
-    proc,
-    lines,
-    stop: async () => {
-      proc.kill('SIGTERM');
-      await proc.catch(() => undefined);
-    },
-  };
-}
-
-/** Runs the echo client in a pod; resolves with its exit code and output. */
-export async function echoSend(lab: string, pod: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = []) {
-  const r = await execa('nsenter', [`--net=/run/netns/${names.podNetns(lab, pod)}`, '--', 'node', '--import', 'tsx', ECHO_APP, 'send', proto, host, String(port), text, ...extra], {
-    reject: false, cwd: REPO,
-  });
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
+export { startEchoServer, echoSend, type EchoServer as Server } from '../../lab/apps/pod-apps.ts';

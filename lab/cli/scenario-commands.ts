@@ -1,0 +1,51 @@
+// `lab scenario` and `lab demo`: run scripted experiments and report.
+import { runScenario, type ScenarioResult } from '../scenarios/framework.ts';
+import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/index.ts';
+import { isRoot } from '../core/preflight.ts';
+import type { Command } from './commands.ts';
+import { UsageError } from './errors.ts';
+import { printProgress } from './print.ts';
+
+async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean }): Promise<number> {
+  if (!isRoot()) throw new Error('scenarios need root: they build real labs (run with sudo)');
+  const unknown = names.filter((n) => !SCENARIOS[n]);
+  if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${Object.keys(SCENARIOS).join(', ')})`);
+  const results: ScenarioResult[] = [];
+  for (const name of names) {
+    const r = await runScenario(SCENARIOS[name]!, {
+      keep: opts.keep,
+      progress: opts.json ? undefined : printProgress,
+      onLine: opts.json ? undefined : (l) => console.log(l),
+    });
+    results.push(r);
+    if (!opts.json) {
+      const failed = r.checks.filter((c) => !c.ok).length;
+      console.log(`${r.ok ? 'PASSED' : 'FAILED'} ${name}: ${r.checks.length - failed}/${r.checks.length} checks in ${(r.durationMs / 1000).toFixed(1)} s${r.error ? `, error: ${r.error}` : ''}`);
+    }
+  }
+  if (opts.json) console.log(JSON.stringify(results, null, 2));
+  return results.every((r) => r.ok) ? 0 : 1;
+}
+
+export const SCENARIO_COMMANDS: Record<string, Command> = {
+  scenario: {
+    summary: 'list scenarios, or run them (exit 0 when every check holds, 1 otherwise)',
+    args: 'list | run NAME… [--keep] [--json]',
+    options: { keep: { type: 'boolean' }, json: { type: 'boolean' } },
+    run: async ([op, ...names], v) => {
+      if (op === 'list') {
+        for (const s of Object.values(SCENARIOS)) console.log(`${s.name.padEnd(20)} ${s.claims.join(',').padEnd(8)} ${s.summary}`);
+        return 0;
+      }
+      if (op !== 'run') throw new UsageError('scenario: expected list or run');
+      if (names.length === 0) throw new UsageError('scenario run: name at least one scenario (see `lab scenario list`)');
+      return runNamed(names, { keep: v.keep as boolean, json: v.json as boolean });
+    },
+  },
+  demo: {
+    summary: `the default demo: runs the "${DEFAULT_SCENARIO}" scenario with its narrative, then tears the lab down`,
+    args: '[--keep]',
+    options: { keep: { type: 'boolean' } },
+    run: async (_args, v) => runNamed([DEFAULT_SCENARIO], { keep: v.keep as boolean }),
+  },
+};

@@ -1,0 +1,141 @@
+// Scenarios: scripted experiments that bring a lab up, make traffic, and
+// check packet-level claims against events, maps and logs. They are the demo
+// and the regression tests at once.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { upWithDatapath, type LabOptions } from '../core/lab.ts';
+import { destroyLab } from '../core/down.ts';
+import type { LabPlan } from '../core/plan.ts';
+import { readState } from '../core/state.ts';
+import { daemonLogFile } from '../core/daemon.ts';
+import { streamFlows, type EventStream } from '../datapath/events.ts';
+import { formatFlow } from '../datapath/format.ts';
+import type { FlowEvent } from '../datapath/generated.ts';
+import { loadTopologyFile } from '../topology/validate.ts';
+import type { Progress } from '../core/progress.ts';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface ScenarioContext {
+  lab: string;
+  plan: LabPlan;
+  /** Records one assertion; never throws, so every check of a run is reported. */
+  check(name: string, ok: boolean, detail?: string): boolean;
+  /** A line of narrative for the reader. */
+  say(text: string): void;
+  /** Flow events seen so far on every node (collected from before the first packet). */
+  flows(): FlowWithNode[];
+  /** Waits (with a deadline) until a flow matching `pred` has been seen. */
+  waitForFlow(pred: (f: FlowWithNode) => boolean, timeoutMs?: number): Promise<FlowWithNode | undefined>;
+  /** Structured log lines of one node's agent (or "cp"). */
+  agentLog(node: string): Promise<Record<string, unknown>[]>;
+  /** Waits until an agent log line matches. */
+  waitForLog(node: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown> | undefined>;
+  podIp(pod: string): string;
+  /** "n1/client" for a pod IP. */
+  resolve(ip: string): string | undefined;
+}
+
+export type FlowWithNode = FlowEvent & { node: string };
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  /** Claim ids of mission.md it gives evidence for. */
+  claims: string[];
+  topology: string;
+  options?: Partial<LabOptions>;
+  run(ctx: ScenarioContext): Promise<void>;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  lab: string;
+  checks: Check[];
+  narrative: string[];
+  ok: boolean;
+  error?: string;
+  durationMs: number;
+}
+
+async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function runScenario(
+  scenario: Scenario,
+  opts: { lab?: string; progress?: Progress; onLine?: (line: string) => void; keep?: boolean } = {},
+): Promise<ScenarioResult> {
+  const lab = opts.lab ?? `sc-${scenario.name}`.slice(0, 24).replace(/-$/, '');
+  const started = performance.now();
+  const checks: Check[] = [];
+  const narrative: string[] = [];
+  const emit = (line: string) => {
+    narrative.push(line);
+    opts.onLine?.(line);
+  };
+  const topology = await loadTopologyFile(resolve(REPO, scenario.topology));
+  const flows: FlowWithNode[] = [];
+  const streams: EventStream[] = [];
+  let error: string | undefined;
+  try {
+    const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, ...scenario.options });
+    const state = (await readState(lab))!;
+    const names = new Map<string, string>(state.pods.map((p) => [p.ip, `${p.node}/${p.name}`]));
+    const resolveIp = (ip: string) => names.get(ip);
+    for (const n of plan.nodes) {
+      const s = streamFlows(lab, n.name, (f) => flows.push({ ...f, node: n.name }));
+      streams.push(s);
+    }
+    await Promise.all(streams.map((s) => s.ready));
+    const readLog = async (node: string) => {
+      const role = node === 'cp' ? 'control-plane' : 'agent';
+      const text = await readFile(daemonLogFile(lab, node, role), 'utf8').catch(() => '');
+      return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    };
+    const ctx: ScenarioContext = {
+      lab,
+      plan,
+      check(name, ok, detail) {
+        checks.push({ name, ok, detail });
+        emit(`  ${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? ` (${detail})` : ''}`);
+        return ok;
+      },
+      say: (text) => emit(text),
+      flows: () => [...flows],
+      waitForFlow: (pred, timeoutMs = 5000) => until(() => flows.find(pred), timeoutMs),
+      agentLog: readLog,
+      waitForLog: (node, pred, timeoutMs = 5000) => until(async () => (await readLog(node)).find(pred), timeoutMs),
+      podIp: (pod) => {
+        const p = state.pods.find((x) => x.name === pod);
+        if (!p) throw new Error(`no pod ${pod}`);
+        return p.ip;
+      },
+      resolve: resolveIp,
+    };
+    emit(`scenario ${scenario.name}: ${scenario.summary}`);
+    await scenario.run(ctx);
+    emit('flows seen:');
+    for (const f of flows) emit(`  ${formatFlow(f, { resolve: resolveIp })}`);
+  } catch (e) {
+    error = (e as Error).message;
+    emit(`  ERROR ${error}`);
+  } finally {
+    await Promise.all(streams.map((s) => s.stop().catch(() => undefined)));
+    if (!opts.keep) await destroyLab(lab);
+  }
+  const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
+  return { scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started };
+}

@@ -1,0 +1,10 @@
+// Every scenario the lab ships, by name.
+import type { Scenario } from './framework.ts';
+import { mtlessBasic } from './mtless-basic.ts';
+
+export const SCENARIOS: Record<string, Scenario> = {
+  [mtlessBasic.name]: mtlessBasic,
+};
+
+/** What `lab demo` runs. */
+export const DEFAULT_SCENARIO = mtlessBasic.name;

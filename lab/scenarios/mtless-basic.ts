@@ -1,0 +1,103 @@
+// Claims C1 and C9's start: the datapath drops the first packet of a flow
+// that policy says must be authenticated, signals the agent, the agents do
+// an out-of-band TLS handshake between the nodes, write the auth entry, and
+// the retransmitted SYN passes about one RTO later. UDP has no retransmit.
+import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
+import { AUTH_BACKOFF_MS } from '../agent/agent.ts';
+import { deleteAuthEntry, dumpAuth } from '../datapath/auth.ts';
+import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, type AuthKey, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
+import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const keyText = (local: number, remote: number, node: number) => `${local}:${remote}:${node}:1`;
+
+/** TCP through a policy that requires auth; returns the auth key it made. */
+async function tcpCase(ctx: ScenarioContext, opts: { client: string; server: string; serverNode: string; port: number; remoteNodeId: number; label: string }): Promise<AuthKey | undefined> {
+  const { client, server, port } = opts;
+  const serverIp = ctx.podIp(server);
+  const clientIp = ctx.podIp(client);
+  const srv = await startEchoServer(ctx.lab, server, 'tcp', port);
+  try {
+    const secret = `secret-${opts.label}-${Date.now()}`;
+    const r = await echoSend(ctx.lab, client, 'tcp', serverIp, port, secret, ['--timeout', '8000']);
+    const isFlow = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && f.saddr === clientIp && f.daddr === serverIp && f.dport === port && (f.tcpFlags & TCP_F_SYN) !== 0;
+    const drop = ctx.flows().find((f) => isFlow(f) && f.verdict === VERDICT_DROPPED);
+    ctx.check(`${opts.label}: the first SYN is dropped with reason 189 at ${opts.serverNode}/to-container`,
+      drop?.dropReason === DROP_POLICY_AUTH_REQUIRED && drop.obsPoint === OBS_TO_ENDPOINT && drop.node === opts.serverNode,
+      drop ? `reason ${drop.dropReason} on ${drop.node}` : 'no drop seen');
+    const local = drop?.dstIdentity ?? -1;
+    const remote = drop?.srcIdentity ?? -1;
+    const key = keyText(local, remote, opts.remoteNodeId);
+    ctx.check(`${opts.label}: the drop's auth key uses remote node id ${opts.remoteNodeId}`, drop?.remoteNodeId === opts.remoteNodeId, `remote node ${drop?.remoteNodeId}`);
+    const requested = await ctx.waitForLog(opts.serverNode, (l) => l.event === 'auth-requested' && l.key === key);
+    ctx.check(`${opts.label}: the agent on ${opts.serverNode} received the signal for ${key}`, requested !== undefined);
+    const done = await ctx.waitForLog(opts.serverNode, (l) => l.event === 'auth-completed' && l.key === key);
+    ctx.check(`${opts.label}: the agents completed the handshake`, done !== undefined,
+      done ? `peer ${done.peer}, handshake ${done.handshakeMs} ms, signal-to-entry ${done.totalMs} ms` : 'no auth-completed line');
+    const entries = await dumpAuth(ctx.lab, opts.serverNode);
+    const entry = entries.find((e) => keyText(e.key.localSecLabel, e.key.remoteSecLabel, e.key.remoteNodeId) === key);
+    ctx.check(`${opts.label}: the auth entry ${key} is in ${opts.serverNode}'s auth map`, entry !== undefined && entry.expiration.getTime() > Date.now(),
+      entry ? `expires ${entry.expiration.toISOString()}` : `entries: ${entries.length}`);
+    const pass = ctx.flows().find((f) => isFlow(f) && f.verdict === VERDICT_FORWARDED && f.obsPoint === OBS_TO_ENDPOINT && f.node === opts.serverNode);
+    const gapMs = drop && pass ? Number(pass.timestamp - drop.timestamp) / 1e6 : NaN;
+    ctx.check(`${opts.label}: the retransmitted SYN passes about one RTO (1 s) after the drop`, gapMs >= 800 && gapMs <= 1600, `${gapMs.toFixed(0)} ms`);
+    ctx.check(`${opts.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && srv.lines.some((l) => l.includes(secret)),
+      r.exitCode === 0 ? undefined : r.stderr.trim());
+
+    // A second connection of the same identity pair is not dropped.
+    const before = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
+    const again = await echoSend(ctx.lab, client, 'tcp', serverIp, port, `${secret}-again`, ['--timeout', '8000']);
+    const after = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
+    ctx.check(`${opts.label}: a second connection of the same identity pair is not dropped`, again.exitCode === 0 && after === before,
+      `${after - before} new drops`);
+    return drop ? { localSecLabel: local, remoteSecLabel: remote, remoteNodeId: opts.remoteNodeId, authType: AUTH_TYPE_SPIRE } : undefined;
+  } finally {
+    await srv.stop();
+  }
+}
+
+/**
+ * UDP has no retransmit: the first datagram of an unauthenticated pair is
+ * gone. The pair was authenticated by the TCP case, so its entry is deleted
+ * first, and the agent's 1 s backoff for that key is allowed to run out.
+ */
+async function udpCase(ctx: ScenarioContext, key: AuthKey) {
+  const serverIp = ctx.podIp('server');
+  const clientIp = ctx.podIp('client');
+  const k = keyText(key.localSecLabel, key.remoteSecLabel, key.remoteNodeId);
+  await deleteAuthEntry(ctx.lab, 'n2', key);
+  const last = (await ctx.agentLog('n2')).filter((l) => l.event === 'auth-requested' && l.key === k).at(-1);
+  const wait = last ? AUTH_BACKOFF_MS - (Date.now() - Date.parse(String(last.time))) : 0;
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait + 50)); // the agent's backoff window, not a guess
+  const udp = await startEchoServer(ctx.lab, 'server', 'udp', 9090);
+  try {
+    const r = await echoSend(ctx.lab, 'client', 'udp', serverIp, 9090, 'dgram', ['--count', '5', '--timeout', '3000']);
+    const echoed = r.stdout.split('\n').filter((l) => l.startsWith('ECHO ')).map((l) => l.slice(5));
+    const drop = ctx.flows().find((f) => f.protocol === IPPROTO_UDP && f.saddr === clientIp && f.dport === 9090 && f.verdict === VERDICT_DROPPED);
+    ctx.check('UDP: the first datagram is dropped with reason 189', drop?.dropReason === DROP_POLICY_AUTH_REQUIRED, drop ? `reason ${drop.dropReason}` : 'no drop seen');
+    ctx.check('UDP: the first datagram never arrives (no retransmit)', !echoed.includes('dgram-0') && !udp.lines.some((l) => l.endsWith(' dgram-0')), `echoed: ${echoed.join(', ') || 'none'}`);
+    ctx.check('UDP: later datagrams arrive once the pair is authenticated', echoed.includes('dgram-4'), `echoed: ${echoed.join(', ') || 'none'}`);
+  } finally {
+    await udp.stop();
+  }
+}
+
+export const mtlessBasic: Scenario = {
+  name: 'mtless-basic',
+  summary: 'first packet dropped (189), out-of-band handshake between agents, retransmit passes; UDP loses its first datagram',
+  claims: ['C1', 'C2'],
+  topology: 'topologies/two-node-auth.yaml',
+  async run(ctx) {
+    ctx.say('TCP client (n1) -> server (n2):8080, ingress policy requires authentication');
+    const key = await tcpCase(ctx, { client: 'client', server: 'server', serverNode: 'n2', port: 8080, remoteNodeId: 1, label: 'cross-node TCP' });
+
+    if (key) {
+      ctx.say('UDP client (n1) -> server (n2):9090 after the entry is deleted: the first datagram is lost for good');
+      await udpCase(ctx, key);
+    }
+
+    ctx.say('Same node: local (n1) -> client (n1):7070, ingress policy of client requires authentication');
+    await tcpCase(ctx, { client: 'local', server: 'client', serverNode: 'n1', port: 7070, remoteNodeId: 0, label: 'same-node TCP' });
+  },
+};
