@@ -176,7 +176,7 @@ const cComment = (text: string, indent = '') => {
 export function renderCHeader(): string {
   const layouts = computeAll();
   const out: string[] = [
-    '/* SPDX-License-Identifier: Apache-2.0 */',
+    '/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */',
     `/* ${BANNER} */`,
     '#pragma once',
     '',

@@ -11,6 +11,11 @@
 //   /proc/<pid>/wchan shows.
 // - With -j, bpftool writes ONE JSON array that grows forever
 //   (`[{…},{…}` …), so records are cut out of the stream as they complete.
+// - bpftool 7.1 writes a record's closing `}` only when the NEXT record
+//   starts (or at exit). Waiting for it delays each record until the next
+//   one (measured: a lone auth signal sat there until some other event came;
+//   the last one only at exit), so a record counts as whole once its last
+//   field, `data` or `lost`, is (JsonObjectStream's `complete`).
 // - Records are padded to 8 bytes (a 16-byte signal_msg arrives as 20
 //   bytes): decoders read their struct's size and ignore the rest.
 import { readFile } from 'node:fs/promises';

@@ -1,0 +1,119 @@
+// `lab capture`: the verb's options and a thin run(), shaped like the
+// entries of COMMANDS in lab/cli/commands.ts (wire it as `capture: captureCommand`).
+//
+//   lab capture NAME --list                 the lab's links
+//   lab capture NAME [LINK…] [-w DIR]       files until Ctrl-C (or --duration S)
+//   lab capture NAME [LINK…] -w -           live pcapng on stdout: | wireshark -k -i -
+import { join } from 'node:path';
+import { isRoot } from '../core/preflight.ts';
+import { LAB_NAME_RE } from '../core/names.ts';
+import { readState } from '../core/state.ts';
+import { CaptureError, startCapture, streamCapture, type CaptureFailure } from './capture.ts';
+import { listLinks, UnknownLinkError } from './links.ts';
+import { CAPTURES_ROOT, finishCapture } from './scenario.ts';
+
+type Values = Record<string, string | boolean | undefined>;
+
+export const captureCommand = {
+  summary: 'capture links of a lab (pcapng, named interfaces); -w - streams to stdout for `| wireshark -k -i -`',
+  args: 'NAME [LINK…] [-w DIR|-] [--duration S] [--keylog FILE] [--wg-keylog FILE] [--filter EXPR] | NAME --list',
+  options: {
+    write: { type: 'string', short: 'w' },
+    list: { type: 'boolean' },
+    duration: { type: 'string' },
+    keylog: { type: 'string' },
+    'wg-keylog': { type: 'string' },
+    filter: { type: 'string', short: 'f' },
+  },
+  run: (args: string[], values: Values) => runCaptureCommand(args, values),
+} as const;
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const printFailure = (f: CaptureFailure) => say(`lab capture: link ${f.link} (${f.device} in ${f.netns}): ${f.reason}`);
+
+/** Runs `lab capture`; resolves with the exit code (2: usage, 1: failure). Messages go to stderr: stdout may carry packets. */
+export async function runCaptureCommand(args: string[], v: Values): Promise<number> {
+  const [lab, ...linkNames] = args;
+  if (!lab || !LAB_NAME_RE.test(lab)) {
+    say(`lab capture: ${lab ? `invalid lab name "${lab}"` : 'missing lab name'}\nusage: lab capture ${captureCommand.args}`);
+    return 2;
+  }
+  const state = await readState(lab);
+  if (!state) {
+    say(`lab capture: no lab named "${lab}" (see \`lab status\`)`);
+    return 1;
+  }
+  if (v.list) {
+    for (const l of listLinks(state)) {
+      console.log(`${l.name.padEnd(24)} ${l.taps.map((t) => `${t.device}${t.direction === 'inout' ? '' : `(${t.direction})`}`).join(' ').padEnd(30)} ${l.description}`);
+    }
+    return 0;
+  }
+  if (!isRoot()) {
+    say('lab capture: needs root (captures run inside the lab namespaces); run it with sudo');
+    return 1;
+  }
+  const duration = v.duration === undefined ? undefined : Number(v.duration);
+  if (duration !== undefined && !(duration > 0)) {
+    say(`lab capture: --duration must be a number of seconds, got "${String(v.duration)}"`);
+    return 2;
+  }
+  const links = linkNames.length > 0 ? linkNames : listLinks(state).map((l) => l.name);
+  const filter = typeof v.filter === 'string' ? v.filter : undefined;
+
+  // Ctrl-C, SIGTERM, --duration, or (streaming) the reader going away: all mean "stop well".
+  let stopReason: string | undefined;
+  let wake!: () => void;
+  const stopped = new Promise<void>((r) => (wake = r));
+  const stop = (why: string) => {
+    stopReason ??= why;
+    wake();
+  };
+  const onSignal = (s: NodeJS.Signals) => stop(s);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const timer = duration ? setTimeout(() => stop('duration'), duration * 1000) : undefined;
+
+  try {
+    if (v.write === '-') {
+      if (process.stdout.isTTY) {
+        say('lab capture: -w - writes binary pcapng; pipe it, e.g. `lab capture NAME LINK -w - | wireshark -k -i -`');
+        return 2;
+      }
+      const stream = await streamCapture(state, links, process.stdout, { filter, onFailure: printFailure });
+      say(`capturing ${links.join(', ')} of lab "${lab}" to stdout; Ctrl-C stops`);
+      void stream.closed.then(() => stop('reader closed'));
+      await stopped;
+      const r = await stream.stop({ interrupted: stopReason === 'SIGINT' || stopReason === 'SIGTERM' });
+      say(`stopped (${stopReason}): ${Object.entries(r.packets).map(([l, n]) => `${l} ${n}`).join(', ')} packets`);
+      return 0;
+    }
+
+    const dir = typeof v.write === 'string' ? v.write : join(CAPTURES_ROOT, lab, `capture-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const handle = await startCapture(state, links, dir, { filter, onFailure: printFailure });
+    say(`capturing ${links.length} links of lab "${lab}" into ${dir}; ${duration ? `${duration} s, or ` : ''}Ctrl-C stops`);
+    await stopped;
+    const files = await finishCapture(handle, {
+      comments: [`lab capture of lab "${lab}"${state.topologyFile ? ` (topology ${state.topologyFile})` : ''}, stopped by ${stopReason}`],
+      keylogs: { tls: v.keylog as string | undefined, wg: v['wg-keylog'] as string | undefined },
+      interrupted: stopReason === 'SIGINT' || stopReason === 'SIGTERM',
+    });
+    for (const [link, file] of Object.entries(files.links)) say(`  ${link.padEnd(24)} ${file}`);
+    say(`  ${'merged'.padEnd(24)} ${files.merged} (${files.packets} packets)`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UnknownLinkError) {
+      say(`lab capture: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof CaptureError) {
+      say(`lab capture: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    if (timer) clearTimeout(timer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,121 @@
+// tshark and capinfos behind a few typed calls. Each tshark run costs about
+// 165 ms, so callers batch: many counts go through one io,stat pass, many
+// fields through one -T fields pass.
+import { run } from '../kernel/run.ts';
+
+export interface DissectOptions {
+  /** Decode this TCP port as TLS (`-d tcp.port==N,tls`): Cilium's auth port 4250 is not a TLS port to Wireshark. */
+  tlsPort?: number;
+  /** A TLS key log to decrypt with, when its secrets are not embedded in the file. */
+  keylog?: string;
+  /** Extra `-d` decode-as rules, e.g. `udp.port==51871,wg`. */
+  decodeAs?: string[];
+}
+
+function dissectArgs(opts: DissectOptions): string[] {
+  const args: string[] = [];
+  if (opts.tlsPort !== undefined) args.push('-d', `tcp.port==${opts.tlsPort},tls`);
+  for (const d of opts.decodeAs ?? []) args.push('-d', d);
+  if (opts.keylog) args.push('-o', `tls.keylog_file:${opts.keylog}`);
+  return args;
+}
+
+/** A display-filter string literal: quotes, backslashes and non-ASCII bytes escaped. */
+export function dfString(text: string): string {
+  let out = '"';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    // Commas too: io,stat splits its filter list on them, even inside quotes.
+    out += byte >= 0x20 && byte < 0x7f && c !== '"' && c !== '\\' && c !== ',' ? c : `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out + '"';
+}
+
+/** Restricts a filter to one interface of a (merged) capture. */
+export function onInterface(filter: string, iface?: string): string {
+  return iface === undefined ? filter : `(${filter}) && frame.interface_name == ${dfString(iface)}`;
+}
+
+// tshark escapes these in field values; a field's occurrences are joined by
+// the aggregator, which cannot occur in any value we read.
+const AGGREGATOR = '\x1f';
+function unescapeField(v: string): string {
+  return v.replace(/\\(.)/g, (_, c: string) => ({ t: '\t', n: '\n', r: '\r' })[c] ?? c);
+}
+
+/** One row per matching frame: each field's occurrences (several for stacked layers or repeated options). */
+export async function tsharkFields(file: string, filter: string, fields: string[], opts: DissectOptions = {}): Promise<Record<string, string[]>[]> {
+  const r = await run([
+    'tshark', '-n', '-r', file, ...dissectArgs(opts), '-Y', filter, '-T', 'fields',
+    '-E', 'separator=/t', '-E', 'occurrence=a', '-E', `aggregator=${AGGREGATOR}`, '-E', 'quote=n',
+    ...fields.flatMap((f) => ['-e', f]),
+  ]);
+  return r.stdout.split('\n').filter((l) => l.length > 0).map((line) => {
+    const cols = line.split('\t');
+    return Object.fromEntries(fields.map((f, i) => [f, cols[i] ? cols[i]!.split(AGGREGATOR).map(unescapeField) : []]));
+  });
+}
+
+/** Frame counts for many display filters in one pass (tshark io,stat). */
+export async function tsharkCounts(file: string, filters: string[], opts: DissectOptions = {}): Promise<number[]> {
+  if (filters.length === 0) return [];
+  // io,stat splits its argument on commas; such filters get a pass of their own.
+  const batched = filters.filter((f) => !f.includes(','));
+  const alone = filters.filter((f) => f.includes(','));
+  const [batch, ...single] = await Promise.all([
+    batched.length > 0 ? ioStatCounts(file, batched, opts) : Promise.resolve([]),
+    ...alone.map(async (f) => (await tsharkFields(file, f, ['frame.number'], opts)).length),
+  ]);
+  const counts = new Map<string, number>();
+  batched.forEach((f, i) => counts.set(f, (batch as number[])[i]!));
+  alone.forEach((f, i) => counts.set(f, single[i] as number));
+  return filters.map((f) => counts.get(f)!);
+}
+
+async function ioStatCounts(file: string, filters: string[], opts: DissectOptions): Promise<number[]> {
+  const r = await run(['tshark', '-n', '-r', file, ...dissectArgs(opts), '-q', '-z', `io,stat,0,${filters.join(',')}`]);
+  // The one data row: "| 0.000 <> 0.033 |      3 |   294 |      1 |    98 |"; none at all for an empty file.
+  const row = r.stdout.split('\n').find((l) => /^\|\s*[\d.]+\s*<>\s*[\d.]+\s*\|/.test(l) || /^\|\s*Dur\s*\|/.test(l));
+  if (!row) {
+    if (/\| Interval\s+\|/.test(r.stdout)) return filters.map(() => 0);
+    throw new Error(`cannot read tshark io,stat output for ${file}:\n${r.stdout}`);
+  }
+  const cells = row.split('|').map((c) => c.trim()).filter((c) => c.length > 0).slice(1);
+  // Cells come in pairs per filter: frames, bytes.
+  const counts = filters.map((_, i) => Number(cells[i * 2]));
+  if (counts.some((n) => !Number.isInteger(n))) throw new Error(`cannot read tshark io,stat row "${row}"`);
+  return counts;
+}
+
+export interface InterfaceInfo {
+  name?: string;
+  description?: string;
+  encapsulation?: string;
+  packets?: number;
+}
+
+export interface FileInfo {
+  fileType: string;
+  packets: number;
+  interfaces: InterfaceInfo[];
+  comments: string[];
+}
+
+/** What capinfos makes of a file: it opens, its type, packets, named interfaces and capture comments. */
+export async function captureInfo(file: string): Promise<FileInfo> {
+  const r = await run(['capinfos', '-t', '-c', '-I', '-k', file]);
+  const info: FileInfo = { fileType: '', packets: 0, interfaces: [], comments: [] };
+  let current: InterfaceInfo | undefined;
+  for (const line of r.stdout.split('\n')) {
+    let m: RegExpExecArray | null;
+    if ((m = /^File type:\s+(.*)$/.exec(line))) info.fileType = m[1]!;
+    else if ((m = /^Number of packets:\s+(\d+)/.exec(line))) info.packets = Number(m[1]);
+    else if ((m = /^Capture comment:\s*(.*)$/.exec(line))) info.comments.push(m[1]!);
+    else if (/^Interface #\d+ info:/.test(line)) info.interfaces.push((current = {}));
+    else if (current && (m = /^\s+Name = (.*)$/.exec(line))) current.name = m[1]!;
+    else if (current && (m = /^\s+Description = (.*)$/.exec(line))) current.description = m[1]!;
+    else if (current && (m = /^\s+Encapsulation = (.*)$/.exec(line))) current.encapsulation = m[1]!;
+    else if (current && (m = /^\s+Number of packets = (\d+)$/.exec(line))) current.packets = Number(m[1]);
+  }
+  return info;
+}

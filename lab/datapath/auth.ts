@@ -1,0 +1,56 @@
+// The auth map as the node agent sees it: write an entry after a handshake,
+// delete it (revocation, GC), list what is there.
+import { applyBatch, dumpMap, mapDelete, mapUpdate } from './bpftool.ts';
+import {
+  AUTH_EXPIRATION_SHIFT,
+  AUTH_INFO_CODEC,
+  AUTH_KEY_CODEC,
+  encodeAuthInfo,
+  encodeAuthKey,
+  type AuthKey,
+} from './generated.ts';
+import { mapPin } from './maps.ts';
+
+const SHIFT = BigInt(AUTH_EXPIRATION_SHIFT);
+
+/** A Date (or Unix ms) → auth_info.expiration: Unix-epoch ns >> 9. */
+export function toAuthExpiration(when: Date | number): bigint {
+  const ms = typeof when === 'number' ? when : when.getTime();
+  return (BigInt(Math.round(ms)) * 1_000_000n) >> SHIFT;
+}
+
+/** auth_info.expiration → Date, rounded to the millisecond (>> 9 dropped up to 511 ns). */
+export function fromAuthExpiration(expiration: bigint): Date {
+  return new Date(Number(((expiration << SHIFT) + 500_000n) / 1_000_000n));
+}
+
+export interface AuthEntry {
+  key: AuthKey;
+  expiration: Date;
+  /** The raw map value (Unix ns >> 9). */
+  expirationRaw: bigint;
+}
+
+/** Marks (local, remote, node, type) authenticated until `expiration` (~6 ms: one bpftool process). */
+export async function writeAuthEntry(lab: string, node: string, key: AuthKey, expiration: Date): Promise<void> {
+  await mapUpdate(mapPin(lab, node, 'cilium_auth_map'), encodeAuthKey(key), encodeAuthInfo({ expiration: toAuthExpiration(expiration) }));
+}
+
+/** Many entries in one bpftool process. */
+export async function writeAuthEntries(lab: string, node: string, entries: { key: AuthKey; expiration: Date }[]): Promise<void> {
+  const pin = mapPin(lab, node, 'cilium_auth_map');
+  await applyBatch(
+    entries.map((e) => ({ op: 'update', pin, key: encodeAuthKey(e.key), value: encodeAuthInfo({ expiration: toAuthExpiration(e.expiration) }) })),
+  );
+}
+
+/** Removes an entry; false if there was none. */
+export async function deleteAuthEntry(lab: string, node: string, key: AuthKey): Promise<boolean> {
+  return mapDelete(mapPin(lab, node, 'cilium_auth_map'), encodeAuthKey(key));
+}
+
+/** Every auth entry of the node. */
+export async function dumpAuth(lab: string, node: string): Promise<AuthEntry[]> {
+  const rows = await dumpMap(mapPin(lab, node, 'cilium_auth_map'), AUTH_KEY_CODEC, AUTH_INFO_CODEC);
+  return rows.map(({ key, value }) => ({ key, expiration: fromAuthExpiration(value.expiration), expirationRaw: value.expiration }));
+}

@@ -1,0 +1,14 @@
+// The datapath's public API, for `lab up`, the node agent and scenarios.
+//   install:  loadNodeDatapath → writeNodeState(compileNodeState(…)) → attachEndpoints
+//   operate:  writeAuthEntry / deleteAuthEntry / dumpAuth, streamSignals, streamFlows
+//   inspect:  dumpNodeMap, readMetrics, formatFlow, runProgram
+export * from './load.ts';
+export * from './state.ts';
+export * from './auth.ts';
+export * from './events.ts';
+export * from './format.ts';
+export * from './maps.ts';
+export * from './progrun.ts';
+export { applyBatch, dumpMap, dumpMapRaw, dumpPerCpuMap, mapDelete, mapInfo, mapLookup, mapUpdate, type MapEntry, type MapOp } from './bpftool.ts';
+export * as layouts from './layouts.ts';
+export * from './generated.ts';

@@ -1,0 +1,234 @@
+// Installing the datapath: one load per node (programs + maps pinned under
+// the node's bpffs folder), then one attach per pod veth.
+//
+//   /sys/fs/bpf/mtless-lab/<lab>/<node>/progs/cil_from_container
+//                                             cil_to_container
+//   /sys/fs/bpf/mtless-lab/<lab>/<node>/maps/cilium_ipcache, cilium_policy, …
+//
+// Removing the node folder (lab down does) and the veths frees everything.
+import { access, mkdir, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { nodeBpffsDir, nodeMapPins, nodeProgPins } from '../core/names.ts';
+import { ensureBpffs } from '../core/preflight.ts';
+import { CommandError, run } from '../kernel/run.ts';
+import { applyBatch } from './bpftool.ts';
+import {
+  POLICY_MODE_CONNECTION,
+  POLICY_MODE_PER_PACKET,
+  RUNTIME_CONFIG_POLICY_MODE,
+  RUNTIME_CONFIG_UTIME_OFFSET,
+  U32_CODEC,
+  U64_CODEC,
+} from './generated.ts';
+import { PROGRAMS } from './layouts.ts';
+import { mapPin } from './maps.ts';
+
+/** bpf/ of this checkout and the object `make -C bpf` builds. */
+export const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
+export const DATAPATH_OBJECT = `${BPF_DIR}/build/datapath.o`;
+
+/** Builds (or refreshes) bpf/build/datapath.o. Needs clang, make and libbpf-dev. */
+export async function buildDatapath(): Promise<string> {
+  await run(['make', '-C', BPF_DIR, '--no-print-directory'], { timeout: 120_000 });
+  return DATAPATH_OBJECT;
+}
+
+/**
+ * A load that failed. `verifierLog` holds the kernel verifier's log when the
+ * verifier refused a program (the message ends with its last complaint).
+ */
+export class DatapathLoadError extends Error {
+  constructor(
+    message: string,
+    readonly verifierLog: string | undefined,
+    override readonly cause: CommandError,
+  ) {
+    super(message);
+    this.name = 'DatapathLoadError';
+  }
+}
+
+export type PolicyMode = 'per-packet' | 'connection';
+
+export interface LoadOptions {
+  /** Default: bpf/build/datapath.o of this checkout. */
+  objectPath?: string;
+  /**
+   * 'per-packet' (default, Cilium's behaviour): every non-reply packet is
+   * checked against policy and the auth map, so deleting an auth entry cuts
+   * established connections at their next packet. 'connection': policy and
+   * auth are decided when a connection is set up; established ones pass.
+   */
+  policyMode?: PolicyMode;
+  /** Remove an earlier load of this node first (its attached programs keep running until re-attached). */
+  replace?: boolean;
+}
+
+export interface NodeDatapath {
+  lab: string;
+  node: string;
+  /** Folder of the pinned programs: attachEndpoint's `progPins`. */
+  progPins: string;
+  /** Folder of the pinned maps. */
+  mapPins: string;
+}
+
+/**
+ * Loads bpf/build/datapath.o for one node: mounts bpffs if needed, pins the
+ * two programs and the node's own maps, and writes the runtime config (clock
+ * offset, policy mode). A verifier refusal throws DatapathLoadError with the
+ * verifier's log.
+ */
+export async function loadNodeDatapath(lab: string, node: string, opts: LoadOptions = {}): Promise<NodeDatapath> {
+  const object = opts.objectPath ?? DATAPATH_OBJECT;
+  if (!(await exists(object))) {
+    throw new Error(`${object} does not exist: build it with \`make -C bpf\` (needs clang and libbpf-dev)`);
+  }
+  await ensureBpffs();
+  const dir = nodeBpffsDir(lab, node);
+  const progPins = nodeProgPins(lab, node);
+  const mapPins = nodeMapPins(lab, node);
+  if (await exists(progPins)) {
+    if (!opts.replace) throw new Error(`the datapath of ${lab}/${node} is already loaded (${dir}); unload it first or pass replace`);
+    await unloadNodeDatapath(lab, node);
+  }
+  await mkdir(dir, { recursive: true });
+
+  try {
+    await run(['bpftool', 'prog', 'loadall', object, progPins, 'type', 'classifier', 'pinmaps', mapPins]);
+  } catch (error) {
+    // A failed loadall may leave a partial pin folder behind.
+    await rm(dir, { recursive: true, force: true });
+    if (error instanceof CommandError) throw loadError(object, error);
+    throw error;
+  }
+  await writeRuntimeConfig(lab, node, { utimeOffsetNs: clockOffsetNs(), policyMode: opts.policyMode ?? 'per-packet' });
+  return { lab, node, progPins, mapPins };
+}
+
+/** Removes the node's pins. Attached programs live on until their veths go. */
+export async function unloadNodeDatapath(lab: string, node: string): Promise<void> {
+  await rm(nodeBpffsDir(lab, node), { recursive: true, force: true });
+}
+
+function loadError(object: string, error: CommandError): DatapathLoadError {
+  const stderr = error.result.stderr;
+  // libbpf prints the log between these markers when the verifier refuses a program.
+  const log = /-- BEGIN PROG LOAD LOG --\n([\s\S]*?)-- END PROG LOAD LOG --/.exec(stderr)?.[1];
+  const prog = /prog '([^']+)': BPF program load failed: (.*)/.exec(stderr);
+  if (log !== undefined) {
+    // The complaint is what follows the last instruction ("N: (op) …") of
+    // the trace, minus the closing statistics.
+    const lines = log.trim().split('\n');
+    let lastInsn = lines.length - 1;
+    while (lastInsn >= 0 && !/^\d+: /.test(lines[lastInsn]!)) lastInsn--;
+    const stats = /^(processed \d+ insns|verification time|stack depth)/;
+    const complaint = lines.slice(lastInsn + 1).filter((l) => l.trim() && !stats.test(l)).join('; ') || 'no message';
+    return new DatapathLoadError(
+      `the verifier refused ${prog?.[1] ?? 'a program'} of ${object}: ${complaint}`,
+      log,
+      error,
+    );
+  }
+  const libbpf = stderr.split('\n').filter((l) => /libbpf:|Error:/.test(l)).join('; ');
+  return new DatapathLoadError(`cannot load ${object}: ${libbpf || error.message}`, undefined, error);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+// ---- runtime config ------------------------------------------------------------------
+
+/**
+ * realtime - monotonic, in ns: what BPF adds to bpf_ktime_get_ns() (the
+ * monotonic clock, as process.hrtime is) to get Unix time. Date.now() only
+ * has millisecond resolution, so read the monotonic clock right as the
+ * millisecond ticks over: then the wall clock is exactly a whole ms, and the
+ * offset is good to about a microsecond instead of a millisecond.
+ */
+export function clockOffsetNs(): bigint {
+  const start = Date.now();
+  let wall = start;
+  let mono = 0n;
+  while (wall === start) {
+    mono = process.hrtime.bigint();
+    wall = Date.now();
+  }
+  return BigInt(wall) * 1_000_000n - mono;
+}
+
+/** Writes the runtime config slots (one bpftool process). */
+export async function writeRuntimeConfig(
+  lab: string,
+  node: string,
+  config: { utimeOffsetNs?: bigint; policyMode?: PolicyMode },
+): Promise<void> {
+  const pin = mapPin(lab, node, 'cilium_runtime_config');
+  const slot = (index: number, value: bigint) => ({
+    op: 'update' as const,
+    pin,
+    key: U32_CODEC.encode(index),
+    value: U64_CODEC.encode(BigInt.asUintN(64, value)),
+  });
+  const ops = [];
+  if (config.utimeOffsetNs !== undefined) ops.push(slot(RUNTIME_CONFIG_UTIME_OFFSET, config.utimeOffsetNs));
+  if (config.policyMode !== undefined) {
+    ops.push(slot(RUNTIME_CONFIG_POLICY_MODE, BigInt(config.policyMode === 'connection' ? POLICY_MODE_CONNECTION : POLICY_MODE_PER_PACKET)));
+  }
+  await applyBatch(ops);
+}
+
+/** Re-reads the clocks (e.g. after the wall clock was stepped) and stores the new offset. */
+export async function refreshClockOffset(lab: string, node: string): Promise<bigint> {
+  const offset = clockOffsetNs();
+  await writeRuntimeConfig(lab, node, { utimeOffsetNs: offset });
+  return offset;
+}
+
+export async function setPolicyMode(lab: string, node: string, mode: PolicyMode): Promise<void> {
+  await writeRuntimeConfig(lab, node, { policyMode: mode });
+}
+
+// ---- attaching ---------------------------------------------------------------------
+
+function attachLines(ifname: string, progPins: string): string[] {
+  // replace + fixed prio/handle: attaching twice leaves one filter, not two.
+  return [
+    `qdisc replace dev ${ifname} clsact`,
+    `filter replace dev ${ifname} ingress prio 1 handle 1 bpf da pinned ${progPins}/${PROGRAMS.fromContainer}`,
+    `filter replace dev ${ifname} egress prio 1 handle 1 bpf da pinned ${progPins}/${PROGRAMS.toContainer}`,
+  ];
+}
+
+/**
+ * Attaches the node's programs to a pod veth (in the node namespace):
+ * cil_from_container at tc ingress (packets leaving the pod),
+ * cil_to_container at tc egress (packets entering it). One `tc -batch`
+ * process; nsenter (via run's netns) keeps /sys/fs/bpf visible.
+ */
+export async function attachEndpoint(nodeNetns: string, ifname: string, progPins: string): Promise<void> {
+  await attachEndpoints(nodeNetns, [ifname], progPins);
+}
+
+/** attachEndpoint for many veths of one node, in one tc process. */
+export async function attachEndpoints(nodeNetns: string, ifnames: string[], progPins: string): Promise<void> {
+  if (ifnames.length === 0) return;
+  const lines = ifnames.flatMap((ifname) => attachLines(ifname, progPins));
+  await run(['tc', '-batch', '-'], { netns: nodeNetns, input: lines.join('\n') + '\n' });
+}
+
+/** Removes both programs from a veth. A veth without clsact is fine (tc exits 2). */
+export async function detachEndpoint(nodeNetns: string, ifname: string): Promise<void> {
+  await run(['tc', 'qdisc', 'del', 'dev', ifname, 'clsact'], { netns: nodeNetns, okCodes: [2] });
+}
+
+/** Interface name → ifindex inside a namespace (what cilium_lxc is keyed by). */
+export async function readIfindexes(netns: string): Promise<Map<string, number>> {
+  const r = await run(['ip', '-j', 'link', 'show'], { netns });
+  const links = JSON.parse(r.stdout) as { ifindex: number; ifname: string }[];
+  return new Map(links.map((l) => [l.ifname, l.ifindex]));
+}
