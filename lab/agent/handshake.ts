@@ -18,12 +18,16 @@
 //   Go's client (and so Cilium) never learns of a rejection; here the client
 //   waits for the server's close: close_notify = accepted, RST = rejected
 //   (node's server cannot send an alert after the handshake).
+// - A missing or unverifiable client certificate is also answered with an RST
+//   after the handshake (Go: certificate_required / bad_certificate alerts).
 // - An unknown SNI gets a certificate-less context, so OpenSSL aborts with a
 //   handshake_failure alert (Go sends internal_error).
-import { appendFileSync, closeSync, openSync } from 'node:fs';
+// - OpenSSL appends the CA certificate from the trust bundle to each side's
+//   Certificate message (SPIRE's chain for a root-issued SVID is the leaf alone).
+import { appendFileSync, closeSync, fchmodSync, openSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { certNotAfter, readCert } from '../spiffe/ca.ts';
+import { pemToDer, readCertDer } from '../spiffe/der.ts';
 import { isIdentity, parseSniIdentity, parseSpiffeIdentity, sniOf, spiffeIdOf, TRUST_DOMAIN } from '../spiffe/id.ts';
 
 /** Cilium's mesh-auth-mutual-listener-port. */
@@ -41,7 +45,12 @@ export interface CertAndKey {
 /** Appends NSS key log lines (node:tls `keylog` events) to a file created with mode 0600. */
 function keyLogger(path: string | undefined): ((line: Buffer) => void) | undefined {
   if (!path) return undefined;
-  closeSync(openSync(path, 'a', 0o600)); // create it private before any secret lands in it
+  const fd = openSync(path, 'a', 0o600);
+  try {
+    fchmodSync(fd, 0o600); // private before any secret lands in it, even if it existed
+  } finally {
+    closeSync(fd);
+  }
   // One small O_APPEND write per line: atomic, so concurrent handshakes never interleave.
   return (line) => appendFileSync(path, line);
 }
@@ -183,7 +192,7 @@ export async function authenticate(opts: AuthenticateOptions): Promise<AuthResul
   let localNotAfter: Date;
   let context: tls.SecureContext;
   try {
-    localNotAfter = certNotAfter(opts.localCert.certPem);
+    localNotAfter = readCertDer(pemToDer(opts.localCert.certPem)).notAfter;
     context = clientContext(opts.localCert, opts.trustBundlePem);
   } catch (e) {
     throw fail('bad-local-certificate', (e as Error).message, e);
@@ -219,7 +228,7 @@ export async function authenticate(opts: AuthenticateOptions): Promise<AuthResul
       }
       const der = conn.getPeerX509Certificate()?.raw;
       if (!der) return done(fail('invalid-certificate', 'peer presented no certificate'));
-      const { uris, notAfter: peerNotAfter } = readCert(der);
+      const { uris, notAfter: peerNotAfter } = readCertDer(der);
       const bad = checkPeerSpiffeId(uris, expected);
       if (bad) return done(fail(bad.reason, bad.detail));
       verified = {
@@ -402,7 +411,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       refusal = { reason: clientCertFailure(code), message: `client certificate refused: ${code}`, ...where };
     } else {
       try {
-        peerUris = readCert(peer.raw).uris;
+        peerUris = readCertDer(peer.raw).uris;
       } catch (e) {
         refusal = { reason: 'client-certificate-invalid', message: `client certificate unreadable: ${(e as Error).message}`, ...where };
       }

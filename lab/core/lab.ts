@@ -46,9 +46,10 @@ async function installDatapath(plan: LabPlan, state: LabState, identities: Ident
   await Promise.all(
     plan.nodes.map(async (n) => {
       const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode });
-      await attachEndpoints(n.netns, n.pods.map((p) => p.lxc), dp.progPins);
+      // Maps first: a veth the programs do not know yet is dropped (fail-closed).
       const ifindexes = await readIfindexes(n.netns);
       await writeNodeState(plan.lab, n.name, compileNodeState(plan, n.name, identities), ifindexes);
+      await attachEndpoints(n.netns, n.pods.map((p) => p.lxc), dp.progPins);
     }),
   );
 }
