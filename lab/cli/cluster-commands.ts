@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { readState, type LabState } from '../core/state.ts';
 import { addPod, deletePod, partitionNode } from '../core/pods.ts';
-import { daemonLogFile } from '../core/daemon.ts';
+import { daemonLogFile, restartDaemon } from '../core/daemon.ts';
 import { setDelay } from '../control/client.ts';
 import { streamFlows } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
@@ -191,6 +191,18 @@ export const CLUSTER_COMMANDS: Record<string, Command> = {
         await deletePod(lab, pod);
         console.log(`pod ${pod} deleted`);
       } else throw new UsageError('pod: expected add or del');
+      return 0;
+    },
+  },
+
+  restart: {
+    summary: 'restart a node agent or the control plane (it re-reads the maps and carries on)',
+    args: 'NAME NODE|cp',
+    run: async ([lab, who]) => {
+      const state = await runningLab(lab, 'restart');
+      if (!who) throw new UsageError('restart: missing NODE or cp');
+      const p = await restartDaemon(state, who);
+      console.log(`${p.role} ${who} restarted (pid ${p.pid})`);
       return 0;
     },
   },

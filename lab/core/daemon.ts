@@ -4,9 +4,9 @@
 import { spawn as spawnChild } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { netnsPath, processTag, stateDir } from './names.ts';
-import { TAG_ENV, isAlive } from './processes.ts';
-import type { ProcessState } from './state.ts';
+import { controlNetns, netnsPath, processTag, stateDir } from './names.ts';
+import { TAG_ENV, isAlive, stopProcesses } from './processes.ts';
+import { writeState, type LabState, type ProcessState } from './state.ts';
 
 export const READY_LINE = 'READY';
 const REPO = resolve(import.meta.dirname, '../..');
@@ -58,3 +58,29 @@ export async function waitForLogLine(file: string, needle: string, pid: number, 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * Restarts a lab process from the arguments it was started with (its config
+ * file stays in the state directory). The old one is stopped first if alive.
+ */
+export async function restartDaemon(state: LabState, who: string): Promise<ProcessState> {
+  const old = state.processes.find((p) => p.node === who);
+  if (!old) throw new Error(`lab "${state.lab}" has no agent or control plane "${who}" (valid: ${state.processes.map((p) => p.node).join(', ')})`);
+  const spec = RESTARTABLE[old.role];
+  if (!spec) throw new Error(`cannot restart a ${old.role}`);
+  if (isAlive(old.pid)) await stopProcesses([old.pid]);
+  const node = state.nodes.find((n) => n.name === who);
+  const proc = await startDaemon({
+    lab: state.lab, node: who, role: old.role,
+    netns: node ? node.netns : controlNetns(state.lab),
+    script: spec.script, args: [spec.config(state.lab, who)],
+  });
+  state.processes = state.processes.map((p) => (p === old ? proc : p));
+  await writeState(state);
+  return proc;
+}
+
+const RESTARTABLE: Record<string, { script: string; config: (lab: string, node: string) => string }> = {
+  agent: { script: 'lab/agent/main.ts', config: (lab, node) => `${stateDir(lab)}/agent-${node}/config.json` },
+  'control-plane': { script: 'lab/control/main.ts', config: (lab) => `${stateDir(lab)}/control/config.json` },
+};

@@ -1,0 +1,115 @@
+// Node agents facing bad peers and a missing control plane: no auth entry is
+// written, traffic stays dropped, one clear log line says why, and the agent
+// survives every case.
+import t from 'tap';
+import { execa } from 'execa';
+import { upWithDatapath } from '../../lab/core/lab.ts';
+import { destroyLab } from '../../lab/core/down.ts';
+import { findPod } from '../../lab/core/plan.ts';
+import { readState } from '../../lab/core/state.ts';
+import { restartDaemon, daemonLogFile } from '../../lab/core/daemon.ts';
+import { stopProcesses, isAlive } from '../../lab/core/processes.ts';
+import { nodeNetns, stateDir } from '../../lab/core/names.ts';
+import { dumpAuth, deleteAuthEntry } from '../../lab/datapath/auth.ts';
+import { loadTopologyFile } from '../../lab/topology/validate.ts';
+import { readFile } from 'node:fs/promises';
+import { echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
+
+const lab = 't-faults';
+
+async function logLines(node: string, role = 'agent'): Promise<Record<string, unknown>[]> {
+  const text = await readFile(daemonLogFile(lab, node, role), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 8000): Promise<T | undefined> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+t.test('agent faults', { skip: needsRoot }, async (t) => {
+  const topo = await loadTopologyFile(`${REPO}/topologies/two-node-auth.yaml`);
+  try {
+    const plan = await upWithDatapath(topo, { name: lab });
+    const serverIp = findPod(plan, 'server')!.ip;
+    const n1 = plan.nodes.find((n) => n.name === 'n1')!;
+    const server = await startEchoServer(lab, 'server', 'tcp', 8080);
+    const n1Agent = () => readState(lab).then((s) => s!.processes.find((p) => p.node === 'n1')!);
+    try {
+      await t.test('the peer agent is down', async (t) => {
+        await stopProcesses([(await n1Agent()).pid]);
+        const st = JSON.parse(String((await labCli(['status', lab, '--json'])).stdout));
+        t.equal(st.processes.find((p: { node?: string }) => p.node === 'n1')?.alive, false, '`status` says the n1 agent is dead');
+        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'x', ['--timeout', '2500']);
+        t.not(r.exitCode, 0, 'traffic stays dropped');
+        const line = await waitFor(async () => (await logLines('n2')).find((l) => l.event === 'auth-failed'));
+        t.equal(line?.reason, 'connection-refused', String(line?.detail));
+        t.equal((await dumpAuth(lab, 'n2')).length, 0, 'no auth entry');
+      });
+
+      for (const mode of ['other-ca', 'expired', 'wrong-id', 'two-sans'] as const) {
+        await t.test(`the peer presents a certificate: ${mode}`, async (t) => {
+          const fake = execa('nsenter', [`--net=/run/netns/${nodeNetns(lab, 'n1')}`, '--', process.execPath, '--import', 'tsx',
+            `${REPO}/tests/fixtures/fake-peer.ts`, stateDir(lab), n1.underlayIp, mode], { reject: false, buffer: false });
+          try {
+            await new Promise<void>((resolve, reject) => {
+              fake.stdout?.on('data', (d: Buffer) => d.toString().includes('READY') && resolve());
+              fake.on('exit', (c) => reject(new Error(`fake peer exited ${c}`)));
+            });
+            const before = (await logLines('n2')).filter((l) => l.event === 'auth-failed').length;
+            const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'x', ['--timeout', '2500']);
+            t.not(r.exitCode, 0, 'traffic stays dropped');
+            const failures = await waitFor(async () => {
+              const f = (await logLines('n2')).filter((l) => l.event === 'auth-failed').slice(before);
+              return f.length > 0 ? f : undefined;
+            });
+            const expected = { 'other-ca': 'untrusted-ca', expired: 'expired', 'wrong-id': 'wrong-spiffe-id', 'two-sans': 'multiple-uri-sans' }[mode];
+            t.equal(failures?.[0]?.reason, expected, `one clear reason: ${failures?.[0]?.detail}`);
+            t.equal((await dumpAuth(lab, 'n2')).length, 0, 'no auth entry written');
+            const st = await readState(lab);
+            t.ok(isAlive(st!.processes.find((p) => p.node === 'n2')!.pid), 'the n2 agent is still running');
+          } finally {
+            fake.kill('SIGTERM');
+            await fake;
+          }
+        });
+      }
+
+      await t.test('a restarted agent re-reads the maps and carries on', async (t) => {
+        await restartDaemon((await readState(lab))!, 'n1');
+        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-restart', ['--timeout', '6000']);
+        t.equal(r.exitCode, 0, `traffic flows once the real peer is back: ${r.stderr}`);
+        t.equal((await dumpAuth(lab, 'n2')).length, 1, 'the entry is written');
+      });
+
+      await t.test('the control plane is down at agent start', async (t) => {
+        const state = (await readState(lab))!;
+        await stopProcesses([state.processes.find((p) => p.role === 'control-plane')!.pid]);
+        const mark = (await logLines('n2')).length; // only lines of the restarted agent count
+        await restartDaemon((await readState(lab))!, 'n2');
+        const line = await waitFor(async () => (await logLines('n2')).slice(mark).find((l) => l.event === 'control-plane-unreachable' || l.event === 'control-plane-lost'));
+        t.ok(line, `the agent says it cannot reach the control plane (${line?.event}: ${line?.error ?? ''})`);
+        // Entries and maps of the pinned datapath carry on without it.
+        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'no-cp');
+        t.equal(r.exitCode, 0, 'existing auth entry still lets traffic through');
+        const key = (await dumpAuth(lab, 'n2'))[0]!.key;
+        await deleteAuthEntry(lab, 'n2', key);
+        t.notOk((await logLines('n2')).slice(mark).some((l) => l.event === 'maps-synced'), 'no sync while the control plane is down');
+        await restartDaemon((await readState(lab))!, 'cp');
+        const resync = await waitFor(async () => (await logLines('n2')).slice(mark).find((l) => l.event === 'maps-synced'));
+        t.ok(resync, 'the agent syncs once the control plane is back');
+        const again = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'cp-back', ['--timeout', '6000']);
+        t.equal(again.exitCode, 0, `a new handshake works: ${again.stderr}`);
+      });
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await destroyLab(lab);
+  }
+  t.same(await labLeftovers(lab), []);
+});
