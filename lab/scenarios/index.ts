@@ -1,9 +1,11 @@
 // Every scenario the lab ships, by name.
 import type { Scenario } from './framework.ts';
 import { mtlessBasic } from './mtless-basic.ts';
+import { identityConfusion } from './identity-confusion.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
+  [identityConfusion.name]: identityConfusion,
 };
 
 /** What `lab demo` runs. */
