@@ -187,6 +187,7 @@ export const CLUSTER_COMMANDS: Record<string, Command> = {
           namespace: v.namespace as string | undefined, serviceAccount: v['service-account'] as string | undefined,
         });
         console.log(`pod ${pod} on ${node}: ${r.ip}, identity ${r.identity}`);
+        if (!r.synced) console.log(`warning: the agent of ${node} has not synced the endpoint yet (is ${node} partitioned?); its packets are dropped until it does`);
       } else if (op === 'del') {
         await deletePod(lab, pod);
         console.log(`pod ${pod} deleted`);

@@ -2,7 +2,8 @@
 // veth, routes, programs) is done here; the control plane then allocates the
 // identity and every agent learns the endpoint through its watch stream.
 import { ipBatch, run } from '../kernel/run.ts';
-import { attachEndpoints } from '../datapath/load.ts';
+import { attachEndpoints, readIfindexes } from '../datapath/load.ts';
+import { dumpNodeMap } from '../datapath/maps.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
 import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
 import { cidrContains, hostAddress, parseCidr } from './addr.ts';
@@ -27,7 +28,22 @@ async function labState(lab: string): Promise<LabState> {
   return state;
 }
 
-export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identity: number }> {
+/**
+ * Until its node's agent has written the endpoint into cilium_lxc, the
+ * datapath drops the pod's packets (fail-closed): wait for that, with a deadline.
+ */
+async function waitForEndpoint(lab: string, node: string, nodeNs: string, lxc: string, timeoutMs: number): Promise<boolean> {
+  const ifindex = (await readIfindexes(nodeNs)).get(lxc);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const rows = await dumpNodeMap(lab, node, 'cilium_lxc');
+    if (rows.some((r) => r.key.ifindex === ifindex)) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
+export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identity: number; synced: boolean }> {
   const state = await labState(opts.lab);
   const node = state.nodes.find((n) => n.name === opts.node);
   if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
@@ -75,7 +91,8 @@ export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identit
     const { [NAMESPACE_LABEL]: _ns, [SERVICE_ACCOUNT_LABEL]: _sa, ...plain } = labels;
     state.pods.push({ name: opts.pod, node: node.name, netns, ip, lxc, identity: ep.identity, labels: plain });
     await writeState(state);
-    return { ip, identity: ep.identity };
+    const synced = await waitForEndpoint(opts.lab, node.name, node.netns, lxc, 10_000);
+    return { ip, identity: ep.identity, synced };
   } catch (e) {
     await run(['ip', 'netns', 'delete', netns], { okCodes: [1] });
     state.netns = state.netns.filter((n) => n !== netns);
