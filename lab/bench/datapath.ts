@@ -170,7 +170,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   const startedAt = new Date().toISOString();
   const notes: string[] = [];
   if (topology.policies.length > 0) notes.push(`${topologyFile} has ${topology.policies.length} policies: the flow may pay for policy lookups, not only the base datapath`);
-  const servers: Server[] = [];
+  const servers: PodServer[] = [];
   const runs: DatapathRun[] = [];
   let mapIo: MapIoRow[] | undefined;
   let client!: PodPlan;
@@ -182,8 +182,8 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     if (client.node === server.node) notes.push(`client and server are both on ${client.node}: the flow is same-node, not cross-node`);
     log(`lab ${lab} up: ${client.node}/${client.name} ${client.ip} -> ${server.node}/${server.name} ${server.ip}`);
 
-    servers.push(await startServer(server.netns, ['sockperf', 'sr', '--tcp', '-i', server.ip, '-p', String(SOCKPERF_PORT)], SOCKPERF_PORT));
-    servers.push(await startServer(server.netns, ['iperf3', '-s', '-B', server.ip, '-p', String(IPERF_PORT)], IPERF_PORT));
+    servers.push(await startPodServer(server.netns, ['sockperf', 'sr', '--tcp', '-i', server.ip, '-p', String(SOCKPERF_PORT)], SOCKPERF_PORT));
+    servers.push(await startPodServer(server.netns, ['iperf3', '-s', '-B', server.ip, '-p', String(IPERF_PORT)], IPERF_PORT));
 
     // Warm-up (not measured): first connections, page cache, CPU frequency.
     await sockperfRun(client, server, 1);
@@ -389,12 +389,12 @@ async function iperfRun(client: PodPlan, server: PodPlan, seconds: number): Prom
 
 // ---- servers ------------------------------------------------------------------
 
-interface Server {
+export interface PodServer {
   stop(): Promise<void>;
 }
 
-/** Starts a server in a pod and waits (with a deadline) until it listens on the port. */
-async function startServer(netns: string, argv: string[], port: number, deadlineMs = 5000): Promise<Server> {
+/** Starts a server in a pod (spawn) and waits, with a deadline, until it listens on the TCP port. */
+export async function startPodServer(netns: string, argv: string[], port: number, deadlineMs = 5000): Promise<PodServer> {
   const child = spawn(argv, { netns });
   let output = '';
   const keep = (d: Buffer) => {

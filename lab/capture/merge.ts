@@ -3,7 +3,7 @@
 // (drops). editcap does the secrets and comments; it keeps our interface
 // names and section comment.
 import { isIP } from 'node:net';
-import { access, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { run } from '../kernel/run.ts';
 import { mergeCaptures, readCapture, writeCapture } from './pcapng.ts';
@@ -78,12 +78,22 @@ export interface PacketNote {
  * Adds packet comments with `editcap -a N:comment`. editcap keeps one `-a`
  * per frame per run (the last wins), so a frame with k comments takes k runs;
  * comments already in the file stay.
+ *
+ * editcap 4.0 refuses to rewrite a file that already holds decryption
+ * secrets ("can't be written as a pcapng file"), so comment before
+ * embedSecrets(); on such a file we add the comments ourselves.
  */
 export async function annotatePackets(file: string, notes: PacketNote[]): Promise<void> {
   if (notes.length === 0) return;
-  const packets = readCapture(await readFile(file)).packets.length;
+  const capture = readCapture(await readFile(file));
+  const packets = capture.packets.length;
   const bad = notes.filter((n) => !Number.isInteger(n.frame) || n.frame < 1 || n.frame > packets);
   if (bad.length > 0) throw new Error(`${file} has frames 1..${packets}; cannot comment frame ${bad.map((n) => n.frame).join(', ')}`);
+  if (capture.secrets.length > 0) {
+    for (const n of notes) capture.packets[n.frame - 1]!.comments.push(n.comment);
+    await replaceFile(file, (tmp) => writeFile(tmp, writeCapture(capture)));
+    return;
+  }
   const byFrame = new Map<number, string[]>();
   for (const n of notes) byFrame.set(n.frame, [...(byFrame.get(n.frame) ?? []), n.comment]);
   const passes = Math.max(...[...byFrame.values()].map((c) => c.length));
@@ -196,8 +206,4 @@ export async function annotateDrops(file: string, events: DropEvent[], opts: { w
   const matches = await matchDropEvents(file, events, opts);
   await annotatePackets(file, matches.filter((m) => m.frame !== undefined).map((m) => ({ frame: m.frame!, comment: dropComment(m.event) })));
   return matches;
-}
-
-export async function fileExists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
 }

@@ -67,8 +67,12 @@ export async function finishCapture(handle: CaptureHandle, opts: FinishOptions):
     const m = await mergeLinkCaptures(result.links.map((l) => ({ link: l.link, file: l.file, description: l.description })), merged, { comments });
     files.packets = m.packets;
     for (const l of result.links) files.links[l.link] = l.file;
-    if (opts.keylogs && (opts.keylogs.tls || opts.keylogs.wg)) await embedSecrets(merged, opts.keylogs);
+    // Comments first: editcap cannot rewrite a file once it holds secrets.
     if (opts.drops && opts.drops.length > 0) files.drops = await annotateDrops(merged, opts.drops, { windowMs: opts.dropWindowMs });
+    // Every file decrypts on its own: the per-link ones get the secrets too.
+    if (opts.keylogs && (opts.keylogs.tls || opts.keylogs.wg)) {
+      await Promise.all([merged, ...result.links.map((l) => l.file)].map((f) => embedSecrets(f, opts.keylogs!)));
+    }
   }
   if (captureError) throw Object.assign(captureError, { files });
   return files;

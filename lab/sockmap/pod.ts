@@ -1,0 +1,147 @@
+// Starting processes in a pod *and* in its node's cgroup. sock_ops runs for
+// the sockets of processes in the cgroup it is attached to, and a socket
+// belongs to the cgroup its process was in when it created it (an accepted
+// socket to the listener's). So the process joins the cgroup first, then
+// enters the pod's network namespace, then execs the program.
+import { existsSync } from 'node:fs';
+import type { ResultPromise } from 'execa';
+import { netnsPath, nodeCgroupDir, podNetns, processTag } from '../core/names.ts';
+import { TAG_ENV } from '../core/processes.ts';
+import { spawn } from '../kernel/run.ts';
+
+// $0 = cgroup dir, $1 = netns path, "$@" after the shift = the program. The
+// shell writes its own pid, then exec keeps that pid through nsenter (which
+// execs too: --net alone needs no fork) into the program.
+const JOIN_AND_ENTER = 'echo $$ > "$0/cgroup.procs" || exit 125; ns=$1; shift; exec nsenter --net="$ns" -- "$@"';
+
+/** argv that runs `argv` in `pod`'s namespace, inside `node`'s cgroup (which must exist). */
+export function podCommand(lab: string, node: string, pod: string, argv: string[]): string[] {
+  return ['sh', '-c', JOIN_AND_ENTER, nodeCgroupDir(lab, node), netnsPath(podNetns(lab, pod)), ...argv];
+}
+
+/**
+ * podCommand when the node has a cgroup (its lab runs sockmap), plain
+ * `nsenter --net` otherwise: what lab/apps/pod-apps.ts can use for every pod app.
+ */
+export function podLaunchArgv(lab: string, node: string, pod: string, argv: string[]): string[] {
+  return existsSync(nodeCgroupDir(lab, node))
+    ? podCommand(lab, node, pod, argv)
+    : ['nsenter', `--net=${netnsPath(podNetns(lab, pod))}`, '--', ...argv];
+}
+
+/** The role part of the process tag of everything started here. */
+export const POD_APP_ROLE = 'sockmap-app';
+
+/** A process in a pod (and its node's cgroup), with its output as lines. */
+export class PodProcess {
+  readonly stdoutLines: string[] = [];
+  readonly stderrLines: string[] = [];
+  exit?: { code?: number; signal?: string };
+  readonly exited: Promise<void>;
+  private listeners: (() => void)[] = [];
+
+  constructor(readonly what: string, readonly proc: ResultPromise) {
+    const collect = (into: string[]) => {
+      let pending = '';
+      return (d: Buffer) => {
+        pending += d.toString();
+        const parts = pending.split('\n');
+        pending = parts.pop() ?? '';
+        into.push(...parts);
+        for (const l of this.listeners) l();
+      };
+    };
+    proc.stdout?.on('data', collect(this.stdoutLines));
+    proc.stderr?.on('data', collect(this.stderrLines));
+    this.exited = proc.then(
+      (r) => {
+        this.exit = { code: r.exitCode, signal: r.signal };
+        for (const l of this.listeners) l();
+      },
+      (e: Error) => {
+        this.exit = { signal: `error: ${e.message}` };
+        for (const l of this.listeners) l();
+      },
+    );
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  /** Resolves with the first line (stdout or stderr) matching `re`, or undefined at the deadline or exit. */
+  waitForLine(re: RegExp, timeoutMs: number, from = { stdout: 0, stderr: 0 }): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const find = () => this.stdoutLines.slice(from.stdout).find((l) => re.test(l)) ?? this.stderrLines.slice(from.stderr).find((l) => re.test(l));
+      const check = () => {
+        const line = find();
+        if (line !== undefined || this.exit) done(line);
+      };
+      const timer = setTimeout(() => done(find()), timeoutMs);
+      const done = (line: string | undefined) => {
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((l) => l !== check);
+        resolve(line);
+      };
+      this.listeners.push(check);
+      check();
+    });
+  }
+
+  /** Where the output stands now, for waitForLine(…, from). */
+  mark(): { stdout: number; stderr: number } {
+    return { stdout: this.stdoutLines.length, stderr: this.stderrLines.length };
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (!this.exit) this.proc.kill(sig);
+  }
+
+  /** SIGTERM, SIGKILL after `graceMs`; resolves once the process is reaped. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (this.exit) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** Waits for exit (SIGKILL at the deadline). */
+  async wait(timeoutMs: number): Promise<{ code?: number; signal?: string }> {
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+    return this.exit!;
+  }
+
+  describe(): string {
+    const tail = [...this.stderrLines, ...this.stdoutLines].filter((l) => l.trim()).slice(-3).join(' | ');
+    const how = this.exit ? (this.exit.signal ? `killed by ${this.exit.signal}` : `exit code ${this.exit.code}`) : 'running';
+    return `${this.what}: ${how}${tail ? `: ${tail}` : ''}`;
+  }
+}
+
+/**
+ * Starts `argv` in `pod` inside `node`'s cgroup, tagged so that `lab down`
+ * stops it (which it must: a cgroup with processes cannot be removed).
+ */
+export function spawnInPod(lab: string, node: string, pod: string, argv: string[], opts: { role?: string } = {}): PodProcess {
+  const proc = spawn(podCommand(lab, node, pod, argv), { env: { [TAG_ENV]: processTag(lab, node, opts.role ?? POD_APP_ROLE) } });
+  return new PodProcess(`${argv[0]} in ${pod}`, proc);
+}
+
+/** Runs `argv` to completion in `pod` (and `node`'s cgroup); killed at the deadline. */
+export async function runInPod(
+  lab: string, node: string, pod: string, argv: string[], opts: { role?: string; timeoutMs: number },
+): Promise<{ exitCode: number; signal?: string; stdout: string; stderr: string; ms: number }> {
+  const started = performance.now();
+  const p = spawnInPod(lab, node, pod, argv, opts);
+  const exit = await p.wait(opts.timeoutMs);
+  return {
+    exitCode: exit.code ?? -1,
+    signal: exit.signal,
+    stdout: p.stdoutLines.join('\n'),
+    stderr: p.stderrLines.join('\n'),
+    ms: performance.now() - started,
+  };
+}
