@@ -24,12 +24,14 @@ export interface LabOptions extends UpOptions {
   /** Auth-map GC interval of the agents (Cilium: 5 min). */
   gcIntervalMs?: number;
   policyMode?: PolicyMode;
+  /** Another BPF object than bpf/build/datapath.o (tests use a broken one). */
+  datapathObject?: string;
 }
 
 export async function upWithDatapath(topology: Topology, opts: LabOptions): Promise<LabPlan> {
   const identities = allocateIdentities(topology);
   let ca: Ca | undefined;
-  const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts.policyMode) }];
+  const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];
   if (opts.agents !== false) {
     steps.push(
       { name: 'control', run: async (plan, state) => { ca = await startControlPlane(plan, state, identities, opts); } },
@@ -40,12 +42,12 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
 }
 
 /** Loads one datapath object per node, attaches it to every pod veth, and fills the maps from the topology. */
-async function installDatapath(plan: LabPlan, state: LabState, identities: IdentityAllocation, policyMode?: PolicyMode): Promise<void> {
+async function installDatapath(plan: LabPlan, state: LabState, identities: IdentityAllocation, opts: LabOptions): Promise<void> {
   for (const p of state.pods) p.identity = identities.byPod.get(p.name);
   await writeState(state);
   await Promise.all(
     plan.nodes.map(async (n) => {
-      const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode });
+      const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode: opts.policyMode, objectPath: opts.datapathObject });
       // Maps first: a veth the programs do not know yet is dropped (fail-closed).
       const ifindexes = await readIfindexes(n.netns);
       await writeNodeState(plan.lab, n.name, compileNodeState(plan, n.name, identities), ifindexes);

@@ -9,6 +9,8 @@ export const TAG_ENV = 'MTLAB_TAG';
 export interface TaggedProcess {
   pid: number;
   tag: string;
+  /** Parent pid (a tagged process's own children inherit the tag). */
+  ppid: number;
 }
 
 export async function findTaggedProcesses(lab: string): Promise<TaggedProcess[]> {
@@ -25,7 +27,7 @@ export async function findTaggedProcesses(lab: string): Promise<TaggedProcess[]>
       continue; // gone, or a kernel thread
     }
     const tag = env.split('\0').find((kv) => kv.startsWith(want));
-    if (tag) found.push({ pid, tag: tag.slice(TAG_ENV.length + 1) });
+    if (tag) found.push({ pid, tag: tag.slice(TAG_ENV.length + 1), ppid: await parentPid(pid) });
   }
   return found;
 }
@@ -62,4 +64,14 @@ export async function stopProcesses(pids: number[], graceMs = 2000): Promise<voi
     }
   }
   while (alive.some(isAlive)) await new Promise((r) => setTimeout(r, 10));
+}
+
+async function parentPid(pid: number): Promise<number> {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces.
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
 }

@@ -23,7 +23,9 @@ export async function labStatus(lab: string): Promise<LabStatus | undefined> {
   const known = new Set(state?.netns ?? []);
   const procs = new Map<number, LabStatus['processes'][number]>();
   for (const p of state?.processes ?? []) procs.set(p.pid, { pid: p.pid, tag: p.tag, node: p.node, role: p.role, alive: isAlive(p.pid) });
-  for (const p of tagged) if (!procs.has(p.pid)) procs.set(p.pid, { pid: p.pid, tag: p.tag, alive: true });
+  // Children of the lab's processes (bpftool readers, esbuild) inherit the tag; show only the top ones.
+  const taggedPids = new Set(tagged.map((p) => p.pid));
+  for (const p of tagged) if (!procs.has(p.pid) && !taggedPids.has(p.ppid)) procs.set(p.pid, { pid: p.pid, tag: p.tag, alive: true });
   return {
     lab,
     phase: state?.phase ?? 'orphaned',

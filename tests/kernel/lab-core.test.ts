@@ -79,6 +79,29 @@ t.test('a failure injected mid-up leaves nothing behind', { skip: needsRoot }, a
   }
 });
 
+t.test('a BPF verifier refusal stops up with the verifier\'s message and rolls back', { skip: needsRoot }, async (t) => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { run } = await import('../../lab/kernel/run.ts');
+  const { upWithDatapath } = await import('../../lab/core/lab.ts');
+  const dir = await mkdtemp('/tmp/mtless-bad-');
+  const lab = 't-core-verifier';
+  try {
+    // Reads packet data without a bounds check: the verifier must refuse it.
+    await writeFile(`${dir}/bad.c`, '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n' +
+      'SEC("tc") int bad(struct __sk_buff *skb) { return *(int *)(long)skb->data; }\nchar _license[] SEC("license") = "GPL";\n');
+    const multiarch = (await run(['clang', '-print-multiarch'])).stdout.trim();
+    await run(['clang', '-g', '-O2', '-target', 'bpf', `-I/usr/include/${multiarch}`, '-c', `${dir}/bad.c`, '-o', `${dir}/bad.o`]);
+    const topo = await loadTopologyFile(`${REPO}/topologies/two-node.yaml`);
+    const before = await hostNetSnapshot();
+    await t.rejects(upWithDatapath(topo, { name: lab, datapathObject: `${dir}/bad.o` }), /invalid access to packet/);
+    t.same(await labLeftovers(lab), [], 'nothing left');
+    t.equal(await hostNetSnapshot(), before, 'host unchanged');
+  } finally {
+    await destroyLab(lab);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 t.test('SIGINT during `lab up` rolls back', { skip: needsRoot }, async (t) => {
   const lab = 't-core-sigint';
   const { execa } = await import('execa');
