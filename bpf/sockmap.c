@@ -23,11 +23,14 @@
  * what the sockmap scenario shows on the veths, and it is also why tc-level
  * policy and auth never see the payload of an accelerated connection.
  *
+ * IPv4 only, including IPv4-mapped IPv6 sockets (see is_v4_mapped).
+ *
  * Both programs only count and never drop: cil_sk_msg returns SK_PASS
  * whatever happens, and the helper's result decides between redirect and
  * the normal path.
  */
 #include <linux/in.h>
+#include <stdbool.h>
 #include <bpf/bpf_endian.h>
 
 #include "lib/sockmap.h"
@@ -35,6 +38,23 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+/*
+ * An AF_INET6 socket talking to an IPv4 peer (::ffff:a.b.c.d): what a
+ * dual-stack listener accepts, e.g. iperf3's default `-s` on "::". Its
+ * local_ip4/remote_ip4 hold the IPv4 addresses, so it is handled as IPv4,
+ * as Cilium's bpf_sock_ops_ipv6() did. Without this the accepted socket
+ * never enters the hash: the sender's sk_msg then runs on every write, finds
+ * no peer and passes, which is pure overhead (a first 1-s iperf3 trial
+ * here, before this check: 0 redirects, 0.51x and 0.77x the throughput).
+ */
+static __always_inline bool is_v4_mapped(const __u32 *ip6)
+{
+	return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0x0000ffff);
+}
 
 /* sock_ops and sk_msg hand remote_port over in network byte order in the
  * upper 16 bits of a u32 (on little endian); read it as a u32 and shift,
@@ -99,7 +119,8 @@ int cil_sock_ops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:	/* connect() completed */
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:	/* accept()ed socket ready */
-		if (skops->family == AF_INET)
+		if (skops->family == AF_INET ||
+		    (skops->family == AF_INET6 && is_v4_mapped(skops->remote_ip6)))
 			sock_ops_established4(skops);
 		break;
 	default:
@@ -115,7 +136,8 @@ int cil_sk_msg(struct sk_msg_md *msg)
 	struct sock_key key = {};
 	long ret = SK_DROP;
 
-	if (msg->family != AF_INET)
+	if (msg->family != AF_INET &&
+	    !(msg->family == AF_INET6 && is_v4_mapped(msg->remote_ip6)))
 		goto pass;
 	peer = local_pod(msg->remote_ip4);
 	if (!peer || !peer->netns_cookie)

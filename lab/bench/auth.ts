@@ -48,7 +48,7 @@ import {
 import { allocateIdentities } from '../policy/identity.ts';
 import { DEFAULT_ADDRESSING, type Topology } from '../topology/model.ts';
 import { validateTopology } from '../topology/validate.ts';
-import { refuseLeftovers, startPodServer, type PodServer } from './datapath.ts';
+import { QUIET_BUSY, refuseLeftovers, startPodServer, waitForQuietHost, type PodServer } from './datapath.ts';
 
 export const AUTH_LAB = 'bench-auth';
 export const AUTH_PORT_DEFAULT = 8080;
@@ -73,6 +73,8 @@ export interface BenchAuthOptions {
   /** Second connections of already-authenticated pairs, for the baseline. Default 10. */
   warmPairs?: number;
   policyMode?: PolicyMode;
+  /** Wait up to this long for other jobs to quiet down (CPU ≤ 30 % busy) before the connections. Default 5000 ms; 0 = don't. */
+  settleMs?: number;
   log?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -136,6 +138,8 @@ export interface BenchAuthReport {
   maxInFlight: number;
   connectTimeoutMs: number;
   policyMode: PolicyMode;
+  /** Host CPU busy fraction just before the connections, lab idle: other jobs on the machine. */
+  backgroundBusy: number;
   results: AuthPairResult[];
   dropToEntry?: Distribution;
   signalToEntry?: Distribution;
@@ -241,6 +245,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
   let warmDrops = 0;
   let entriesInMap = 0;
   let agentLog: LogLine[] = [];
+  let backgroundBusy = 0;
   try {
     const plan = await upWithDatapath(topology, { name: lab, agents: true, policyMode, signal: opts.signal });
     const clientNode = plan.nodes[0]!;
@@ -266,6 +271,10 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
       if (opts.signal?.aborted) throw new Error('interrupted');
       servers.push(await startPodServer(p.netns, ['socat', `TCP-LISTEN:${port},bind=${p.ip},fork,reuseaddr`, 'PIPE'], port));
     }
+
+    backgroundBusy = await waitForQuietHost(opts.settleMs ?? 5000);
+    log(`CPU busy before the connections (other jobs): ${(backgroundBusy * 100).toFixed(0)} %`);
+    if (backgroundBusy > QUIET_BUSY) notes.push(`other jobs kept the CPUs ${(backgroundBusy * 100).toFixed(0)} % busy before the connections: the agents shared the CPUs with them`);
 
     // New pairs: one connection each.
     const order = pairOrder(clients.length, serverPods.length);
@@ -349,6 +358,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     maxInFlight,
     connectTimeoutMs,
     policyMode,
+    backgroundBusy,
     results,
     dropToEntry,
     signalToEntry,
@@ -493,7 +503,7 @@ export function formatBenchAuth(report: BenchAuthReport): string {
   );
   out.push(
     `one connection per pair, started every ${report.intervalMs} ms, ≤ ${report.maxInFlight} waiting, each bounded to ${report.connectTimeoutMs} ms; ` +
-      `kernel ${report.host.kernel}, ${report.host.cpus} CPU(s), load ${report.host.loadavg}; took ${(report.durationMs / 1000).toFixed(1)} s`,
+      `kernel ${report.host.kernel}, ${report.host.cpus} CPU(s), load ${report.host.loadavg}, ${(report.backgroundBusy * 100).toFixed(0)} % CPU busy before (other jobs); took ${(report.durationMs / 1000).toFixed(1)} s`,
   );
   out.push('');
   const rows: string[][] = [['ms', 'n', 'min', 'p50', 'p90', 'p99', 'max']];

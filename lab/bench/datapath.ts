@@ -33,7 +33,7 @@ import { readState } from '../core/state.ts';
 import { findTaggedProcesses } from '../core/processes.ts';
 import { run, spawn } from '../kernel/run.ts';
 import { applyBatch, mapUpdate, type MapOp } from '../datapath/bpftool.ts';
-import { attachEndpoints, detachEndpoint, readIfindexes } from '../datapath/load.ts';
+import { attachEndpoints, detachEndpoint, readIfindexes, type PolicyMode } from '../datapath/load.ts';
 import { mapPin, readMetrics } from '../datapath/maps.ts';
 import { dumpAuth, toAuthExpiration } from '../datapath/auth.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
@@ -74,6 +74,10 @@ export interface BenchDatapathOptions {
   /** Client and server pods (must be on different nodes for a cross-node flow). Default client, server. */
   client?: string;
   server?: string;
+  /** Datapath policy mode (default per-packet, as `lab up`). */
+  policyMode?: PolicyMode;
+  /** Wait up to this long before each run for other jobs to quiet down (CPU ≤ 30 % busy). Default 5000 ms; 0 = don't. */
+  settleMs?: number;
   /** Map-I/O part: repetitions, or false to skip it. */
   mapIo?: MapIoReps | false;
   /** One line per measurement, for a live view. */
@@ -97,8 +101,10 @@ export interface DatapathRun {
   retransmits: number;
   /** Packets the programs counted (cilium_metrics, both nodes) during the two client runs. */
   programPackets: number;
-  /** Host CPU busy fraction (0..1) during the runs: the machine is shared. */
+  /** Host CPU busy fraction (0..1) during the runs (ours included: iperf3 alone fills both CPUs). */
   hostBusy: number;
+  /** Host CPU busy fraction just before the runs, while the lab was idle: other jobs on the machine. */
+  backgroundBusy: number;
 }
 
 export interface ModeSummary {
@@ -108,6 +114,7 @@ export interface ModeSummary {
   throughputGbps: Summary;
   programPackets: Summary;
   hostBusy: Summary;
+  backgroundBusy: Summary;
 }
 
 export interface MapIoRow {
@@ -125,6 +132,8 @@ export interface GoalCheck {
   goal: string;
   holds: boolean | undefined;
   detail: string;
+  /** Why the verdict should not be trusted (other load, rounds that disagree), if so. */
+  noisy?: string;
 }
 
 export interface BenchDatapathReport {
@@ -145,6 +154,9 @@ export interface BenchDatapathReport {
   ratio: { rttP50: Summary; rttAvg: Summary; rttP99: Summary; throughput: Summary };
   /** From the median ratios: latency (ratio − 1), throughput (1 − ratio), in %. */
   overheadPct: { rttP50: number; rttAvg: number; rttP99: number; throughput: number };
+  /** Median attached − median detached p50 RTT, µs: what the programs add per round trip (4 program runs: 2 per direction). */
+  rttP50DeltaUs: number;
+  policyMode: PolicyMode;
   mapIo?: MapIoRow[];
   /** Node whose maps the map-I/O part used. */
   mapIoNode?: string;
@@ -161,6 +173,8 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   const lab = opts.name ?? DATAPATH_LAB;
   const topologyFile = opts.topologyFile ?? DATAPATH_TOPOLOGY;
   const log = opts.log ?? (() => undefined);
+  const policyMode = opts.policyMode ?? 'per-packet';
+  const settleMs = opts.settleMs ?? 5000;
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`rounds must be an integer in 1..20, got ${rounds}`);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 30) throw new Error(`seconds must be an integer in 1..30, got ${seconds}`);
   await refuseLeftovers(lab);
@@ -176,7 +190,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   let client!: PodPlan;
   let server!: PodPlan;
   try {
-    const plan = await upWithDatapath(topology, { name: lab, topologyFile, agents: false, signal: opts.signal });
+    const plan = await upWithDatapath(topology, { name: lab, topologyFile, agents: false, policyMode, signal: opts.signal });
     client = needPod(plan, opts.client ?? 'client');
     server = needPod(plan, opts.server ?? 'server');
     if (client.node === server.node) notes.push(`client and server are both on ${client.node}: the flow is same-node, not cross-node`);
@@ -198,11 +212,12 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
           await setMode(plan, mode);
           current = mode;
         }
-        const r = await measureRun(lab, plan, client, server, seconds, round, mode);
+        const backgroundBusy = await waitForQuietHost(settleMs);
+        const r = { ...(await measureRun(lab, plan, client, server, seconds, round, mode)), backgroundBusy };
         runs.push(r);
         log(
           `round ${round}/${rounds} ${mode.padEnd(8)} rtt p50 ${r.rttP50Us.toFixed(1)} µs (avg ${r.rttAvgUs.toFixed(1)}, p99 ${r.rttP99Us.toFixed(1)}), ` +
-            `${r.throughputGbps.toFixed(2)} Gbit/s, ${r.programPackets} pkts seen by programs, host busy ${(r.hostBusy * 100).toFixed(0)} %`,
+            `${r.throughputGbps.toFixed(2)} Gbit/s, ${r.programPackets} pkts seen by programs, CPU busy ${(r.backgroundBusy * 100).toFixed(0)} % before / ${(r.hostBusy * 100).toFixed(0)} % during`,
         );
         if (mode === 'attached' && r.programPackets === 0) notes.push(`round ${round}: attached, but the programs counted no packets`);
         if (mode === 'detached' && r.programPackets !== 0) notes.push(`round ${round}: detached, yet the programs counted ${r.programPackets} packets`);
@@ -231,6 +246,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     throughputGbps: summarize(rs.map((r) => r.throughputGbps)),
     programPackets: summarize(rs.map((r) => r.programPackets)),
     hostBusy: summarize(rs.map((r) => r.hostBusy)),
+    backgroundBusy: summarize(rs.map((r) => r.backgroundBusy)),
   });
   const ratio = {
     rttP50: summarize(ratios(a.map((r) => r.rttP50Us), d.map((r) => r.rttP50Us))),
@@ -245,6 +261,16 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     throughput: (1 - ratio.throughput.median) * 100,
   };
   const goal = DATAPATH_GOAL_OVERHEAD_PCT;
+  // A verdict is only as good as its rounds: say so when other jobs were busy, or the rounds disagree by more than the goal.
+  const busiest = Math.max(...runs.map((r) => r.backgroundBusy));
+  const noise = (r: Summary) => {
+    const why: string[] = [];
+    if (busiest > QUIET_BUSY) why.push(`other jobs kept the CPUs up to ${(busiest * 100).toFixed(0)} % busy before a run`);
+    if ((r.max - r.min) * 100 > goal) why.push(`per-round ratios spread ${formatSummary(r, 3)}, wider than the ${goal} % goal`);
+    return why.length ? why.join('; ') : undefined;
+  };
+  const latencyNoise = noise(ratio.rttP50);
+  const throughputNoise = noise(ratio.throughput);
   const load = await readFile('/proc/loadavg', 'utf8').catch(() => '');
   return {
     lab,
@@ -261,6 +287,8 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     detached: modeSummary(d),
     ratio,
     overheadPct,
+    rttP50DeltaUs: median(a.map((r) => r.rttP50Us)) - median(d.map((r) => r.rttP50Us)),
+    policyMode,
     mapIo,
     ...(mapIo ? { mapIoNode: topology.nodes[0]!.name } : {}),
     goals: {
@@ -268,11 +296,13 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
         goal: `round-trip latency overhead ≤ ${goal} % (p50 RTT, median of per-round attached/detached)`,
         holds: overheadPct.rttP50 <= goal,
         detail: `${signed(overheadPct.rttP50)} % (avg RTT ${signed(overheadPct.rttAvg)} %, p99 RTT ${signed(overheadPct.rttP99)} %)`,
+        ...(latencyNoise ? { noisy: latencyNoise } : {}),
       },
       throughput: {
         goal: `throughput overhead ≤ ${goal} % (median of per-round attached/detached)`,
         holds: overheadPct.throughput <= goal,
-        detail: `${signed(overheadPct.throughput)} % (${a.length} rounds, per-round ratios ${ratio.throughput.n > 0 ? formatSummary(ratio.throughput, 3) : 'n/a'})`,
+        detail: `${signed(overheadPct.throughput)} % (${a.length} rounds, per-round ratios ${formatSummary(ratio.throughput, 3)})`,
+        ...(throughputNoise ? { noisy: throughputNoise } : {}),
       },
     },
     notes,
@@ -319,7 +349,7 @@ async function hasPrograms(node: NodePlan, lxc: string): Promise<boolean> {
 
 // ---- one run ------------------------------------------------------------------
 
-async function measureRun(lab: string, plan: LabPlan, client: PodPlan, server: PodPlan, seconds: number, round: number, mode: DatapathMode): Promise<DatapathRun> {
+async function measureRun(lab: string, plan: LabPlan, client: PodPlan, server: PodPlan, seconds: number, round: number, mode: DatapathMode): Promise<Omit<DatapathRun, 'backgroundBusy'>> {
   const before = await programPackets(lab, plan);
   const cpu0 = await cpuTimes();
   const lat = await sockperfRun(client, server, seconds);
@@ -519,6 +549,26 @@ function syntheticIpcache(n: number, plan: LabPlan) {
 
 // ---- host ---------------------------------------------------------------------
 
+/** CPU busy fraction under which the host counts as quiet. */
+export const QUIET_BUSY = 0.3;
+
+/**
+ * Waits (at most `maxMs`) until the host is quiet: ≤ 30 % CPU busy over
+ * 300 ms while the lab is idle. Returns the last busy fraction seen, which
+ * is other jobs' load, since nothing of ours runs then.
+ */
+export async function waitForQuietHost(maxMs: number): Promise<number> {
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    const a = await cpuTimes();
+    await new Promise((r) => setTimeout(r, 300));
+    const b = await cpuTimes();
+    const total = b.total - a.total;
+    const busy = total > 0 ? 1 - (b.idle - a.idle) / total : 0;
+    if (busy <= QUIET_BUSY || Date.now() >= deadline) return busy;
+  }
+}
+
 async function cpuTimes(): Promise<{ idle: number; total: number }> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
@@ -536,7 +586,7 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
       `${report.server.node}/${report.server.pod} ${report.server.ip}`,
   );
   out.push(
-    `${report.rounds} round(s) × {attached, detached} alternating, ${report.seconds} s per client run; kernel ${report.host.kernel}, ` +
+    `${report.rounds} round(s) × {attached, detached} alternating, ${report.seconds} s per client run, policy mode ${report.policyMode}; kernel ${report.host.kernel}, ` +
       `${report.host.cpus} CPU(s), load ${report.host.loadavg}; took ${(report.durationMs / 1000).toFixed(1)} s`,
   );
   out.push('RTT = sockperf pp --tcp --full-rtt (µs); throughput = iperf3 receiver (Gbit/s); min / median / max over rounds');
@@ -549,14 +599,17 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
   rows.push(['RTT p99 µs', formatSummary(a.rttP99Us, 1), formatSummary(d.rttP99Us, 1), formatSummary(report.ratio.rttP99, 3), `${signed(report.overheadPct.rttP99)} %`]);
   rows.push(['throughput Gbit/s', formatSummary(a.throughputGbps, 2), formatSummary(d.throughputGbps, 2), formatSummary(report.ratio.throughput, 3), `${signed(report.overheadPct.throughput)} %`]);
   rows.push(['packets seen by programs', formatSummary(a.programPackets, 0), formatSummary(d.programPackets, 0), '', '']);
-  rows.push(['host CPU busy %', formatSummary(scale(a.hostBusy, 100), 0), formatSummary(scale(d.hostBusy, 100), 0), '', '']);
+  rows.push(['CPU busy % before run (others)', formatSummary(scale(a.backgroundBusy, 100), 0), formatSummary(scale(d.backgroundBusy, 100), 0), '', '']);
+  rows.push(['CPU busy % during run', formatSummary(scale(a.hostBusy, 100), 0), formatSummary(scale(d.hostBusy, 100), 0), '', '']);
   out.push(...table(rows));
+  const delta = report.rttP50DeltaUs;
+  out.push(`programs add ${signed(delta)} µs to the p50 round trip: 4 program runs (from/to-container on both nodes), ≈ ${(delta / 4).toFixed(2)} µs each`);
   out.push('');
   out.push('runs in order:');
   for (const r of report.runs) {
     out.push(
       `  round ${r.round} ${r.mode.padEnd(8)}  RTT p50 ${r.rttP50Us.toFixed(1).padStart(7)} µs  avg ${r.rttAvgUs.toFixed(1).padStart(7)}  p99 ${r.rttP99Us.toFixed(1).padStart(7)}` +
-        `  ${r.throughputGbps.toFixed(2).padStart(6)} Gbit/s  retr ${r.retransmits}  busy ${(r.hostBusy * 100).toFixed(0)} %`,
+        `  ${r.throughputGbps.toFixed(2).padStart(6)} Gbit/s  retr ${String(r.retransmits).padStart(4)}  CPU busy ${(r.backgroundBusy * 100).toFixed(0).padStart(3)} % before, ${(r.hostBusy * 100).toFixed(0)} % during`,
     );
   }
   if (report.mapIo) {
@@ -572,8 +625,9 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
   out.push('');
   out.push('goals:');
   for (const g of Object.values(report.goals)) {
-    const mark = g.holds === undefined ? 'NOT MEASURED' : g.holds ? 'holds' : 'MISSED';
+    const mark = (g.holds === undefined ? 'NOT MEASURED' : g.holds ? 'holds' : 'MISSED') + (g.noisy ? ', NOISY' : '');
     out.push(`  [${mark}] ${g.goal}: ${g.detail}`);
+    if (g.noisy) out.push(`      not conclusive: ${g.noisy}`);
   }
   if (report.notes.length > 0) {
     out.push('notes:');

@@ -1,6 +1,6 @@
 // What the lab needs from the host, checked before anything is created, with
 // the way to get each missing piece.
-import { access, constants } from 'node:fs/promises';
+import { access, constants, readFile } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
 
 export interface Tool {
@@ -32,6 +32,8 @@ export const TOOLS: Tool[] = [
   { name: 'nft', version: ['nft', '--version'], debianPackage: 'nftables', requiredForUp: false, purpose: 'redirects (per-connection mTLS)' },
   { name: 'openssl', version: ['openssl', 'version'], debianPackage: 'openssl', requiredForUp: false, purpose: 'independent TLS peer in tests' },
   { name: 'mn', version: ['mn', '--version'], debianPackage: 'mininet', requiredForUp: false, purpose: 'bring-up benchmark baseline' },
+  { name: 'brctl', version: ['brctl', '--version'], debianPackage: 'bridge-utils', requiredForUp: false, purpose: "mininet's Linux bridges" },
+  { name: 'xargs', version: ['xargs', '--version'], debianPackage: 'findutils', requiredForUp: true, purpose: 'runs the per-pod ip batches in parallel' },
 ];
 
 export class PreflightError extends Error {}
@@ -70,6 +72,7 @@ export async function checkPreflight(): Promise<void> {
 
 /** bpffs is not mounted on a fresh machine. */
 export async function ensureBpffs(): Promise<void> {
-  const r = await run(['mountpoint', '-q', '/sys/fs/bpf'], { okCodes: [1, 32] });
-  if (r.exitCode !== 0) await run(['mount', '-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+  // mountinfo field 5 is the mount point: no process needed to check.
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+  if (!mounts.split('\n').some((l) => l.split(' ')[4] === '/sys/fs/bpf')) await run(['mount', '-t', 'bpf', 'bpf', '/sys/fs/bpf']);
 }

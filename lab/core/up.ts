@@ -1,10 +1,12 @@
 // Bring a lab up: claim its name, then apply the plan step by step. Any
 // failure (or SIGINT) rolls back everything created so far.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { ipBatch, run } from '../kernel/run.ts';
 import type { Topology } from '../topology/model.ts';
 import { destroyLab } from './down.ts';
 import { POD_GATEWAY_IP, planLab, type LabPlan } from './plan.ts';
 import * as names from './names.ts';
+import { stateDir } from './names.ts';
 import { claimLabName, readState, writeState, type LabState } from './state.ts';
 import { step, type Progress } from './progress.ts';
 import { checkPreflight } from './preflight.ts';
@@ -65,8 +67,8 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
 
   const steps: ExtraStep[] = [
     { name: 'namespaces', run: createNamespaces },
-    { name: 'fabric', run: buildFabric },
-    { name: 'management', run: buildManagement },
+    // Independent networks, built side by side.
+    { name: 'networks', run: async (plan) => void (await Promise.all([buildFabric(plan), buildManagement(plan)])) },
     { name: 'nodes', run: buildNodes },
     { name: 'pods', run: buildPods },
     ...(opts.extraSteps ?? []),
@@ -180,31 +182,40 @@ async function buildNodes(plan: LabPlan): Promise<void> {
           `neigh replace ${p.ip} lladdr ${p.podMac} dev ${p.lxc} nud permanent`,
         );
       }
-      await ipBatch(lines, n.netns);
-      await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns });
+      await Promise.all([ipBatch(lines, n.netns), run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })]);
     }),
   );
 }
 
-/** Each pod: its /32 and a route to the cluster's pod range through the node. */
+/**
+ * Each pod: its /32 and a route to the cluster's pod range through the node.
+ * One `ip -n POD -batch FILE` per pod is unavoidable (a batch cannot switch
+ * namespace), so the files are written first and xargs runs them four at a
+ * time: one process started from Node instead of one per pod.
+ */
 async function buildPods(plan: LabPlan): Promise<void> {
   const podRange = plan.topology.addressing.podCIDR;
-  const jobs = plan.nodes.flatMap((n) =>
-    n.pods.map((p) => () =>
-      ipBatch(
-        [
+  const dir = await mkdtemp(`${stateDir(plan.lab)}/pods-`);
+  try {
+    const invocations: string[] = [];
+    for (const n of plan.nodes) {
+      for (const p of n.pods) {
+        const file = `${dir}/${p.name}.batch`;
+        await writeFile(file, [
           'link set lo up',
           `link set ${names.POD_IFNAME} addrgenmode none`,
           `addr add ${p.ip}/32 dev ${names.POD_IFNAME}`,
           `link set ${names.POD_IFNAME} up`,
           `neigh replace ${POD_GATEWAY_IP} lladdr ${p.lxcMac} dev ${names.POD_IFNAME} nud permanent`,
           `route add ${podRange} via ${POD_GATEWAY_IP} dev ${names.POD_IFNAME} onlink`,
-        ],
-        p.netns,
-      ),
-    ),
-  );
-  await runLimited(jobs, 4);
+        ].join('\n') + '\n');
+        invocations.push(`-n ${p.netns} -batch ${file}`);
+      }
+    }
+    if (invocations.length > 0) await run(['xargs', '-P', '4', '-L', '1', 'ip'], { input: invocations.join('\n') + '\n' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs async jobs with at most `limit` in flight (2 cores: more buys nothing). */

@@ -2,8 +2,9 @@
 // policy can change between two messages of one connection. Started by
 // appArgv() through podCommand (pod namespace + node cgroup).
 //
-//   app.ts serve PORT
-//       "READY <port>"; per connection "ACCEPT <peer>"; one "RECV <n> <text>"
+//   app.ts serve PORT [--host ADDR]
+//       listens on ADDR (default 0.0.0.0; "::" is dual-stack, so IPv4 peers
+//       get IPv4-mapped AF_INET6 sockets); "READY <port>"; per connection "ACCEPT <peer>"; one "RECV <n> <text>"
 //       per read, echoed back with one write; "EOF <total bytes>" at the end
 //   app.ts send HOST PORT [--step] [--timeout MS] [--hold] MSG…
 //       "CONNECTED <local port>"; per message one write, "SENT <msg>", then
@@ -26,7 +27,7 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-function serve(port: number): void {
+function serve(port: number, host: string): void {
   createServer((sock) => {
     let total = 0;
     out(`ACCEPT ${sock.remoteAddress}:${sock.remotePort}`);
@@ -40,7 +41,7 @@ function serve(port: number): void {
       sock.end();
     });
     sock.on('error', (e) => out(`ERROR ${e.message}`));
-  }).listen(port, '0.0.0.0', () => out(`READY ${port}`));
+  }).listen(port, host, () => out(`READY ${port}`));
 }
 
 function send(host: string, port: number, msgs: string[], opts: { step: boolean; timeoutMs: number; hold: boolean }): void {
@@ -121,7 +122,11 @@ if (isMain) {
     rest.splice(i, 2);
     return v;
   };
-  if (mode === 'serve') serve(Number(rest[0]));
+  if (mode === 'serve') {
+    const i = rest.indexOf('--host');
+    const host = i >= 0 ? rest.splice(i, 2)[1]! : '0.0.0.0';
+    serve(Number(rest[0]), host);
+  }
   else if (mode === 'send') {
     const step = flag('step');
     const hold = flag('hold');
@@ -133,7 +138,7 @@ if (isMain) {
     }
     send(host, Number(port), msgs, { step, timeoutMs, hold });
   } else {
-    process.stderr.write('usage: app.ts serve PORT | app.ts send HOST PORT [--step] [--hold] [--timeout MS] MSG…\n');
+    process.stderr.write('usage: app.ts serve PORT [--host ADDR] | app.ts send HOST PORT [--step] [--hold] [--timeout MS] MSG…\n');
     process.exit(2);
   }
 }

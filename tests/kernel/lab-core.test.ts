@@ -152,7 +152,7 @@ t.test('CLI: status, exec and down without the topology file', { skip: needsRoot
   try {
     const up = await labCli(['up', `${REPO}/topologies/two-node.yaml`, '--name', lab]);
     t.equal(up.exitCode, 0, String(up.all));
-    t.match(String(up.all), /fabric\s+\d+ ms/, 'progress per step with timings');
+    t.match(String(up.all), /networks\s+\d+ ms/, 'progress per step with timings');
     const st = await labCli(['status', lab, '--json']);
     t.equal(st.exitCode, 0);
     const status = JSON.parse(String(st.stdout));

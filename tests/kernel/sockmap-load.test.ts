@@ -107,6 +107,19 @@ t.test('sockmap on a lab: load, attach, keys, counters, detach, cleanup', { skip
       t.ok(await until(async () => (await dumpSockhash(lab, 'n1')).length === 0, 5000), 'closed sockets leave the hash');
     });
 
+    await t.test('a dual-stack listener (IPv4-mapped AF_INET6 sockets) is accelerated too', async (t) => {
+      const dual = start('n1', 'client', ['serve', '7071', '--host', '::']);
+      t.ok(await dual.waitForLine(/^READY/, 15_000));
+      const before = await counters('n1');
+      const c = start('n1', 'local', ['send', ip('client'), '7071', 'mapped']);
+      t.ok(await c.waitForLine(/^CLOSED$/, 15_000), c.describe());
+      t.match(dual.stdoutLines.join('\n'), /ACCEPT ::ffff:/, 'the server saw an IPv4-mapped peer');
+      const d = countersDelta(before, await counters('n1'));
+      t.equal(d.socketsAdded, 2n, 'both sockets added');
+      t.same(d.redirected, { count: 2n, bytes: 2n * BigInt('mapped'.length) }, 'both writes redirected');
+      await dual.stop();
+    });
+
     await t.test('a cross-node connection is not accelerated', async (t) => {
       const srv2 = start('n2', 'server', ['serve', '8080']);
       t.ok(await srv2.waitForLine(/^READY/, 15_000));

@@ -1,0 +1,28 @@
+// `lab bench …`: measurements printed as ratios measured side by side in one run.
+import { isRoot } from '../core/preflight.ts';
+import type { Command } from './commands.ts';
+import { UsageError } from './errors.ts';
+
+export const BENCH_COMMANDS: Record<string, Command> = {
+  bench: {
+    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry)',
+    args: 'up|datapath|auth [--runs N] [--json]',
+    options: { runs: { type: 'string' }, json: { type: 'boolean' } },
+    run: async ([what], v) => {
+      if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');
+      const runs = v.runs === undefined ? undefined : Number(v.runs);
+      if (runs !== undefined && !(Number.isInteger(runs) && runs > 0)) throw new UsageError('bench: --runs must be a positive integer');
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      switch (what) {
+        case 'up': {
+          const { benchUp, formatBenchUp } = await import('../bench/up.ts');
+          const report = await benchUp({ runs, log });
+          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchUp(report));
+          return 0;
+        }
+        default:
+          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up)`);
+      }
+    },
+  },
+};
