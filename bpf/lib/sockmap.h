@@ -82,8 +82,9 @@ struct sockmap_metric {
 #define SOCKMAP_PODS_MAX_ENTRIES	1024
 
 /* Cilium's name for its sockhash. The value is declared __u64: a lookup
- * from user space returns the socket's cookie, and only an 8-byte value can
- * hold it (with a 4-byte value `bpftool map dump` fails with ENOSPC). */
+ * from user space returns the socket's cookie, which only an 8-byte value
+ * can hold (tried with __u32: redirects work, but every value of
+ * `bpftool map dump` reads "No space left on device", "Found 0 elements"). */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__type(key, struct sock_key);

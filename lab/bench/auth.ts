@@ -246,6 +246,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
   let entriesInMap = 0;
   let agentLog: LogLine[] = [];
   let backgroundBusy = 0;
+  const inFlight = new Set<Promise<void>>();
   try {
     const plan = await upWithDatapath(topology, { name: lab, agents: true, policyMode, signal: opts.signal });
     const clientNode = plan.nodes[0]!;
@@ -279,7 +280,6 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     // New pairs: one connection each.
     const order = pairOrder(clients.length, serverPods.length);
     const attempts = new Map<string, { ms: number; ok: boolean; error?: string }>();
-    const inFlight = new Set<Promise<void>>();
     let lastStart = -Infinity;
     for (const [ci, si] of order) {
       if (opts.signal?.aborted) throw new Error('interrupted');
@@ -291,13 +291,12 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
       const sv = serverPods[si]!;
       const job = connectOnce(c, sv, port, connectTimeoutMs).then((r) => {
         attempts.set(`${c.name}>${sv.name}`, r);
+        if (attempts.size % 20 === 0 || attempts.size === order.length) log(`${attempts.size}/${order.length} connections done`);
       });
       const tracked = job.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
-      if (attempts.size > 0 && attempts.size % 20 === 0) log(`${attempts.size}/${order.length} connections done`);
     }
     await Promise.all(inFlight);
-    log(`${order.length}/${order.length} connections done`);
     await sleep(200); // the last flow records and log lines
 
     agentLog = await readAgentLog(lab, serverNode.name);
@@ -325,6 +324,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     entriesInMap = (await dumpAuth(lab, serverNode.name)).filter((e) => keys.has(`${e.key.localSecLabel}:${e.key.remoteSecLabel}:${e.key.remoteNodeId}:${e.key.authType}`)).length;
     agentLog = await readAgentLog(lab, serverNode.name);
   } finally {
+    await Promise.allSettled(inFlight); // each bounded by its connect timeout
     for (const s of streams) await s.stop().catch(() => undefined);
     for (const s of servers) await s.stop().catch(() => undefined);
     await destroyLab(lab);

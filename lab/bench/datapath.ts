@@ -22,9 +22,9 @@
 //
 // Every load is bounded (S seconds per client run, a process timeout on each
 // command); servers are killed and the lab destroyed in `finally`.
-import { readFile } from 'node:fs/promises';
-import { cpus, release } from 'node:os';
-import { resolve } from 'node:path';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, release, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { upWithDatapath } from '../core/lab.ts';
 import { destroyLab, labNetnsOnHost } from '../core/down.ts';
 import { findPod, type LabPlan, type NodePlan, type PodPlan } from '../core/plan.ts';
@@ -34,10 +34,12 @@ import { findTaggedProcesses } from '../core/processes.ts';
 import { run, spawn } from '../kernel/run.ts';
 import { applyBatch, mapUpdate, type MapOp } from '../datapath/bpftool.ts';
 import { attachEndpoints, detachEndpoint, readIfindexes, type PolicyMode } from '../datapath/load.ts';
-import { mapPin, readMetrics } from '../datapath/maps.ts';
+import { mapPin, progPin, readMetrics, type ProgramName } from '../datapath/maps.ts';
+import { ipv4Packet, skbContext } from '../datapath/progrun.ts';
+import { PROGRAMS } from '../datapath/layouts.ts';
 import { dumpAuth, toAuthExpiration } from '../datapath/auth.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
-import { AUTH_TYPE_SPIRE, encodeAuthInfo, encodeAuthKey } from '../datapath/generated.ts';
+import { AUTH_TYPE_SPIRE, TCP_F_ACK, TCP_F_PSH, encodeAuthInfo, encodeAuthKey } from '../datapath/generated.ts';
 import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import { formatSummary, median, ratios, summarize, type Summary } from './stats.ts';
@@ -128,6 +130,18 @@ export interface MapIoRow {
   note?: string;
 }
 
+/** One program on one packet of the flow, timed by the kernel (BPF_PROG_RUN). */
+export interface ProgramCost {
+  node: string;
+  program: ProgramName;
+  packet: 'request' | 'reply';
+  /** Average ns per run over `repeat` runs. */
+  ns: number;
+  repeat: number;
+  /** 0 = TC_ACT_OK. */
+  retval: number;
+}
+
 export interface GoalCheck {
   goal: string;
   holds: boolean | undefined;
@@ -157,6 +171,8 @@ export interface BenchDatapathReport {
   /** Median attached − median detached p50 RTT, µs: what the programs add per round trip (4 program runs: 2 per direction). */
   rttP50DeltaUs: number;
   policyMode: PolicyMode;
+  /** The four program runs of one round trip, in path order. */
+  programCost?: ProgramCost[];
   mapIo?: MapIoRow[];
   /** Node whose maps the map-I/O part used. */
   mapIoNode?: string;
@@ -187,6 +203,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   const servers: PodServer[] = [];
   const runs: DatapathRun[] = [];
   let mapIo: MapIoRow[] | undefined;
+  let programCost: ProgramCost[] | undefined;
   let client!: PodPlan;
   let server!: PodPlan;
   try {
@@ -227,6 +244,8 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     if (current !== 'attached') await setMode(plan, 'attached');
 
     for (const s of servers.splice(0)) await s.stop();
+    programCost = await measureProgramCost(plan, client, server);
+    log(`program runs (BPF_PROG_RUN): ${programCost.map((c) => `${c.node} ${c.program} ${c.packet} ${c.ns} ns`).join(', ')}`);
     if (opts.mapIo !== false) {
       if (opts.signal?.aborted) throw new Error('interrupted');
       mapIo = await benchMapIo(lab, plan, allocateIdentities(topology), opts.mapIo ?? {}, log);
@@ -289,6 +308,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     overheadPct,
     rttP50DeltaUs: median(a.map((r) => r.rttP50Us)) - median(d.map((r) => r.rttP50Us)),
     policyMode,
+    ...(programCost ? { programCost } : {}),
     mapIo,
     ...(mapIo ? { mapIoNode: topology.nodes[0]!.name } : {}),
     goals: {
@@ -455,6 +475,56 @@ export async function startPodServer(netns: string, argv: string[], port: number
   }
 }
 
+// ---- program cost -------------------------------------------------------------
+
+/** Runs per BPF_PROG_RUN measurement (the kernel reports the average). */
+const PROG_RUN_REPEAT = 100_000;
+
+/**
+ * The four program runs of one sockperf round trip, each timed on its own by
+ * the kernel over PROG_RUN_REPEAT runs: the request leaving the client
+ * (n1 cil_from_container) and entering the server (n2 cil_to_container),
+ * then the reply leaving the server and entering the client. The request
+ * runs first, so the replies find their conntrack entries, as in the flow.
+ */
+export async function measureProgramCost(plan: LabPlan, client: PodPlan, server: PodPlan): Promise<ProgramCost[]> {
+  const nodeOf = (p: PodPlan) => plan.nodes.find((n) => n.name === p.node)!;
+  const sport = 40_000;
+  const request = ipv4Packet({ src: client.ip, dst: server.ip, protocol: 'tcp', sport, dport: SOCKPERF_PORT, tcpFlags: TCP_F_ACK | TCP_F_PSH, payload: Buffer.alloc(14) });
+  const reply = ipv4Packet({ src: server.ip, dst: client.ip, protocol: 'tcp', sport: SOCKPERF_PORT, dport: sport, tcpFlags: TCP_F_ACK | TCP_F_PSH, payload: Buffer.alloc(14) });
+  const steps: { pod: PodPlan; program: ProgramName; packet: 'request' | 'reply'; bytes: Buffer }[] = [
+    { pod: client, program: PROGRAMS.fromContainer, packet: 'request', bytes: request },
+    { pod: server, program: PROGRAMS.toContainer, packet: 'request', bytes: request },
+    { pod: server, program: PROGRAMS.fromContainer, packet: 'reply', bytes: reply },
+    { pod: client, program: PROGRAMS.toContainer, packet: 'reply', bytes: reply },
+  ];
+  const dir = await mkdtemp(join(tmpdir(), 'mtlab-bench-dp-'));
+  try {
+    const out: ProgramCost[] = [];
+    for (const [i, st] of steps.entries()) {
+      const node = nodeOf(st.pod);
+      const ifindex = (await readIfindexes(node.netns)).get(st.pod.lxc);
+      if (ifindex === undefined) throw new Error(`no ${st.pod.lxc} on ${node.name}`);
+      const dataIn = join(dir, `packet-${i}`);
+      const ctxIn = join(dir, `ctx-${i}`);
+      await writeFile(dataIn, st.bytes);
+      await writeFile(ctxIn, skbContext({ ifindex }));
+      const pin = progPin(plan.lab, node.name, st.program);
+      // One run first: a new flow's request creates its conntrack entry (and a flow event) once, as in the real flow.
+      await run(['bpftool', '-j', 'prog', 'run', 'pinned', pin, 'data_in', dataIn, 'ctx_in', ctxIn, 'repeat', '1'], { netns: node.netns });
+      const r = await run(['bpftool', '-j', 'prog', 'run', 'pinned', pin, 'data_in', dataIn, 'ctx_in', ctxIn, 'repeat', String(PROG_RUN_REPEAT)], {
+        netns: node.netns,
+        timeout: 30_000,
+      });
+      const res = JSON.parse(r.stdout) as { retval: number; duration: number };
+      out.push({ node: node.name, program: st.program, packet: st.packet, ns: res.duration, repeat: PROG_RUN_REPEAT, retval: res.retval });
+    }
+    return out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- map I/O ------------------------------------------------------------------
 
 /** Identities far above any the lab allocates: the benchmark's auth keys can never match real traffic. */
@@ -604,6 +674,14 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
   out.push(...table(rows));
   const delta = report.rttP50DeltaUs;
   out.push(`programs add ${signed(delta)} µs to the p50 round trip: 4 program runs (from/to-container on both nodes), ≈ ${(delta / 4).toFixed(2)} µs each`);
+  if (report.programCost) {
+    const sum = report.programCost.reduce((a, c) => a + c.ns, 0);
+    out.push(
+      `  the programs alone (BPF_PROG_RUN, kernel-timed average of ${report.programCost[0]?.repeat ?? 0} runs): ` +
+        report.programCost.map((c) => `${c.node} ${c.program === PROGRAMS.fromContainer ? 'from' : 'to'}-container ${c.packet} ${c.ns} ns`).join(', ') +
+        `; ${(sum / 1000).toFixed(2)} µs per round trip, the rest is the tc hook (clsact) and cache effects`,
+    );
+  }
   out.push('');
   out.push('runs in order:');
   for (const r of report.runs) {

@@ -1,7 +1,9 @@
 // tshark and capinfos behind a few typed calls. Each tshark run costs about
 // 165 ms, so callers batch: many counts go through one io,stat pass, many
 // fields through one -T fields pass.
+import { readFile } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
+import { readCapture } from './pcapng.ts';
 
 export interface DissectOptions {
   /** Decode this TCP port as TLS (`-d tcp.port==N,tls`): Cilium's auth port 4250 is not a TLS port to Wireshark. */
@@ -74,11 +76,14 @@ export async function tsharkCounts(file: string, filters: string[], opts: Dissec
 
 async function ioStatCounts(file: string, filters: string[], opts: DissectOptions): Promise<number[]> {
   const r = await run(['tshark', '-n', '-r', file, ...dissectArgs(opts), '-q', '-z', `io,stat,0,${filters.join(',')}`]);
-  // The one data row: "| 0.000 <> 0.033 |      3 |   294 |      1 |    98 |"; none at all for an empty file.
+  // The one data row: "| 0.000 <> 0.033 |      3 |   294 |      1 |    98 |".
   const row = r.stdout.split('\n').find((l) => /^\|\s*[\d.]+\s*<>\s*[\d.]+\s*\|/.test(l) || /^\|\s*Dur\s*\|/.test(l));
   if (!row) {
-    if (/\| Interval\s+\|/.test(r.stdout)) return filters.map(() => 0);
-    throw new Error(`cannot read tshark io,stat output for ${file}:\n${r.stdout}`);
+    if (!/\| Interval\s+\|/.test(r.stdout)) throw new Error(`cannot read tshark io,stat output for ${file}:\n${r.stdout}`);
+    // No row when the capture spans no time: an empty file, but also one
+    // packet, or several with one timestamp. Then count filter by filter.
+    if (readCapture(await readFile(file)).packets.length === 0) return filters.map(() => 0);
+    return Promise.all(filters.map(async (f) => (await tsharkFields(file, f, ['frame.number'], opts)).length));
   }
   const cells = row.split('|').map((c) => c.trim()).filter((c) => c.length > 0).slice(1);
   // Cells come in pairs per filter: frames, bytes.

@@ -248,6 +248,17 @@ t.test('capinfos and tshark read the writer\'s files: named interfaces, comment,
   await t.rejects(countMany(file, { a: 'tcp' }, { iface: 'n1/lxc-clent' }), /has no interface "n1\/lxc-clent" \(it has: n1\/lxc-client, fabric\/underlay\)/);
 });
 
+t.test('counts are right when the capture spans no time (io,stat prints no row then)', { skip: noTools }, async (t) => {
+  const syn = tcpFrame('10.244.0.2', '10.244.1.2', 1, 2, SYN);
+  const file = join(tmp, 'instant.pcapng');
+  await writeFile(file, writeCapture(capture('x', [[5n, syn], [5n, syn]])));
+  t.same(await countMany(file, { syn: 'tcp.flags.syn == 1', udp: 'udp' }), { syn: 2, udp: 0 }, 'two packets, one timestamp');
+  await writeFile(file, writeCapture(capture('x', [[5n, syn]])));
+  t.same(await countMany(file, { syn: 'tcp.flags.syn == 1' }), { syn: 1 }, 'one packet');
+  await writeFile(file, writeCapture(capture('x', [])));
+  t.same(await countMany(file, { syn: 'tcp.flags.syn == 1' }), { syn: 0 }, 'no packet');
+});
+
 t.test('drop events match frames by 5-tuple, link and time; editcap comments them', { skip: noTools }, async (t) => {
   const { file, t0 } = await sampleFile();
   const ev = { src: '10.244.0.2', dst: '10.244.1.2', sport: 40000, dport: 8080, proto: 'tcp' as const };

@@ -1,0 +1,257 @@
+// Captures on a real two-node lab: named links in one merged pcapng, the
+// secret in plaintext where it should be, idle links valid and empty,
+// failures (unknown link, missing device, killed tcpdump, full disk) reported
+// by link, drop comments, embedded TLS secrets, streaming, SIGINT. The lab is
+// always destroyed and nothing of it (no tcpdump) is left.
+import t from 'tap';
+import { execa } from 'execa';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { destroyLab } from '../../lab/core/down.ts';
+import { findPod, type LabPlan } from '../../lab/core/plan.ts';
+import { podNetns } from '../../lab/core/names.ts';
+import { readState } from '../../lab/core/state.ts';
+import { upLab } from '../../lab/core/up.ts';
+import { loadTopologyFile } from '../../lab/topology/validate.ts';
+import { CaptureError, rawTapFile, startCapture, streamCapture } from '../../lab/capture/capture.ts';
+import { UnknownLinkError, resolveLink } from '../../lab/capture/links.ts';
+import { readCapture } from '../../lab/capture/pcapng.ts';
+import { annotatePackets, mergeLinkCaptures } from '../../lab/capture/merge.ts';
+import { captureInfo, countMany, frames, payloadContains, plaintextFilter, tlsCertificateUriSans } from '../../lab/capture/assert.ts';
+import { MERGED_FILE, ScenarioFailedError, withScenarioCapture } from '../../lab/capture/scenario.ts';
+import { echoSend, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
+
+const LAB = 't-capture';
+const LINKS = ['fabric/underlay', 'n1/lxc-client', 'n2/lxc-server'];
+const SYN = 'tcp.flags.syn == 1 && tcp.flags.ack == 0';
+
+/** tcpdump processes of this lab still running (by their MTLAB_TAG), for "nothing left behind". */
+async function labTcpdumps(): Promise<string[]> {
+  return (await labLeftovers(LAB)).filter((l) => l.startsWith('process') && l.includes('tcpdump'));
+}
+
+t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
+  const topo = await loadTopologyFile(`${REPO}/topologies/two-node.yaml`);
+  const tmp = await mkdtemp(join(tmpdir(), 'capture-lab-'));
+  let plan: LabPlan;
+  try {
+    plan = await upLab(topo, { name: LAB });
+    const serverIp = findPod(plan, 'server')!.ip;
+    const clientIp = findPod(plan, 'client')!.ip;
+
+    await t.test('a TCP echo across nodes: named links, comment, plaintext, SYNs, drop and packet comments', async (t) => {
+      const secret = `secret-${process.pid}-${Date.now()}`;
+      const server = await startEchoServer(LAB, 'server', 'tcp', 8080);
+      let sentAt!: Date;
+      let files;
+      try {
+        files = await withScenarioCapture(LAB, 'echo-plaintext', LINKS, async (ctx) => {
+          sentAt = new Date();
+          const r = await echoSend(LAB, 'client', 'tcp', serverIp, 8080, secret);
+          if (r.exitCode !== 0) throw new Error(`echo failed: ${r.stderr}`);
+          // As the datapath will report a drop: the SYN, as it reached the server's veth.
+          ctx.addDropEvents([{ time: sentAt, src: clientIp, dst: serverIp, dport: 8080, proto: 'tcp', comment: 'test drop (reason 189)', iface: 'n2/lxc-server' }]);
+          return r.stdout;
+        });
+      } finally {
+        await server.stop();
+      }
+      t.match(files.value, `ECHO ${secret}`);
+      t.equal(files.dir, join(REPO, 'captures', LAB, 'echo-plaintext'), 'captures/<lab>/<scenario>/');
+      t.equal(files.merged, join(files.dir, MERGED_FILE));
+      t.same(Object.keys(files.links).sort(), [...LINKS].sort(), 'one file per link');
+
+      const info = await captureInfo(files.merged);
+      t.match(info.fileType, /pcapng/, 'merged file opens in capinfos');
+      t.same(info.interfaces.map((i) => i.name), LINKS, 'interfaces named for the links');
+      t.match(info.interfaces[0]!.description, /underlay bridge/);
+      t.match(info.comments.join('\n'), /scenario "echo-plaintext" on lab "t-capture" \(topology .*two-node\.yaml\): passed/, 'capture comment: scenario, lab, outcome');
+      for (const [link, file] of Object.entries(files.links)) {
+        t.same((await captureInfo(file)).interfaces.map((i) => i.name), [link], `${file} holds one interface named ${link}`);
+      }
+
+      for (const iface of LINKS) {
+        const c = await countMany(files.merged, { syn: SYN, secret: plaintextFilter(secret) }, { iface });
+        t.ok(c.syn >= 1, `${iface}: SYN seen (${c.syn})`);
+        t.ok(c.secret >= 1, `${iface}: the secret crosses in plaintext (${c.secret})`);
+      }
+      t.ok(await payloadContains(files.merged, secret, { iface: 'fabric/underlay' }), 'payloadContains agrees on the underlay');
+      t.notOk(await payloadContains(files.merged, `${secret}-never-sent`), 'and finds no text that was never sent');
+
+      t.equal(files.drops.length, 1);
+      t.equal(files.drops[0]!.iface, 'n2/lxc-server', 'the drop event matched the SYN on the server veth');
+      const dropped = await frames(files.merged, 'frame.comment contains "DROPPED"', ['frame.number', 'frame.interface_name', 'tcp.flags.syn', 'frame.comment']);
+      t.same(dropped, [{ 'frame.number': String(files.drops[0]!.frame), 'frame.interface_name': 'n2/lxc-server', 'tcp.flags.syn': 'True', 'frame.comment': 'DROPPED: test drop (reason 189)' }]);
+
+      // annotatePackets: a comment on the SYN of the client veth, as tshark shows it.
+      const [syn] = await frames(files.merged, SYN, ['frame.number'], { iface: 'n1/lxc-client' });
+      await annotatePackets(files.merged, [{ frame: Number(syn!['frame.number']), comment: 'first SYN of the flow' }]);
+      const commented = await frames(files.merged, 'frame.comment == "first SYN of the flow"', ['frame.number', 'frame.interface_name']);
+      t.same(commented, [{ 'frame.number': syn!['frame.number'], 'frame.interface_name': 'n1/lxc-client' }], 'tshark shows the comment on that SYN');
+      t.same((await captureInfo(files.merged)).interfaces.map((i) => i.name), LINKS, 'still named after editcap');
+    });
+
+    await t.test('an idle capture is valid and empty, not an error', async (t) => {
+      const dir = join(tmp, 'idle');
+      // No pod talks to "local": its veth, seen from the node and from inside the pod, stays silent.
+      const h = await startCapture(LAB, ['n1/lxc-local', 'local/eth0'], dir);
+      const r = await h.stop();
+      t.same(r.links.map((l) => [l.link, l.packets]), [['n1/lxc-local', 0], ['local/eth0', 0]]);
+      for (const l of r.links) {
+        const info = await captureInfo(l.file);
+        t.equal(info.packets, 0, `${l.link}: 0 packets`);
+        t.same(info.interfaces.map((i) => i.name), [l.link]);
+      }
+      const m = await mergeLinkCaptures(r.links.map((l) => ({ link: l.link, file: l.file })), join(dir, 'merged.pcapng'), { comments: ['idle'] });
+      t.same([m.packets, m.interfaces], [0, ['n1/lxc-local', 'local/eth0']]);
+      t.same((await captureInfo(m.file)).comments, ['idle']);
+    });
+
+    await t.test('unknown links and missing devices are errors that say which', async (t) => {
+      const err = await startCapture(LAB, ['n1/lxc-client', 'n3/eth0'], join(tmp, 'bad')).catch((e: unknown) => e);
+      t.type(err, UnknownLinkError);
+      t.match((err as Error).message, /lab "t-capture" has no link "n3\/eth0" \(valid: fabric\/underlay, mgmt, n1\/eth0, n1\/mgmt0, n1\/lxc-client, n1\/lxc-local, n2\/eth0, n2\/mgmt0, n2\/lxc-server;/);
+      const nodev = await startCapture(LAB, ['n1/lxc-client', 'n1/nosuchdev0'], join(tmp, 'bad')).catch((e: unknown) => e);
+      t.type(nodev, CaptureError);
+      t.match((nodev as Error).message, /capture did not start: link n1\/nosuchdev0 \(nosuchdev0 in mtl_t-capture_n_n1\): tcpdump exited before it was ready .*No such device/);
+      t.same(await labTcpdumps(), [], 'the taps that did start were stopped');
+      await t.rejects(startCapture('t-capture-nope', ['mgmt'], join(tmp, 'bad')), /no lab named "t-capture-nope"/);
+    });
+
+    await t.test('a killed capture process is reported, naming its link; the others are still written', async (t) => {
+      const dir = join(tmp, 'killed');
+      const live: string[] = [];
+      const h = await startCapture(LAB, ['n1/eth0', 'n2/eth0'], dir, { onFailure: (f) => live.push(f.link) });
+      const victim = h.pids().find((p) => p.link === 'n2/eth0')!;
+      const gone = new Promise<void>((resolve) => {
+        const poll = setInterval(() => h.failures().length > 0 && (clearInterval(poll), resolve()), 10);
+      });
+      process.kill(victim.pid, 'SIGKILL');
+      await gone; // reported while the capture still runs
+      t.same(live, ['n2/eth0'], 'onFailure named the link at once');
+      await echoSend(LAB, 'client', 'tcp', serverIp, 9, 'x', ['--timeout', '300']); // any traffic
+      const err = (await h.stop().catch((e: unknown) => e)) as CaptureError;
+      t.type(err, CaptureError);
+      t.match(err.message, /link n2\/eth0 \(eth0 in mtl_t-capture_n_n2\): tcpdump exited during the capture \(killed by SIGKILL\)/);
+      t.same(err.failures.map((f) => f.link), ['n2/eth0']);
+      t.same(err.result?.links.map((l) => l.link), ['n1/eth0'], 'the healthy link is still written');
+      t.ok(err.result!.links[0]!.packets > 0);
+    });
+
+    await t.test('a full disk is reported, not left as a silently empty file', async (t) => {
+      // tcpdump ignores write errors (exits 0, "N packets captured"): the file check must catch it.
+      const dir = join(tmp, 'full');
+      const link = resolveLink((await readState(LAB))!, 'n1/lxc-client');
+      await mkdir(join(dir, '.raw'), { recursive: true });
+      await symlink('/dev/full', rawTapFile(dir, link, link.taps[0]!));
+      const h = await startCapture(LAB, ['n1/lxc-client'], dir);
+      await echoSend(LAB, 'client', 'tcp', serverIp, 9, 'x', ['--timeout', '300']);
+      const err = (await h.stop().catch((e: unknown) => e)) as CaptureError;
+      t.type(err, CaptureError);
+      t.match(err.message, /link n1\/lxc-client .*: tcpdump captured [1-9]\d* packets but its output is unreadable .*disk full/);
+    });
+
+    await t.test('a failing scenario still writes its captures, with the failure in the comment', async (t) => {
+      const err = (await withScenarioCapture(LAB, 'fails', ['n1/lxc-client'], async () => {
+        await echoSend(LAB, 'client', 'tcp', serverIp, 9, 'x', ['--timeout', '300']);
+        throw new Error('the scenario broke');
+      }, { root: tmp }).catch((e: unknown) => e)) as ScenarioFailedError;
+      t.type(err, ScenarioFailedError);
+      t.match(err.message, /scenario "fails" failed: the scenario broke \(captures in .*\/t-capture\/fails\)/);
+      t.equal((err.cause as Error).message, 'the scenario broke');
+      const info = await captureInfo(err.files!.merged);
+      t.match(info.comments[0], /scenario "fails" on lab "t-capture".*: FAILED: the scenario broke/);
+      t.ok(info.packets > 0, 'the packets up to the failure are there');
+    });
+
+    await t.test('TLS 1.3 mutual auth on 4250: secrets embedded, SPIFFE IDs read back', { skip: (await execa('openssl', ['version'], { reject: false })).exitCode === 0 ? false : 'needs openssl' }, async (t) => {
+      const pki = join(tmp, 'pki');
+      await mkdir(pki);
+      // A CA and two leaves with SPIFFE IDs as URI SANs, like the lab's agents will use.
+      const ossl = (args: string[]) => execa('openssl', args, { cwd: pki });
+      const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+      await ossl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=lab-ca']);
+      for (const who of ['server', 'client']) {
+        await writeFile(join(pki, `${who}.ext`), `subjectAltName=URI:spiffe://cluster.local/ns/default/sa/${who}\n`);
+        await ossl(['req', ...ec, '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`]);
+        await ossl(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-out', `${who}.crt`, '-extfile', `${who}.ext`]);
+      }
+      const keylog = join(pki, 'keylog.txt');
+      const files = await withScenarioCapture(LAB, 'tls', ['n1/lxc-client', 'fabric/underlay'], async (ctx) => {
+        const server = execa('nsenter', [`--net=/run/netns/${podNetns(LAB, 'server')}`, '--', 'openssl', 's_server', '-accept', '4250', '-naccept', '1', '-tls1_3',
+          '-cert', 'server.crt', '-key', 'server.key', '-CAfile', 'ca.crt', '-Verify', '1'], { cwd: pki, reject: false, buffer: false });
+        try {
+          await new Promise<void>((resolve, reject) => {
+            let out = '';
+            server.stdout!.on('data', (d: Buffer) => ((out += d), out.includes('ACCEPT') && resolve()));
+            void server.then(() => reject(new Error(`s_server exited: ${out}`)));
+          });
+          const c = await execa('nsenter', [`--net=/run/netns/${podNetns(LAB, 'client')}`, '--', 'openssl', 's_client', '-connect', `${serverIp}:4250`, '-tls1_3',
+            '-cert', 'client.crt', '-key', 'client.key', '-CAfile', 'ca.crt', '-keylogfile', keylog, '-quiet', '-no_ign_eof'], { cwd: pki, input: 'hello\n', reject: false });
+          if (c.exitCode !== 0) throw new Error(`s_client: ${c.stderr}`);
+        } finally {
+          server.kill();
+          await server;
+        }
+        ctx.addKeyLog('tls', keylog);
+      }, { root: tmp });
+      const want = ['spiffe://cluster.local/ns/default/sa/server', 'spiffe://cluster.local/ns/default/sa/client'];
+      t.same((await tlsCertificateUriSans(files.merged)).uris, want, 'merged file: both certificates decrypt with no key log given');
+      for (const iface of ['n1/lxc-client', 'fabric/underlay']) {
+        t.same((await tlsCertificateUriSans(files.merged, { iface })).uris, want, `${iface}: both certificates`);
+      }
+      t.same((await tlsCertificateUriSans(files.links['fabric/underlay']!)).uris, want, 'the per-link file decrypts on its own too');
+      t.equal(readCapture(await readFile(files.merged)).secrets.length, 1, 'one decryption secrets block');
+    });
+
+    await t.test('streaming: one live pcapng with named interfaces', async (t) => {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (d: Buffer) => chunks.push(d));
+      const s = await streamCapture(LAB, ['n1/lxc-client', 'fabric/underlay'], out);
+      await echoSend(LAB, 'client', 'tcp', serverIp, 9, 'x', ['--timeout', '300']);
+      const r = await s.stop();
+      const live = readCapture(Buffer.concat(chunks));
+      t.same(live.interfaces.map((i) => i.name).sort(), ['fabric/underlay', 'n1/lxc-client'], 'the underlay\'s taps share one interface');
+      t.equal(live.packets.length, r.packets['n1/lxc-client']! + r.packets['fabric/underlay']!, 'every packet tcpdump captured was streamed');
+      t.ok(r.packets['n1/lxc-client']! >= 1);
+    });
+
+    await t.test('SIGINT stops and flushes the capture; the caller\'s cleanup still runs', async (t) => {
+      const root = join(tmp, 'sigint');
+      const code = `
+        import { withScenarioCapture } from ${JSON.stringify(join(REPO, 'lab/capture/scenario.ts'))};
+        try {
+          await withScenarioCapture('${LAB}', 'interrupted', ['n1/lxc-client'], async (ctx) => {
+            console.log('READY');
+            await new Promise((r) => setTimeout(r, 30000));
+          }, { root: ${JSON.stringify(root)} });
+        } catch (e) {
+          console.log('CAUGHT ' + e.message);
+        } finally {
+          console.log('CLEANUP');
+        }`;
+      const child = execa('node', ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, reject: false });
+      await new Promise<void>((resolve) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => ((out += d), out.includes('READY') && resolve()));
+        void child.then(() => resolve());
+      });
+      await echoSend(LAB, 'client', 'tcp', serverIp, 9, 'x', ['--timeout', '300']);
+      child.kill('SIGINT');
+      const r = await child;
+      t.match(r.stdout, /CAUGHT scenario "interrupted" failed: interrupted by SIGINT/);
+      t.match(r.stdout, /CLEANUP/);
+      const info = await captureInfo(join(root, LAB, 'interrupted', MERGED_FILE));
+      t.ok(info.packets > 0, 'the packets before the interrupt are in merged.pcapng');
+      t.match(info.comments[0], /FAILED: interrupted by SIGINT/);
+      t.same(await labTcpdumps(), [], 'no tcpdump left running');
+    });
+  } finally {
+    await destroyLab(LAB);
+    await rm(tmp, { recursive: true, force: true });
+  }
+  t.same(await labLeftovers(LAB), [], 'nothing of the lab is left (no namespace, no tcpdump)');
+});
