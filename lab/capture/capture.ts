@@ -10,6 +10,12 @@
 // Why the file is checked at stop: tcpdump ignores write errors (on a full
 // disk it exits 0, says "6 packets captured" and leaves an empty file), so
 // every file must hold as many packets as tcpdump says it captured.
+//
+// Why stop() waits before SIGINT: on SIGINT libpcap breaks its loop and drops
+// what is still unread in the ring. A tcpdump that lags (a busy machine) then
+// loses the end of the scenario (measured: 1 of 10 packets, once 9 of 10).
+// So stop() first waits until every tcpdump sits idle in poll(): its ring is
+// empty, everything that came before the stop has been written.
 import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -33,6 +39,10 @@ export interface CaptureOptions {
   readyTimeoutMs?: number;
   /** How long each tap may take to flush and exit after SIGINT. Default 5 s. */
   stopTimeoutMs?: number;
+  /** How long stop() waits for each tcpdump to catch up (idle in poll) before SIGINT. Default 3 s. */
+  drainTimeoutMs?: number;
+  /** Kernel ring per tap, KiB. tcpdump's 2 MiB holds only a few full-size frames (a burst overflows it). Default 8 MiB. */
+  bufferKiB?: number;
   /** Bytes kept per packet. Default: whole packets. */
   snapLen?: number;
   /** A libpcap capture filter applied on every tap (e.g. "not arp"). */
@@ -96,6 +106,8 @@ export interface CaptureHandle {
 
 interface TcpdumpSummary {
   captured?: number;
+  /** What the kernel queued for the socket: more than `captured` means tcpdump stopped before reading them. */
+  received?: number;
   dropped?: number;
 }
 
@@ -132,6 +144,7 @@ class TapProcess {
       '--immediate-mode', '-U', // each packet reaches the file at once, so a stop loses nothing
       '-p', // no promiscuous mode: a capture must not change how the bridge forwards
       '-n', '-i', tap.device,
+      '-B', String(opts.bufferKiB ?? 8192),
       ...(tap.direction === 'inout' ? [] : ['-Q', tap.direction]),
       '--time-stamp-precision=nano',
       ...(opts.snapLen ? ['-s', String(opts.snapLen)] : []),
@@ -178,6 +191,29 @@ class TapProcess {
     throw new Error(`tcpdump not ready after ${timeoutMs} ms: ${lastLines(this.stderr) || 'no output'}`);
   }
 
+  /**
+   * Resolves true once tcpdump is seen blocked in poll() (its ring is empty:
+   * everything queued so far is written), false at the deadline.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const pid = this.pid;
+    if (pid === undefined || POLL_SYSCALLS === undefined) return false;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exit) return false;
+      try {
+        const [syscall, stat] = await Promise.all([readFile(`/proc/${pid}/syscall`, 'utf8'), readFile(`/proc/${pid}/stat`, 'utf8')]);
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        // "7 0x…" while blocked in poll; "running" or state R while it works.
+        if (state === 'S' && POLL_SYSCALLS.has(syscall.split(' ')[0]!)) return true;
+      } catch {
+        return false; // gone
+      }
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
   /** SIGINT (tcpdump flushes and prints its counts), SIGKILL after the deadline. */
   async stop(timeoutMs: number): Promise<'stopped' | 'killed'> {
     if (this.exit) return 'stopped';
@@ -197,19 +233,17 @@ class TapProcess {
       const m = re.exec(this.stderr);
       return m ? Number(m[1]) : undefined;
     };
-    return { captured: num(/(\d+) packets? captured/), dropped: num(/(\d+) packets? dropped by kernel/) };
+    return { captured: num(/(\d+) packets? captured/), received: num(/(\d+) packets? received by filter/), dropped: num(/(\d+) packets? dropped by kernel/) };
   }
 
   /** Why this tap's capture cannot be trusted, or undefined when it ended well and holds `packets` packets. */
-  verdict(packets: number | undefined, opts: StopOptions, killed: boolean, readError?: string): string | undefined {
+  verdict(packets: number | undefined, opts: StopOptions, killed: boolean, drained: boolean, readError?: string): string | undefined {
     const exit = this.exit;
     if (killed) return `did not stop within the deadline after SIGINT and was killed; its file may be incomplete`;
     if (!exit) return 'still running';
     const early = !this.stopRequested;
     const clean = exit.code === 0 && !exit.signal;
-    if (early && !(clean && opts.interrupted)) {
-      return `tcpdump exited during the capture (${describeExit(exit)})${this.stderr.trim() ? `: ${lastLines(this.stderr)}` : ''}`;
-    }
+    if (early && !(clean && opts.interrupted)) return earlyExit(exit, this.stderr);
     if (!clean) return `tcpdump failed (${describeExit(exit)}): ${lastLines(this.stderr)}`;
     const s = this.summary();
     if (s.captured === undefined) return `tcpdump printed no packet count: ${lastLines(this.stderr)}`;
@@ -217,9 +251,34 @@ class TapProcess {
     if (packets !== s.captured) {
       return `tcpdump captured ${s.captured} packets but its output holds ${packets} (disk full or a write error, which tcpdump does not report)`;
     }
-    if (s.dropped) return `the kernel dropped ${s.dropped} packets: the capture is incomplete`;
+    if (s.dropped) return `the kernel dropped ${s.dropped} packets (ring full: raise bufferKiB): the capture is incomplete`;
+    if (!drained && !early) {
+      // It never caught up before SIGINT. Both directions: the kernel's count tells. One
+      // direction (-Q): the kernel counts both, libpcap filters, so nothing proves the file whole.
+      if (this.tap.direction !== 'inout') return `tcpdump had not caught up when stopped (not idle within the drain deadline): packets may be missing`;
+      if (s.received !== undefined && s.received > s.captured) {
+        return `tcpdump was stopped before it read ${s.received - s.captured} of the ${s.received} packets the kernel queued for it: the capture is incomplete`;
+      }
+    }
     return undefined;
   }
+}
+
+/** Syscalls tcpdump blocks in while waiting for packets (libpcap polls its ring), by architecture. */
+const POLL_SYSCALLS: Set<string> | undefined = { x64: new Set(['7', '271']), arm64: new Set(['73']) }[process.arch as string];
+
+/** Waits until every tap has caught up, then stops them all; per tap: drained?, stopped or killed. */
+async function drainAndStop(taps: TapProcess[], opts: CaptureOptions): Promise<{ drained: boolean; outcome: 'stopped' | 'killed' }[]> {
+  const drained = await Promise.all(taps.map((t) => t.drain(opts.drainTimeoutMs ?? 3000)));
+  const outcomes = await Promise.all(taps.map((t) => t.stop(opts.stopTimeoutMs ?? 5000)));
+  return taps.map((_, i) => ({ drained: drained[i]!, outcome: outcomes[i]! }));
+}
+
+/** A tap that ended before stop(): exit 0 means someone signalled it (tcpdump exits 0 on SIGINT/SIGTERM). */
+function earlyExit(exit: { code?: number; signal?: string }, stderr: string): string {
+  if (exit.code === 0 && !exit.signal) return 'tcpdump was stopped from outside during the capture (SIGINT or SIGTERM, e.g. `lab down`)';
+  const why = lastLines(stderr.replace(/^\d+ packets? (captured|received by filter|dropped by kernel)$/gm, ''));
+  return `tcpdump exited during the capture (${describeExit(exit)})${why ? `: ${why}` : ''}`;
 }
 
 function describeExit(exit: { code?: number; signal?: string }): string {
@@ -266,7 +325,7 @@ function watchForDeaths(taps: TapProcess[], failures: CaptureFailure[], opts: Ca
   for (const t of taps) {
     void t.exited.then(() => {
       if (t.stopRequested) return;
-      const f = failureOf(t, `tcpdump exited during the capture (${describeExit(t.exit!)})${t.stderr.trim() ? `: ${lastLines(t.stderr)}` : ''}`);
+      const f = failureOf(t, earlyExit(t.exit!, t.stderr));
       failures.push(f);
       opts.onFailure?.(f);
     });
@@ -312,16 +371,16 @@ export async function startCapture(lab: string | LabState, links: (string | Capt
 async function stopFileCapture(
   state: LabState, links: CaptureLink[], taps: TapProcess[], outDir: string, startedAt: Date, opts: CaptureOptions, stopOpts: StopOptions,
 ): Promise<CaptureResult> {
-  const outcomes = await Promise.all(taps.map((t) => t.stop(opts.stopTimeoutMs ?? 5000)));
+  const ends = await drainAndStop(taps, opts);
   const stoppedAt = new Date();
   const failures: CaptureFailure[] = [];
   const result: CaptureResult = { lab: state.lab, dir: outDir, startedAt, stoppedAt, links: [] };
 
   for (const link of links) {
-    const mine = taps.map((t, i) => ({ t, killed: outcomes[i] === 'killed' })).filter(({ t }) => t.link === link);
+    const mine = taps.map((t, i) => ({ t, killed: ends[i]!.outcome === 'killed', drained: ends[i]!.drained })).filter(({ t }) => t.link === link);
     const captures: PacketCapture[] = [];
     let ok = true;
-    for (const { t, killed } of mine) {
+    for (const { t, killed, drained } of mine) {
       let capture: PacketCapture | undefined;
       let readError: string | undefined;
       try {
@@ -331,7 +390,7 @@ async function stopFileCapture(
       } catch (e) {
         readError = (e as Error).message;
       }
-      const why = t.verdict(capture?.packets.length, stopOpts, killed, readError);
+      const why = t.verdict(capture?.packets.length, stopOpts, killed, drained, readError);
       if (why) {
         failures.push(failureOf(t, `${why} [raw file kept: ${t.output}]`));
         ok = false;
@@ -435,7 +494,7 @@ export async function streamCapture(lab: string | LabState, links: (string | Cap
 
   let stopping: Promise<{ packets: Record<string, number> }> | undefined;
   const stop = async (stopOpts: StopOptions = {}) => {
-    const outcomes = await Promise.all(taps.map((t) => t.stop(opts.stopTimeoutMs ?? 5000)));
+    const ends = await drainAndStop(taps, opts);
     // Wait for each tap's stdout to drain into the writer before judging counts.
     await Promise.all(taps.map((t) => (t.proc.stdout ? finished(t.proc.stdout).catch(() => undefined) : undefined)));
     const failures: CaptureFailure[] = [];
@@ -444,7 +503,7 @@ export async function streamCapture(lab: string | LabState, links: (string | Cap
       const reader = readers.get(t)!;
       packets[t.link.name] = (packets[t.link.name] ?? 0) + reader.packets;
       const parseError = parseErrors.get(t) ?? (reader.leftover > 0 ? `stream ended inside a record (${reader.leftover} bytes)` : undefined);
-      const why = t.verdict(parseError ? undefined : reader.packets, stopOpts, outcomes[i] === 'killed', parseError);
+      const why = t.verdict(parseError ? undefined : reader.packets, stopOpts, ends[i]!.outcome === 'killed', ends[i]!.drained, parseError);
       if (why) failures.push(failureOf(t, why));
     });
     if (failures.length > 0) throw new CaptureError(failures);

@@ -443,9 +443,10 @@ export function writeCapture(c: PacketCapture): Buffer {
 export interface MergeInput {
   capture: PacketCapture;
   /**
-   * The name its interfaces get in the result. A link captured on several
-   * devices (a bridge's ports) becomes one interface of that name when the
-   * devices share a link type; otherwise each is "<name> (<device>)".
+   * The name its interfaces get in the result. Every interface given the
+   * same name and link type becomes one interface: a link captured on
+   * several devices (a bridge's ports), in one input or in several. An input
+   * mixing link types keeps them apart as "<name> (<device>)".
    */
   name?: string;
   description?: string;
@@ -455,22 +456,26 @@ export interface MergeInput {
 export function mergeCaptures(inputs: MergeInput[], meta: SectionMeta = {}): PacketCapture {
   const out: PacketCapture = { ...emptyCapture(), ...meta, comments: [...(meta.comments ?? [])] };
   const seenSecrets = new Set<string>();
+  const named = new Map<string, number>(); // name + link type → interface in `out`
   for (const input of inputs) {
     const map = new Map<number, number>();
-    const byLinkType = new Map<number, number>();
-    const collapse = input.name !== undefined && new Set(input.capture.interfaces.map((i) => i.linkType)).size === 1;
+    const mixed = new Set(input.capture.interfaces.map((i) => i.linkType)).size > 1;
     input.capture.interfaces.forEach((iface, i) => {
-      const shared = collapse ? byLinkType.get(iface.linkType) : undefined;
+      if (input.name === undefined) {
+        map.set(i, out.interfaces.length);
+        out.interfaces.push({ ...iface, options: [...iface.options] });
+        return;
+      }
+      const name = mixed ? `${input.name} (${iface.name ?? i})` : input.name;
+      const key = `${name}\0${iface.linkType}`;
+      const shared = named.get(key);
       if (shared !== undefined) {
         out.interfaces[shared]!.snapLen = Math.max(out.interfaces[shared]!.snapLen, iface.snapLen);
         map.set(i, shared);
         return;
       }
-      const name = input.name === undefined ? iface.name
-        : collapse || input.capture.interfaces.length === 1 ? input.name
-        : `${input.name} (${iface.name ?? i})`;
+      named.set(key, out.interfaces.length);
       map.set(i, out.interfaces.length);
-      byLinkType.set(iface.linkType, out.interfaces.length);
       out.interfaces.push({ ...iface, name, description: input.description ?? iface.description, options: [...iface.options] });
     });
     for (const p of input.capture.packets) out.packets.push({ ...p, interfaceId: map.get(p.interfaceId)! });

@@ -5,8 +5,8 @@ import { UsageError } from './errors.ts';
 
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
-    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry)',
-    args: 'up|datapath|auth [--runs N] [--json]',
+    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off)',
+    args: 'up|datapath|auth|sockmap [--runs N] [--json]',
     options: { runs: { type: 'string' }, json: { type: 'boolean' } },
     run: async ([what], v) => {
       if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');
@@ -20,8 +20,26 @@ export const BENCH_COMMANDS: Record<string, Command> = {
           console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchUp(report));
           return 0;
         }
+        case 'datapath': {
+          const { benchDatapath, formatBenchDatapath } = await import('../bench/datapath.ts');
+          const report = await benchDatapath({ rounds: runs, log });
+          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchDatapath(report));
+          return 0;
+        }
+        case 'auth': {
+          const { benchAuth, formatBenchAuth } = await import('../bench/auth.ts');
+          const report = await benchAuth({ log });
+          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchAuth(report));
+          return 0;
+        }
+        case 'sockmap': {
+          const { benchSockmap, formatSockmapBench } = await import('../sockmap/bench.ts');
+          const report = await benchSockmap({ runs, log });
+          console.log(v.json ? JSON.stringify(report, null, 2) : formatSockmapBench(report));
+          return 0;
+        }
         default:
-          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up)`);
+          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap)`);
       }
     },
   },

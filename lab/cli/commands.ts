@@ -10,6 +10,7 @@ import { isRoot, PreflightError } from '../core/preflight.ts';
 import { loadTopologyFile, formatIssues, TopologyError } from '../topology/validate.ts';
 import { printProgress } from './print.ts';
 import { execa } from 'execa';
+import { podLaunchArgv } from '../sockmap/pod.ts';
 
 import { UsageError } from './errors.ts';
 import { CLUSTER_COMMANDS } from './cluster-commands.ts';
@@ -161,12 +162,15 @@ export const COMMANDS: Record<string, Command> = {
       const [, lab, who] = m as unknown as [string, string, string];
       const state = await readState(lab);
       if (!state) throw new Error(`no lab named "${lab}" (see \`lab status\`)`);
-      const netns = state.pods.find((p) => p.name === who)?.netns ?? state.nodes.find((n) => n.name === who)?.netns;
-      if (!netns) {
+      const pod = state.pods.find((p) => p.name === who);
+      const node = state.nodes.find((n) => n.name === who);
+      if (!pod && !node) {
         const valid = [...state.pods.map((p) => p.name), ...state.nodes.map((n) => n.name)].join(', ');
         throw new Error(`lab "${lab}" has no pod or node "${who}" (valid: ${valid})`);
       }
-      const r = await execa('nsenter', [`--net=${netnsPath(netns)}`, '--', ...cmd], { stdio: 'inherit', reject: false });
+      // A pod's command joins its node's cgroup when the lab runs sockmap.
+      const argv = pod ? podLaunchArgv(lab, pod.node, pod.name, cmd) : ['nsenter', `--net=${netnsPath(node!.netns)}`, '--', ...cmd];
+      const r = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', reject: false });
       return r.exitCode ?? 1;
     },
   },

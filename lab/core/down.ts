@@ -1,7 +1,7 @@
 // Tear a lab down by ownership: its tagged processes, its namespaces (which
 // take every link and route inside them along), its bpffs pins, its cgroups
 // and its state directory. Needs no topology file and works after a crash.
-import { readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
 import * as names from './names.ts';
 import { findTaggedProcesses, stopProcesses } from './processes.ts';
@@ -55,6 +55,19 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Every process in a cgroup tree: the tree belongs to the lab, so they do too. */
+async function cgroupPids(dir: string): Promise<number[]> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const own = (await readFile(`${dir}/cgroup.procs`, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+  const nested = await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => cgroupPids(`${dir}/${e.name}`)));
+  return [...own, ...nested.flat()];
+}
+
 /** cgroup directories can only be removed with rmdir, leaves first. */
 async function removeCgroupTree(dir: string): Promise<void> {
   let entries: import('node:fs').Dirent[];
@@ -91,7 +104,11 @@ export async function destroyLab(lab: string): Promise<DownReport> {
   // 4. cgroups (sockmap): empty once the processes are gone.
   const cgroupDir = names.labCgroupDir(lab);
   const removedCgroups = await exists(cgroupDir);
-  if (removedCgroups) await removeCgroupTree(cgroupDir);
+  if (removedCgroups) {
+    // A process still in a lab cgroup (an untagged pod app) would make rmdir fail with EBUSY.
+    await stopProcesses(await cgroupPids(cgroupDir));
+    await removeCgroupTree(cgroupDir);
+  }
   await rmdir(`${names.CGROUP_ROOT}/${names.TOOL}`).catch(() => undefined);
 
   // 5. WireGuard control sockets left by a killed wireguard-go.

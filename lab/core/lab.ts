@@ -16,6 +16,7 @@ import { controlConfigFile, controlDir, controlSocket, type ControlConfig } from
 import { CONTROL_PLANE_NAME, CONTROL_PORT } from '../control/server.ts';
 import { agentConfigFile, agentDir, keyLogFile, type AgentConfig } from '../agent/config.ts';
 import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
+import { SOCKMAP_STEP } from '../sockmap/load.ts';
 
 export interface LabOptions extends UpOptions {
   /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */
@@ -32,6 +33,7 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
   const identities = allocateIdentities(topology);
   let ca: Ca | undefined;
   const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];
+  if (topology.sockmap) steps.push(SOCKMAP_STEP);
   if (opts.agents !== false) {
     steps.push(
       { name: 'control', run: async (plan, state) => { ca = await startControlPlane(plan, state, identities, opts); } },

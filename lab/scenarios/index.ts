@@ -2,10 +2,12 @@
 import type { Scenario } from './framework.ts';
 import { mtlessBasic } from './mtless-basic.ts';
 import { identityConfusion } from './identity-confusion.ts';
+import { sockmapScenario } from './sockmap.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
   [identityConfusion.name]: identityConfusion,
+  [sockmapScenario.name]: sockmapScenario,
 };
 
 /** What `lab demo` runs. */

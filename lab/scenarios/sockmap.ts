@@ -16,7 +16,7 @@ import { startCapture } from '../capture/capture.ts';
 import { countMany, plaintextFilter } from '../capture/assert.ts';
 import { scenarioDir } from '../capture/scenario.ts';
 import { deleteAuthEntry, writeAuthEntry } from '../datapath/auth.ts';
-import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, type AuthKey } from '../datapath/generated.ts';
+import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, TCP_F_FIN, VERDICT_DROPPED, type AuthKey } from '../datapath/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { readMetrics } from '../datapath/maps.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
@@ -142,6 +142,8 @@ interface Interplay {
   newConnection: boolean;
   /** sockmap sides: messages redirected after the change. */
   redirectedAfter?: bigint;
+  /** The established connection's local port (its FIN is sent under the change, when the client stops). */
+  clientPort: number;
 }
 
 /**
@@ -177,6 +179,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
     const tag = `${change}-${side.sockmap ? 'on' : 'off'}`;
     const client = spawnInPod(side.lab, NODE, SENDER, appArgv(['send', podIp(side, RECEIVER), String(port), '--step', '--hold', '--timeout', String(ECHO_TIMEOUT_MS), `before-${tag}`, `after-${tag}`]));
     procs.push(client);
+    const connected = await client.waitForLine(/^CONNECTED /, 15_000);
     const before = (await client.waitForLine(/^(ECHO|NOECHO) before-/, 15_000))?.startsWith('ECHO') ?? false;
     await client.waitForLine(/^WAIT$/, 5000);
 
@@ -202,6 +205,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
       drops: dropCount,
       newConnection,
       redirectedAfter: sm0 && sm1 ? countersDelta(sm0, sm1).redirected.count : undefined,
+      clientPort: Number(connected?.split(' ')[1] ?? 0),
     };
   } finally {
     await server.stop();
@@ -256,6 +260,14 @@ async function runSide(ctx: ScenarioContext, side: Side, procs: PodProcess[]): P
       if (on) {
         ctx.check(`${L}, ${change}: after ${what}, the established connection still delivers (tc never sees the payload)`,
           r.after && r.drops === 0 && (r.redirectedAfter ?? 0n) >= 2n, `echoed: ${r.after}, drops ${r.drops}, redirected ${r.redirectedAfter}`);
+        // Only the side in ctx.lab has a flow stream.
+        const fin = side.lab === ctx.lab
+          ? await ctx.waitForFlow((f) => f.node === NODE && f.sport === r.clientPort && f.dport === port && f.verdict === VERDICT_DROPPED && (f.tcpFlags & TCP_F_FIN) !== 0, 3000)
+          : undefined;
+        if (side.lab === ctx.lab) {
+          ctx.check(`${L}, ${change}: tc still sees that connection's FIN, and drops it (reason ${reason})`, fin?.dropReason === reason,
+            fin ? `${fin.saddr}:${fin.sport} -> ${fin.daddr}:${fin.dport} dropped, reason ${fin.dropReason}` : 'no FIN drop seen');
+        }
       } else {
         ctx.check(`${L}, ${change}: after ${what}, the established connection is cut (drops with reason ${reason})`,
           !r.after && r.drops >= 1, `echoed: ${r.after}, drops ${r.drops}`);
@@ -273,7 +285,7 @@ export const sockmapScenario: Scenario = {
   claims: ['C8'],
   topology: 'topologies/sockmap.yaml',
   // Verdicts here are the datapath's alone: no agent re-authenticates behind the scenario's back.
-  options: { agents: false, extraSteps: [SOCKMAP_STEP] },
+  options: { agents: false },
   async run(ctx) {
     const procs: PodProcess[] = [];
     const on: Side = { lab: ctx.lab, plan: ctx.plan, sockmap: true, label: 'sockmap on' };
@@ -302,7 +314,7 @@ export const sockmapScenario: Scenario = {
     const offLab = offLabName(ctx.lab);
     ctx.say(`the same topology with sockmap: false (lab ${offLab})`);
     try {
-      const offPlan = await upWithDatapath({ ...ctx.plan.topology, sockmap: false }, { name: offLab, agents: false, extraSteps: [SOCKMAP_STEP] });
+      const offPlan = await upWithDatapath({ ...ctx.plan.topology, sockmap: false }, { name: offLab, agents: false });
       const off: Side = { lab: offLab, plan: offPlan, sockmap: false, label: 'sockmap off' };
       ctx.check('with sockmap: false nothing is loaded', !(await exists(sockmapDir(offLab, NODE))));
       // Same launch path as the sockmap side: processes join an (empty) node cgroup.

@@ -55,7 +55,7 @@ export interface RunSample {
   /** The case's metric for this run (µs or Gbit/s). */
   value: number;
   /** sk_msg redirects on n1 during the run (must be > 0 when on, 0 when off). */
-  redirected: bigint;
+  redirected: number;
 }
 
 export interface BenchCase {
@@ -184,9 +184,9 @@ export async function benchSockmap(opts: SockmapBenchOptions = {}): Promise<Sock
             const value = c.tool === 'sockperf'
               ? await sockperfRun(lab, serverIp, port++, c.size, durationS)
               : await iperfRun(lab, serverIp, port++, c.size, durationS);
-            const redirected = (await readSockmapCounters(lab, NODE)).redirected.count - before.redirected.count;
+            const redirected = Number((await readSockmapCounters(lab, NODE)).redirected.count - before.redirected.count);
             pair[mode] = { mode, value, redirected };
-            if ((mode === 'on') !== redirected > 0n) c.invalidRuns.push(`run ${i + 1} ${mode}: ${redirected} messages redirected`);
+            if ((mode === 'on') !== redirected > 0) c.invalidRuns.push(`run ${i + 1} ${mode}: ${redirected} messages redirected`);
             log(`${c.name} run ${i + 1} ${mode.padEnd(3)} ${value.toFixed(c.unit === 'µs' ? 1 : 3)} ${c.unit} (redirected ${redirected})`);
           }
           c.off.push(pair.off!);

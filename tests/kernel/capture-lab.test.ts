@@ -12,6 +12,7 @@ import { PassThrough } from 'node:stream';
 import { destroyLab } from '../../lab/core/down.ts';
 import { findPod, type LabPlan } from '../../lab/core/plan.ts';
 import { podNetns } from '../../lab/core/names.ts';
+import { findTaggedProcesses } from '../../lab/core/processes.ts';
 import { readState } from '../../lab/core/state.ts';
 import { upLab } from '../../lab/core/up.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
@@ -27,9 +28,9 @@ const LAB = 't-capture';
 const LINKS = ['fabric/underlay', 'n1/lxc-client', 'n2/lxc-server'];
 const SYN = 'tcp.flags.syn == 1 && tcp.flags.ack == 0';
 
-/** tcpdump processes of this lab still running (by their MTLAB_TAG), for "nothing left behind". */
-async function labTcpdumps(): Promise<string[]> {
-  return (await labLeftovers(LAB)).filter((l) => l.startsWith('process') && l.includes('tcpdump'));
+/** Capture processes of this lab still running, found like `lab down` finds them: MTLAB_TAG in their environment. */
+async function labCaptures(): Promise<string[]> {
+  return (await findTaggedProcesses(LAB)).filter((p) => p.tag.endsWith(':capture')).map((p) => `${p.pid} ${p.tag}`);
 }
 
 t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
@@ -37,7 +38,7 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
   const tmp = await mkdtemp(join(tmpdir(), 'capture-lab-'));
   let plan: LabPlan;
   try {
-    plan = await upLab(topo, { name: LAB });
+    plan = await upLab(topo, { name: LAB, topologyFile: 'topologies/two-node.yaml' });
     const serverIp = findPod(plan, 'server')!.ip;
     const clientIp = findPod(plan, 'client')!.ip;
 
@@ -83,7 +84,7 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       t.equal(files.drops.length, 1);
       t.equal(files.drops[0]!.iface, 'n2/lxc-server', 'the drop event matched the SYN on the server veth');
       const dropped = await frames(files.merged, 'frame.comment contains "DROPPED"', ['frame.number', 'frame.interface_name', 'tcp.flags.syn', 'frame.comment']);
-      t.same(dropped, [{ 'frame.number': String(files.drops[0]!.frame), 'frame.interface_name': 'n2/lxc-server', 'tcp.flags.syn': 'True', 'frame.comment': 'DROPPED: test drop (reason 189)' }]);
+      t.same(dropped, [{ 'frame.number': String(files.drops[0]!.frame), 'frame.interface_name': 'n2/lxc-server', 'tcp.flags.syn': '1', 'frame.comment': 'DROPPED: test drop (reason 189)' }]);
 
       // annotatePackets: a comment on the SYN of the client veth, as tshark shows it.
       const [syn] = await frames(files.merged, SYN, ['frame.number'], { iface: 'n1/lxc-client' });
@@ -116,7 +117,7 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       const nodev = await startCapture(LAB, ['n1/lxc-client', 'n1/nosuchdev0'], join(tmp, 'bad')).catch((e: unknown) => e);
       t.type(nodev, CaptureError);
       t.match((nodev as Error).message, /capture did not start: link n1\/nosuchdev0 \(nosuchdev0 in mtl_t-capture_n_n1\): tcpdump exited before it was ready .*No such device/);
-      t.same(await labTcpdumps(), [], 'the taps that did start were stopped');
+      t.same(await labCaptures(), [], 'the taps that did start were stopped');
       await t.rejects(startCapture('t-capture-nope', ['mgmt'], join(tmp, 'bad')), /no lab named "t-capture-nope"/);
     });
 
@@ -226,7 +227,7 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
         try {
           await withScenarioCapture('${LAB}', 'interrupted', ['n1/lxc-client'], async (ctx) => {
             console.log('READY');
-            await new Promise((r) => setTimeout(r, 30000));
+            await new Promise((r) => { const timer = setTimeout(r, 30000); ctx.signal.addEventListener('abort', () => (clearTimeout(timer), r(undefined))); });
           }, { root: ${JSON.stringify(root)} });
         } catch (e) {
           console.log('CAUGHT ' + e.message);
@@ -247,11 +248,12 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       const info = await captureInfo(join(root, LAB, 'interrupted', MERGED_FILE));
       t.ok(info.packets > 0, 'the packets before the interrupt are in merged.pcapng');
       t.match(info.comments[0], /FAILED: interrupted by SIGINT/);
-      t.same(await labTcpdumps(), [], 'no tcpdump left running');
+      t.same(await labCaptures(), [], 'no tcpdump left running');
     });
   } finally {
     await destroyLab(LAB);
     await rm(tmp, { recursive: true, force: true });
   }
-  t.same(await labLeftovers(LAB), [], 'nothing of the lab is left (no namespace, no tcpdump)');
+  t.same(await labLeftovers(LAB), [], 'nothing of the lab is left');
+  t.same(await findTaggedProcesses(LAB), [], 'no process tagged for the lab (no tcpdump)');
 });

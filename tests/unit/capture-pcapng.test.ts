@@ -165,6 +165,11 @@ t.test('a link captured on several devices (bridge ports) becomes one interface'
   const one = mergeCaptures([{ capture: ports, name: 'fabric/underlay' }]);
   t.same(one.interfaces.map((i) => i.name), ['fabric/underlay']);
   t.same(one.packets.map((p) => [p.interfaceId, p.data.toString()]), [[0, 'aaaa'], [0, 'bbbbbb']]);
+  const u1 = capture('u-n1', [[2n, frameA]]);
+  const u2 = capture('u-n2', [[1n, frameB]]);
+  const taps = mergeCaptures([{ capture: u1, name: 'fabric/underlay' }, { capture: u2, name: 'fabric/underlay' }, { capture: capture('eth0', []), name: 'n1/eth0' }]);
+  t.same(taps.interfaces.map((i) => i.name), ['fabric/underlay', 'n1/eth0'], 'one file per tap, one interface per link');
+  t.same(taps.packets.map((p) => [p.interfaceId, p.data.toString()]), [[0, 'bbbbbb'], [0, 'aaaa']]);
   const mixed = readCapture(Buffer.concat([shb('le'), idb('le', 'eth0', 9), idb('le', 'wg0', 9, 101)]));
   t.same(mergeCaptures([{ capture: mixed, name: 'n1/x' }]).interfaces.map((i) => i.name), ['n1/x (eth0)', 'n1/x (wg0)'], 'different link types stay apart');
 });

@@ -1,0 +1,11 @@
+// Same-node socket acceleration (sockmap): the public API.
+//   install:  SOCKMAP_STEP (an `up` step) = loadSockmap → writeSockmapPods → attachSockmap, per node
+//   operate:  attachSockOps / detachSockOps, unloadSockmap
+//   inspect:  readSockmapCounters, dumpSockhash, dumpSockmapPods, sockOpsAttached
+//   run apps: podCommand / podLaunchArgv / spawnInPod / runInPod (pod netns + node cgroup)
+//   measure:  benchSockmap, formatSockmapBench
+export * from './load.ts';
+export * from './pod.ts';
+export * from './layout.ts';
+export { appArgv } from './app.ts';
+export { benchSockmap, formatSockmapBench, BENCH_SOCKMAP_LAB, type SockmapBenchOptions, type SockmapBenchReport } from './bench.ts';
