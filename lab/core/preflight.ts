@@ -33,6 +33,7 @@ export const TOOLS: Tool[] = [
   { name: 'openssl', version: ['openssl', 'version'], debianPackage: 'openssl', requiredForUp: false, purpose: 'independent TLS peer in tests' },
   { name: 'mn', version: ['mn', '--version'], debianPackage: 'mininet', requiredForUp: false, purpose: 'bring-up benchmark baseline' },
   { name: 'brctl', version: ['brctl', '--version'], debianPackage: 'bridge-utils', requiredForUp: false, purpose: "mininet's Linux bridges" },
+  { name: 'socat', version: ['socat', '-V'], debianPackage: 'socat', requiredForUp: false, purpose: 'light clients and servers in the auth benchmark' },
   { name: 'xargs', version: ['xargs', '--version'], debianPackage: 'findutils', requiredForUp: true, purpose: 'runs the per-pod ip batches in parallel' },
 ];
 
