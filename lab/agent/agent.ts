@@ -6,9 +6,11 @@ import { request } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { ClusterSnapshot } from '../control/registry.ts';
 import { CONTROL_PLANE_SPIFFE_ID, HEARTBEAT_MS } from '../control/server.ts';
-import { dumpAuth, deleteAuthEntry, writeAuthEntry } from '../datapath/auth.ts';
+import { dumpAuth, deleteAuthEntry, toAuthExpiration } from '../datapath/auth.ts';
+import { MapWriter } from '../datapath/map-writer.ts';
+import { mapPin } from '../datapath/maps.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
-import { IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, type AuthKey } from '../datapath/generated.ts';
+import { IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, encodeAuthInfo, encodeAuthKey, type AuthKey } from '../datapath/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
@@ -44,6 +46,8 @@ export class NodeAgent {
   private readonly lastRequest = new Map<string, number>();
   private queued = 0;
   private signals?: EventStream;
+  /** One long-lived bpftool for auth-map writes (a process per write costs ~10 ms). */
+  private readonly writer = new MapWriter();
   private authServer?: AuthServer;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
@@ -72,6 +76,7 @@ export class NodeAgent {
       if (s.signalNr === SIGNAL_AUTH_REQUIRED) this.onAuthRequired(s.auth);
     });
     await this.signals.ready;
+    this.writer.start();
     this.watch();
     this.timers.push(setInterval(() => void this.gc('interval'), this.cfg.gcIntervalMs));
     this.timers.push(setInterval(() => void this.rotateSvids(), 1000));
@@ -83,6 +88,7 @@ export class NodeAgent {
     for (const t of this.timers) clearInterval(t);
     this.watchAbort?.abort();
     await this.signals?.stop().catch(() => undefined);
+    this.writer.close();
     await this.authServer?.close();
   }
 
@@ -285,7 +291,10 @@ export class NodeAgent {
         remoteNodeIp, localIdentity: key.localSecLabel, remoteIdentity: key.remoteSecLabel, localCert: svid,
         trustBundlePem: this.trustBundle, keyLogFile: this.cfg.keyLogFile,
       });
-      await writeAuthEntry(this.cfg.lab, this.cfg.node, key, r.expiration);
+      await this.writer.apply({
+        op: 'update', pin: mapPin(this.cfg.lab, this.cfg.node, 'cilium_auth_map'),
+        key: encodeAuthKey(key), value: encodeAuthInfo({ expiration: toAuthExpiration(r.expiration) }),
+      });
       this.log('auth-completed', {
         key: k, why, peer: r.peerSpiffeId, remoteNodeIp, expiration: r.expiration.toISOString(),
         handshakeMs: round(r.durationMs), totalMs: round(performance.now() - started),

@@ -88,7 +88,8 @@ export class JsonObjectStream {
   private tryEarly(): void {
     if (this.depth !== 1 || this.inString || this.emittedEarly) return;
     const text = this.pending.trimEnd();
-    if (!text.endsWith(']') && !text.endsWith('}') && !/\d$/.test(text)) return;
+    // A value can end in ] } a digit, a quote or a literal (null/true/false).
+    if (!/[\]}\d"le]$/.test(text)) return;
     let value: unknown;
     try {
       value = JSON.parse(text + '}');

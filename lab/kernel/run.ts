@@ -77,7 +77,7 @@ export async function ipBatch(lines: string[], netns?: string): Promise<RunResul
 }
 
 /** Starts a long-running command and hands back the child (for captures, agents, event pipes). */
-export function spawn(argv: string[], opts: { netns?: string; env?: Record<string, string> } = {}): ResultPromise {
+export function spawn(argv: string[], opts: { netns?: string; env?: Record<string, string>; stdin?: 'pipe' | 'ignore' } = {}): ResultPromise {
   const full = inNetns(opts.netns, argv);
-  return execa(full[0]!, full.slice(1), { reject: false, buffer: false, env: opts.env, stdin: 'ignore' });
+  return execa(full[0]!, full.slice(1), { reject: false, buffer: false, env: opts.env, stdin: opts.stdin ?? 'ignore' });
 }
