@@ -141,5 +141,5 @@ export async function toolChecks(): Promise<ToolCheck[]> {
 
 function firstVersionLine(text: string): string {
   const line = text.split('\n').map((l) => l.trim()).find((l) => /\d+\.\d+/.test(l)) ?? text.trim().split('\n')[0] ?? '';
-  return line.length > 70 ? line.slice(0, 70) + '…' : line;
+  return line.length > 50 ? line.slice(0, 49) + '…' : line;
 }

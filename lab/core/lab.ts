@@ -29,7 +29,20 @@ export interface LabOptions extends UpOptions {
   datapathObject?: string;
 }
 
+/** What a valid topology may ask for that this lab cannot build (yet, or on this kernel). */
+export function unsupported(topology: Topology): string[] {
+  const problems: string[] = [];
+  if (topology.encryption.mode === 'ipsec') {
+    problems.push('encryption.mode "ipsec" is unavailable: this kernel has no ESP/xfrm AEAD support (see `lab doctor`); use "none"');
+  }
+  if (topology.encryption.mode === 'wireguard') problems.push('encryption.mode "wireguard" is not implemented yet in this lab; use "none"');
+  if (topology.routing === 'tunnel') problems.push('routing "tunnel" (VXLAN with the identity in the VNI) is not implemented yet in this lab; use "native"');
+  return problems;
+}
+
 export async function upWithDatapath(topology: Topology, opts: LabOptions): Promise<LabPlan> {
+  const problems = unsupported(topology);
+  if (problems.length > 0) throw new Error(problems.join('\n'));
   const identities = allocateIdentities(topology);
   let ca: Ca | undefined;
   const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];
