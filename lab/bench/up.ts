@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { CommandError, run } from '../kernel/run.ts';
 import { upLab } from '../core/up.ts';
 import { destroyLab, labNetnsOnHost } from '../core/down.ts';
-import { POD_GATEWAY_IP, planLab, type LabPlan } from '../core/plan.ts';
+import { planLab, type LabPlan } from '../core/plan.ts';
+import { allNetns, fabricLines, managementLines, nodeLines, podLines } from '../core/batches.ts';
 import * as names from '../core/names.ts';
 import { findTaggedProcesses, stopProcesses, TAG_ENV } from '../core/processes.ts';
 import { readState } from '../core/state.ts';
@@ -313,72 +314,24 @@ export async function prepareFloor(topology: Topology, dir: string): Promise<Flo
   return { dir, upScript: join(dir, 'up.sh'), downBatch: join(dir, 'netns-delete.batch') };
 }
 
-/** The same objects lab/core/up.ts creates (keep the two in step). */
+/** The very lines lab/core/up.ts runs (lab/core/batches.ts), without the planning and process overhead. */
 export function floorBatches(plan: LabPlan): { batches: Record<string, string[]>; podArgs: string[]; allNetns: string[] } {
-  const allNetns = [plan.fabricNetns, plan.controlNetns, ...plan.nodes.flatMap((n) => [n.netns, ...n.pods.map((p) => p.netns)])];
-  const batches: Record<string, string[]> = {};
-  batches['netns-add.batch'] = allNetns.map((ns) => `netns add ${ns}`);
-  const fabric = [
-    'link set lo up',
-    `link add ${names.FABRIC_BRIDGE} type bridge`,
-    `link set ${names.FABRIC_BRIDGE} addrgenmode none`,
-    `link set ${names.FABRIC_BRIDGE} up`,
-  ];
-  const mgmt = [
-    'link set lo up',
-    `link add ${names.MGMT_BRIDGE} type bridge`,
-    `link set ${names.MGMT_BRIDGE} addrgenmode none`,
-    `addr add ${plan.controlIp}/${plan.mgmtPrefix} dev ${names.MGMT_BRIDGE}`,
-    `link set ${names.MGMT_BRIDGE} up`,
-  ];
+  const netns = allNetns(plan);
+  const batches: Record<string, string[]> = {
+    'netns-add.batch': netns.map((ns) => `netns add ${ns}`),
+    'fabric.batch': fabricLines(plan),
+    'mgmt.batch': managementLines(plan),
+  };
   const podArgs: string[] = [];
   plan.nodes.forEach((n, i) => {
-    fabric.push(
-      `link add ${n.fabricPort} type veth peer name ${names.NODE_UNDERLAY_IFNAME} netns ${n.netns}`,
-      `link set ${n.fabricPort} addrgenmode none`,
-      `link set ${n.fabricPort} master ${names.FABRIC_BRIDGE} up`,
-    );
-    mgmt.push(
-      `link add ${n.mgmtPort} type veth peer name ${names.NODE_MGMT_IFNAME} netns ${n.netns}`,
-      `link set ${n.mgmtPort} addrgenmode none`,
-      `link set ${n.mgmtPort} master ${names.MGMT_BRIDGE} up`,
-    );
-    const node = [
-      'link set lo up',
-      `link set ${names.NODE_UNDERLAY_IFNAME} addrgenmode none`,
-      `addr add ${n.underlayIp}/${plan.underlayPrefix} dev ${names.NODE_UNDERLAY_IFNAME}`,
-      `link set ${names.NODE_UNDERLAY_IFNAME} up`,
-      `link set ${names.NODE_MGMT_IFNAME} addrgenmode none`,
-      `addr add ${n.mgmtIp}/${plan.mgmtPrefix} dev ${names.NODE_MGMT_IFNAME}`,
-      `link set ${names.NODE_MGMT_IFNAME} up`,
-    ];
-    for (const other of plan.nodes) {
-      if (other !== n) node.push(`route add ${other.podCidr} via ${other.underlayIp} dev ${names.NODE_UNDERLAY_IFNAME}`);
-    }
+    batches[`node-${i}.batch`] = nodeLines(plan, n);
     for (const p of n.pods) {
-      node.push(
-        `link add ${p.lxc} address ${p.lxcMac} type veth peer name ${names.POD_IFNAME} address ${p.podMac} netns ${p.netns}`,
-        `link set ${p.lxc} addrgenmode none`,
-        `link set ${p.lxc} up`,
-        `route add ${p.ip}/32 dev ${p.lxc}`,
-        `neigh replace ${p.ip} lladdr ${p.podMac} dev ${p.lxc} nud permanent`,
-      );
       const file = `pod-${p.name}.batch`;
-      batches[file] = [
-        'link set lo up',
-        `link set ${names.POD_IFNAME} addrgenmode none`,
-        `addr add ${p.ip}/32 dev ${names.POD_IFNAME}`,
-        `link set ${names.POD_IFNAME} up`,
-        `neigh replace ${POD_GATEWAY_IP} lladdr ${p.lxcMac} dev ${names.POD_IFNAME} nud permanent`,
-        `route add ${plan.topology.addressing.podCIDR} via ${POD_GATEWAY_IP} dev ${names.POD_IFNAME} onlink`,
-      ];
+      batches[file] = podLines(plan.topology.addressing.podCIDR, p);
       podArgs.push(`-n ${p.netns} -batch ${file}`);
     }
-    batches[`node-${i}.batch`] = node;
   });
-  batches['fabric.batch'] = fabric;
-  batches['mgmt.batch'] = mgmt;
-  return { batches, podArgs, allNetns };
+  return { batches, podArgs, allNetns: netns };
 }
 
 async function measureFloor(files: FloorFiles): Promise<{ upMs: number; downMs: number }> {

@@ -8,7 +8,7 @@ import { registerPod, unregisterPod } from '../control/client.ts';
 import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
 import { cidrContains, hostAddress, parseCidr } from './addr.ts';
 import * as names from './names.ts';
-import { POD_GATEWAY_IP } from './plan.ts';
+import { lxcLines, podLines } from './batches.ts';
 import { readState, writeState, type LabState } from './state.ts';
 
 export interface PodAddOptions {
@@ -71,21 +71,8 @@ export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identit
   await writeState(state);
   try {
     await run(['ip', 'netns', 'add', netns]);
-    await ipBatch([
-      `link add ${lxc} address ${lxcMac} type veth peer name ${names.POD_IFNAME} address ${podMac} netns ${netns}`,
-      `link set ${lxc} addrgenmode none`,
-      `link set ${lxc} up`,
-      `route add ${ip}/32 dev ${lxc}`,
-      `neigh replace ${ip} lladdr ${podMac} dev ${lxc} nud permanent`,
-    ], node.netns);
-    await ipBatch([
-      'link set lo up',
-      `link set ${names.POD_IFNAME} addrgenmode none`,
-      `addr add ${ip}/32 dev ${names.POD_IFNAME}`,
-      `link set ${names.POD_IFNAME} up`,
-      `neigh replace ${POD_GATEWAY_IP} lladdr ${lxcMac} dev ${names.POD_IFNAME} nud permanent`,
-      `route add ${state.podRange} via ${POD_GATEWAY_IP} dev ${names.POD_IFNAME} onlink`,
-    ], netns);
+    await ipBatch(lxcLines({ lxc, lxcMac, podMac, netns, ip }), node.netns);
+    await ipBatch(podLines(state.podRange, { ip, lxcMac }), netns);
     await attachEndpoints(node.netns, [lxc], names.nodeProgPins(opts.lab, node.name));
     const ep = await registerPod(opts.lab, { pod: opts.pod, node: node.name, ip, labels });
     const { [NAMESPACE_LABEL]: _ns, [SERVICE_ACCOUNT_LABEL]: _sa, ...plain } = labels;

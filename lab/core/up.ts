@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { ipBatch, run } from '../kernel/run.ts';
 import type { Topology } from '../topology/model.ts';
 import { destroyLab } from './down.ts';
-import { POD_GATEWAY_IP, planLab, type LabPlan } from './plan.ts';
+import { planLab, type LabPlan } from './plan.ts';
+import { allNetns, fabricLines, managementLines, nodeLines, podLines } from './batches.ts';
 import * as names from './names.ts';
 import { stateDir } from './names.ts';
 import { claimLabName, readState, writeState, type LabState } from './state.ts';
@@ -68,7 +69,10 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
   const steps: ExtraStep[] = [
     { name: 'namespaces', run: createNamespaces },
     // Independent networks, built side by side.
-    { name: 'networks', run: async (plan) => void (await Promise.all([buildFabric(plan), buildManagement(plan)])) },
+    {
+      name: 'networks',
+      run: async (plan) => void (await Promise.all([ipBatch(fabricLines(plan), plan.fabricNetns), ipBatch(managementLines(plan), plan.controlNetns)])),
+    },
     { name: 'nodes', run: buildNodes },
     { name: 'pods', run: buildPods },
     ...(opts.extraSteps ?? []),
@@ -105,112 +109,34 @@ async function holdUntilAborted(stepName: string, opts: UpOptions): Promise<void
 }
 
 async function createNamespaces(plan: LabPlan, state: LabState): Promise<void> {
-  const all = [plan.fabricNetns, plan.controlNetns, ...plan.nodes.flatMap((n) => [n.netns, ...n.pods.map((p) => p.netns)])];
+  const all = allNetns(plan);
   // Recorded before they exist: a crash mid-batch still leaves a full list for `down`.
   state.netns = all;
   await writeState(state);
   await ipBatch(all.map((ns) => `netns add ${ns}`));
 }
 
-/** The underlay: one bridge in the fabric namespace, one veth per node. */
-async function buildFabric(plan: LabPlan): Promise<void> {
-  const lines = [
-    'link set lo up',
-    `link add ${names.FABRIC_BRIDGE} type bridge`,
-    `link set ${names.FABRIC_BRIDGE} addrgenmode none`,
-    `link set ${names.FABRIC_BRIDGE} up`,
-  ];
-  for (const n of plan.nodes) {
-    lines.push(
-      `link add ${n.fabricPort} type veth peer name ${names.NODE_UNDERLAY_IFNAME} netns ${n.netns}`,
-      `link set ${n.fabricPort} addrgenmode none`,
-      `link set ${n.fabricPort} master ${names.FABRIC_BRIDGE} up`,
-    );
-  }
-  await ipBatch(lines, plan.fabricNetns);
-}
-
-/** The management network: a bridge in the control-plane namespace, one veth per node. */
-async function buildManagement(plan: LabPlan): Promise<void> {
-  const lines = [
-    'link set lo up',
-    `link add ${names.MGMT_BRIDGE} type bridge`,
-    `link set ${names.MGMT_BRIDGE} addrgenmode none`,
-    `addr add ${plan.controlIp}/${plan.mgmtPrefix} dev ${names.MGMT_BRIDGE}`,
-    `link set ${names.MGMT_BRIDGE} up`,
-  ];
-  for (const n of plan.nodes) {
-    lines.push(
-      `link add ${n.mgmtPort} type veth peer name ${names.NODE_MGMT_IFNAME} netns ${n.netns}`,
-      `link set ${n.mgmtPort} addrgenmode none`,
-      `link set ${n.mgmtPort} master ${names.MGMT_BRIDGE} up`,
-    );
-  }
-  await ipBatch(lines, plan.controlNetns);
-}
-
-/**
- * Each node: underlay and management addresses, native routes to the other
- * nodes' pod ranges, and one veth per pod (node side lxc-…). The peer end is
- * created directly inside the pod's namespace, so nothing ever appears in
- * the host namespace.
- */
 async function buildNodes(plan: LabPlan): Promise<void> {
   await Promise.all(
-    plan.nodes.map(async (n) => {
-      const lines = [
-        'link set lo up',
-        `link set ${names.NODE_UNDERLAY_IFNAME} addrgenmode none`,
-        `addr add ${n.underlayIp}/${plan.underlayPrefix} dev ${names.NODE_UNDERLAY_IFNAME}`,
-        `link set ${names.NODE_UNDERLAY_IFNAME} up`,
-        `link set ${names.NODE_MGMT_IFNAME} addrgenmode none`,
-        `addr add ${n.mgmtIp}/${plan.mgmtPrefix} dev ${names.NODE_MGMT_IFNAME}`,
-        `link set ${names.NODE_MGMT_IFNAME} up`,
-      ];
-      if (plan.topology.routing === 'native') {
-        for (const other of plan.nodes) {
-          if (other !== n) lines.push(`route add ${other.podCidr} via ${other.underlayIp} dev ${names.NODE_UNDERLAY_IFNAME}`);
-        }
-      }
-      for (const p of n.pods) {
-        lines.push(
-          `link add ${p.lxc} address ${p.lxcMac} type veth peer name ${names.POD_IFNAME} address ${p.podMac} netns ${p.netns}`,
-          `link set ${p.lxc} addrgenmode none`,
-          `link set ${p.lxc} up`,
-          `route add ${p.ip}/32 dev ${p.lxc}`,
-          // Static neighbours: no ARP noise in the captures, and no proxy-ARP needed.
-          `neigh replace ${p.ip} lladdr ${p.podMac} dev ${p.lxc} nud permanent`,
-        );
-      }
-      await Promise.all([ipBatch(lines, n.netns), run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })]);
-    }),
+    plan.nodes.map((n) =>
+      Promise.all([ipBatch(nodeLines(plan, n), n.netns), run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })]),
+    ),
   );
 }
 
 /**
- * Each pod: its /32 and a route to the cluster's pod range through the node.
  * One `ip -n POD -batch FILE` per pod is unavoidable (a batch cannot switch
  * namespace), so the files are written first and xargs runs them four at a
  * time: one process started from Node instead of one per pod.
  */
 async function buildPods(plan: LabPlan): Promise<void> {
-  const podRange = plan.topology.addressing.podCIDR;
   const dir = await mkdtemp(`${stateDir(plan.lab)}/pods-`);
   try {
     const invocations: string[] = [];
-    for (const n of plan.nodes) {
-      for (const p of n.pods) {
-        const file = `${dir}/${p.name}.batch`;
-        await writeFile(file, [
-          'link set lo up',
-          `link set ${names.POD_IFNAME} addrgenmode none`,
-          `addr add ${p.ip}/32 dev ${names.POD_IFNAME}`,
-          `link set ${names.POD_IFNAME} up`,
-          `neigh replace ${POD_GATEWAY_IP} lladdr ${p.lxcMac} dev ${names.POD_IFNAME} nud permanent`,
-          `route add ${podRange} via ${POD_GATEWAY_IP} dev ${names.POD_IFNAME} onlink`,
-        ].join('\n') + '\n');
-        invocations.push(`-n ${p.netns} -batch ${file}`);
-      }
+    for (const p of plan.nodes.flatMap((n) => n.pods)) {
+      const file = `${dir}/${p.name}.batch`;
+      await writeFile(file, podLines(plan.topology.addressing.podCIDR, p).join('\n') + '\n');
+      invocations.push(`-n ${p.netns} -batch ${file}`);
     }
     if (invocations.length > 0) await run(['xargs', '-P', '4', '-L', '1', 'ip'], { input: invocations.join('\n') + '\n' });
   } finally {
