@@ -13,7 +13,7 @@
 //
 // Why stop() waits before SIGINT: on SIGINT libpcap breaks its loop and drops
 // what is still unread in the ring. A tcpdump that lags (a busy machine) then
-// loses the end of the scenario (measured: 1 of 10 packets, once 9 of 10).
+// loses the end of the scenario (measured: it lost 1 of 10 packets, once 9 of 10).
 // So stop() first waits until every tcpdump sits idle in poll(): its ring is
 // empty, everything that came before the stop has been written.
 import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
@@ -83,8 +83,10 @@ export class CaptureError extends Error {
 
 export interface StopOptions {
   /**
-   * Ctrl-C in a terminal also reaches the tcpdumps (same process group):
-   * taps that already exited cleanly are then fine, not "died early".
+   * Stopping because of SIGINT/SIGTERM: a tap that already exited cleanly
+   * (signalled too, e.g. by a shell that signals the whole job) is then fine,
+   * not "died early". The tcpdumps run in their own session, so a terminal's
+   * Ctrl-C does not reach them.
    */
   interrupted?: boolean;
 }
@@ -139,6 +141,8 @@ class TapProcess {
 
   static start(lab: string, link: CaptureLink, tap: Tap, output: string, opts: CaptureOptions): TapProcess {
     const argv = [
+      // Own session: a terminal's Ctrl-C reaches only us, and stop() ends the capture in order.
+      'setsid',
       'tcpdump',
       '-Z', 'root', // no switch to user tcpdump: files are root's like every lab file, in any directory
       '--immediate-mode', '-U', // each packet reaches the file at once, so a stop loses nothing
@@ -193,22 +197,25 @@ class TapProcess {
 
   /**
    * Resolves true once tcpdump is seen blocked in poll() (its ring is empty:
-   * everything queued so far is written), false at the deadline.
+   * everything queued so far is written), false at the deadline, undefined
+   * when this kernel or architecture cannot tell.
    */
-  async drain(timeoutMs: number): Promise<boolean> {
+  async drain(timeoutMs: number): Promise<boolean | undefined> {
     const pid = this.pid;
-    if (pid === undefined || POLL_SYSCALLS === undefined) return false;
+    if (pid === undefined || POLL_SYSCALLS === undefined) return undefined;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.exit) return false;
+      let syscall: string;
+      let stat: string;
       try {
-        const [syscall, stat] = await Promise.all([readFile(`/proc/${pid}/syscall`, 'utf8'), readFile(`/proc/${pid}/stat`, 'utf8')]);
-        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-        // "7 0x…" while blocked in poll; "running" or state R while it works.
-        if (state === 'S' && POLL_SYSCALLS.has(syscall.split(' ')[0]!)) return true;
+        [syscall, stat] = await Promise.all([readFile(`/proc/${pid}/syscall`, 'utf8'), readFile(`/proc/${pid}/stat`, 'utf8')]);
       } catch {
-        return false; // gone
+        return undefined; // gone meanwhile, or no /proc/PID/syscall on this kernel
       }
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      // "7 0x…" while blocked in poll; "running" or state R while it works.
+      if (state === 'S' && POLL_SYSCALLS.has(syscall.split(' ')[0]!)) return true;
       if (Date.now() >= deadline) return false;
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -237,7 +244,7 @@ class TapProcess {
   }
 
   /** Why this tap's capture cannot be trusted, or undefined when it ended well and holds `packets` packets. */
-  verdict(packets: number | undefined, opts: StopOptions, killed: boolean, drained: boolean, readError?: string): string | undefined {
+  verdict(packets: number | undefined, opts: StopOptions, killed: boolean, drained: boolean | undefined, readError?: string): string | undefined {
     const exit = this.exit;
     if (killed) return `did not stop within the deadline after SIGINT and was killed; its file may be incomplete`;
     if (!exit) return 'still running';
@@ -252,11 +259,11 @@ class TapProcess {
       return `tcpdump captured ${s.captured} packets but its output holds ${packets} (disk full or a write error, which tcpdump does not report)`;
     }
     if (s.dropped) return `the kernel dropped ${s.dropped} packets (ring full: raise bufferKiB): the capture is incomplete`;
-    if (!drained && !early) {
-      // It never caught up before SIGINT. Both directions: the kernel's count tells. One
+    if (drained !== true && !early) {
+      // Not seen caught up before SIGINT. Both directions: the kernel's count tells. One
       // direction (-Q): the kernel counts both, libpcap filters, so nothing proves the file whole.
-      if (this.tap.direction !== 'inout') return `tcpdump had not caught up when stopped (not idle within the drain deadline): packets may be missing`;
-      if (s.received !== undefined && s.received > s.captured) {
+      if (drained === false && this.tap.direction !== 'inout') return `tcpdump had not caught up when stopped (not idle within the drain deadline): packets may be missing`;
+      if (this.tap.direction === 'inout' && s.received !== undefined && s.received > s.captured) {
         return `tcpdump was stopped before it read ${s.received - s.captured} of the ${s.received} packets the kernel queued for it: the capture is incomplete`;
       }
     }
@@ -268,7 +275,7 @@ class TapProcess {
 const POLL_SYSCALLS: Set<string> | undefined = { x64: new Set(['7', '271']), arm64: new Set(['73']) }[process.arch as string];
 
 /** Waits until every tap has caught up, then stops them all; per tap: drained?, stopped or killed. */
-async function drainAndStop(taps: TapProcess[], opts: CaptureOptions): Promise<{ drained: boolean; outcome: 'stopped' | 'killed' }[]> {
+async function drainAndStop(taps: TapProcess[], opts: CaptureOptions): Promise<{ drained: boolean | undefined; outcome: 'stopped' | 'killed' }[]> {
   const drained = await Promise.all(taps.map((t) => t.drain(opts.drainTimeoutMs ?? 3000)));
   const outcomes = await Promise.all(taps.map((t) => t.stop(opts.stopTimeoutMs ?? 5000)));
   return taps.map((_, i) => ({ drained: drained[i]!, outcome: outcomes[i]! }));

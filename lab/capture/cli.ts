@@ -76,6 +76,10 @@ export async function runCaptureCommand(args: string[], v: Values): Promise<numb
 
   try {
     if (v.write === '-') {
+      if (v.keylog || v['wg-keylog']) {
+        say('lab capture: --keylog/--wg-keylog embed secrets in files (-w DIR); for a live stream give Wireshark the key log (TLS protocol preferences)');
+        return 2;
+      }
       if (process.stdout.isTTY) {
         say('lab capture: -w - writes binary pcapng; pipe it, e.g. `lab capture NAME LINK -w - | wireshark -k -i -`');
         return 2;

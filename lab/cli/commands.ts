@@ -16,6 +16,7 @@ import { UsageError } from './errors.ts';
 import { CLUSTER_COMMANDS } from './cluster-commands.ts';
 import { SCENARIO_COMMANDS } from './scenario-commands.ts';
 import { BENCH_COMMANDS } from './bench-commands.ts';
+import { captureCommand } from '../capture/cli.ts';
 export { UsageError };
 
 type Values = Record<string, string | boolean | undefined>;
@@ -206,7 +207,7 @@ function seconds(value: string | boolean | undefined, name: string): number | un
   return n * 1000;
 }
 
-Object.assign(COMMANDS, CLUSTER_COMMANDS, SCENARIO_COMMANDS, BENCH_COMMANDS);
+Object.assign(COMMANDS, { capture: captureCommand }, CLUSTER_COMMANDS, SCENARIO_COMMANDS, BENCH_COMMANDS);
 
 function formatStatus(s: LabStatus): string {
   const lines = [`lab ${s.lab}: ${s.phase}${s.createdAt ? ` since ${s.createdAt}` : ''}${s.topologyFile ? ` (${s.topologyFile})` : ''}`];

@@ -1,16 +1,22 @@
 // Scenarios: scripted experiments that bring a lab up, make traffic, and
 // check packet-level claims against events, maps and logs. They are the demo
 // and the regression tests at once.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { upWithDatapath, type LabOptions } from '../core/lab.ts';
 import { destroyLab } from '../core/down.ts';
 import type { LabPlan } from '../core/plan.ts';
-import { readState } from '../core/state.ts';
+import { readState, type LabState } from '../core/state.ts';
+import { startCapture } from '../capture/capture.ts';
+import { finishCapture, scenarioDir, type CaptureFiles } from '../capture/scenario.ts';
+import { UNDERLAY_LINK } from '../capture/links.ts';
+import type { DropEvent } from '../capture/merge.ts';
+import { keyLogFile } from '../agent/config.ts';
 import { daemonLogFile } from '../core/daemon.ts';
 import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
-import type { FlowEvent } from '../datapath/generated.ts';
+import { DROP_REASON_TEXT, OBS_TO_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../datapath/generated.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import type { Progress } from '../core/progress.ts';
 
@@ -38,6 +44,8 @@ export interface ScenarioContext {
   /** Waits until an agent log line matches. */
   waitForLog(node: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown> | undefined>;
   podIp(pod: string): string;
+  /** What `run` leaves for `checkCapture` (secrets sent, identities seen). */
+  memo: Map<string, unknown>;
   /** "n1/client" for a pod IP. */
   resolve(ip: string): string | undefined;
 }
@@ -51,7 +59,11 @@ export interface Scenario {
   claims: string[];
   topology: string;
   options?: Partial<LabOptions>;
+  /** Links recorded while `run` runs, into captures/<lab>/<scenario>/ (see lab/capture). */
+  captureLinks?: string[];
   run(ctx: ScenarioContext): Promise<void>;
+  /** Packet-level checks on the finished capture (secrets embedded, drops commented). */
+  checkCapture?(ctx: ScenarioContext, files: CaptureFiles): Promise<void>;
 }
 
 export interface ScenarioResult {
@@ -62,6 +74,8 @@ export interface ScenarioResult {
   ok: boolean;
   error?: string;
   durationMs: number;
+  /** The scenario's merged capture, when it records one. */
+  capture?: string;
 }
 
 async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T | undefined> {
@@ -90,6 +104,7 @@ export async function runScenario(
   const flows: FlowWithNode[] = [];
   const streams: EventStream[] = [];
   let error: string | undefined;
+  let capture: string | undefined;
   try {
     const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, ...scenario.options });
     const state = (await readState(lab))!;
@@ -124,9 +139,30 @@ export async function runScenario(
         return p.ip;
       },
       resolve: resolveIp,
+      memo: new Map(),
     };
     emit(`scenario ${scenario.name}: ${scenario.summary}`);
-    await scenario.run(ctx);
+    const handle = scenario.captureLinks ? await startCapture(state, scenario.captureLinks, scenarioDir(lab, scenario.name)) : undefined;
+    let runError: unknown;
+    try {
+      await scenario.run(ctx);
+    } catch (e) {
+      runError = e;
+    }
+    if (handle) {
+      // Always stopped and flushed, also when the run failed; drops become packet comments.
+      const files = await finishCapture(handle, {
+        comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
+          `claims: ${scenario.claims.join(', ')}`],
+        keylogs: existsSync(keyLogFile(lab)) ? { tls: keyLogFile(lab) } : undefined,
+        drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEvent(f, state)),
+        interrupted: runError !== undefined,
+      });
+      capture = files.merged;
+      emit(`capture: ${files.merged} (${files.packets} packets; open it in Wireshark)`);
+      if (!runError && scenario.checkCapture) await scenario.checkCapture(ctx, files);
+    }
+    if (runError) throw runError;
     emit('flows seen:');
     for (const f of flows) emit(`  ${formatFlow(f, { resolve: resolveIp })}`);
   } catch (e) {
@@ -137,5 +173,30 @@ export async function runScenario(
     if (!opts.keep) await destroyLab(lab);
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
-  return { scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started };
+  return { scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture };
+}
+
+const PROTO_NAMES: Record<number, 'tcp' | 'udp' | 'icmp'> = { 6: 'tcp', 17: 'udp', 1: 'icmp' };
+
+/**
+ * A datapath drop as a packet comment. tcpdump on a veth sees a packet before
+ * tc ingress but after tc egress, so a to-container drop is invisible on the
+ * destination's veth: it is commented where it was seen last — the
+ * underlay for a packet from another node, the sender's veth on the same node.
+ */
+function dropEvent(f: FlowWithNode, state: LabState): DropEvent {
+  const pod = (ip: string) => state.pods.find((p) => p.ip === ip);
+  const src = pod(f.saddr);
+  const dst = pod(f.daddr);
+  const toContainer = f.obsPoint === OBS_TO_ENDPOINT;
+  const at = toContainer ? dst : src;
+  const iface = !toContainer && src ? `${src.node}/${src.lxc}`
+    : src && src.node === f.node ? `${src.node}/${src.lxc}` : UNDERLAY_LINK;
+  return {
+    time: new Date(Number(f.timestamp / 1_000_000n)),
+    src: f.saddr, dst: f.daddr, sport: f.sport, dport: f.dport,
+    proto: PROTO_NAMES[f.protocol] ?? f.protocol,
+    comment: `${DROP_REASON_TEXT[f.dropReason] ?? 'drop'} (${f.dropReason}) at ${f.node}/${toContainer ? 'to-container' : 'from-container'}${at ? ` of ${at.name}` : ''}`,
+    iface,
+  };
 }

@@ -20,6 +20,7 @@ export const identityConfusion: Scenario = {
   summary: 'native routing: a stale ipcache on a partitioned node plus a cached auth entry admit a pod of another identity',
   claims: ['C5'],
   topology: 'topologies/two-node-auth.yaml',
+  captureLinks: ['fabric/underlay', 'n2/lxc-server'],
   async run(ctx) {
     const serverIp = ctx.podIp('server');
     const clientIp = ctx.podIp('client');

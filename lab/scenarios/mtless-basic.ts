@@ -19,7 +19,8 @@ async function tcpCase(ctx: ScenarioContext, opts: { client: string; server: str
   const clientIp = ctx.podIp(client);
   const srv = await startEchoServer(ctx.lab, server, 'tcp', port);
   try {
-    const secret = `secret-${opts.label}-${Date.now()}`;
+    const secret = `secret-${opts.label.replace(/\W+/g, '-')}-${Date.now()}`;
+    ctx.memo.set(`secret:${opts.label}`, secret);
     const r = await echoSend(ctx.lab, client, 'tcp', serverIp, port, secret, ['--timeout', '8000']);
     const isFlow = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && f.saddr === clientIp && f.daddr === serverIp && f.dport === port && (f.tcpFlags & TCP_F_SYN) !== 0;
     const drop = ctx.flows().find((f) => isFlow(f) && f.verdict === VERDICT_DROPPED);
@@ -28,6 +29,7 @@ async function tcpCase(ctx: ScenarioContext, opts: { client: string; server: str
       drop ? `reason ${drop.dropReason} on ${drop.node}` : 'no drop seen');
     const local = drop?.dstIdentity ?? -1;
     const remote = drop?.srcIdentity ?? -1;
+    ctx.memo.set(`identities:${opts.label}`, [local, remote]);
     const key = keyText(local, remote, opts.remoteNodeId);
     ctx.check(`${opts.label}: the drop's auth key uses remote node id ${opts.remoteNodeId}`, drop?.remoteNodeId === opts.remoteNodeId, `remote node ${drop?.remoteNodeId}`);
     const requested = await ctx.waitForLog(opts.serverNode, (l) => l.event === 'auth-requested' && l.key === key);
@@ -88,6 +90,7 @@ export const mtlessBasic: Scenario = {
   summary: 'first packet dropped (189), out-of-band handshake between agents, retransmit passes; UDP loses its first datagram',
   claims: ['C1', 'C2'],
   topology: 'topologies/two-node-auth.yaml',
+  captureLinks: ['fabric/underlay', 'n1/lxc-client', 'n1/lxc-local', 'n2/lxc-server'],
   async run(ctx) {
     ctx.say('TCP client (n1) -> server (n2):8080, ingress policy requires authentication');
     const key = await tcpCase(ctx, { client: 'client', server: 'server', serverNode: 'n2', port: 8080, remoteNodeId: 1, label: 'cross-node TCP' });
@@ -99,5 +102,35 @@ export const mtlessBasic: Scenario = {
 
     ctx.say('Same node: local (n1) -> client (n1):7070, ingress policy of client requires authentication');
     await tcpCase(ctx, { client: 'local', server: 'client', serverNode: 'n1', port: 7070, remoteNodeId: 0, label: 'same-node TCP' });
+  },
+
+  /** Claims C1–C3 on the packets themselves (tshark is the ground truth). */
+  async checkCapture(ctx, files) {
+    const { countPackets, payloadContains, tlsCertificateUriSans, frames } = await import('../capture/assert.ts');
+    const serverIp = ctx.podIp('server');
+    const commented = await countPackets(files.merged,
+      `frame.comment contains "DROPPED: Authentication required (189) at n2/to-container" && ip.dst == ${serverIp} && tcp.dstport == 8080 && tcp.flags.syn == 1 && tcp.flags.ack == 0`);
+    ctx.check('capture: the dropped SYN carries its drop comment', commented >= 1, `${commented} commented SYN`);
+    const syns = await frames(files.merged, `ip.dst == ${serverIp} && tcp.dstport == 8080 && tcp.flags.syn == 1 && tcp.flags.ack == 0`, ['frame.time_epoch', 'tcp.srcport'], { iface: 'fabric/underlay' });
+    const firstPort = syns[0]?.['tcp.srcport'];
+    const sameConn = syns.filter((r) => r['tcp.srcport'] === firstPort).map((r) => Number(r['frame.time_epoch']));
+    const gap = sameConn.length >= 2 ? sameConn[1]! - sameConn[0]! : NaN;
+    ctx.check('capture: the SYN crosses the underlay twice, about 1 s apart (C1)', gap > 0.8 && gap < 1.6, `${gap.toFixed(3)} s`);
+
+    const [local, remote] = (ctx.memo.get('identities:cross-node TCP') as number[] | undefined) ?? [];
+    const certs = await tlsCertificateUriSans(files.merged, { iface: 'fabric/underlay' });
+    const want = [`spiffe://spiffe.cilium/identity/${local}`, `spiffe://spiffe.cilium/identity/${remote}`];
+    ctx.check('capture: the port-4250 handshake decrypts with the embedded key log and shows both SPIFFE IDs (C2)',
+      want.every((u) => certs.uris.includes(u)), `URI SANs: ${certs.uris.join(', ') || 'none'}`);
+    const nodeIps = ctx.plan.nodes.map((n) => n.underlayIp);
+    const anyNode = (field: string) => `(${nodeIps.map((ip) => `${field} == ${ip}`).join(' || ')})`;
+    const onUnderlay = await countPackets(files.merged, `tcp.port == 4250 && ${anyNode('ip.src')} && ${anyNode('ip.dst')}`, { iface: 'fabric/underlay' });
+    const onPods = await countPackets(files.merged, 'tcp.port == 4250', { iface: 'n2/lxc-server' });
+    ctx.check('capture: the handshake runs between the node agents, never on a pod veth (C2)', onUnderlay > 0 && onPods === 0, `${onUnderlay} on the underlay, ${onPods} on n2/lxc-server`);
+    const appData = await countPackets(files.merged, 'tcp.port == 4250 && tls.app_data', { iface: 'fabric/underlay', tlsPort: 4250 });
+    ctx.check('capture: the handshake carries no application data and closes', appData === 0, `${appData} application-data records`);
+
+    const secret = String(ctx.memo.get('secret:cross-node TCP'));
+    ctx.check('capture: the application payload crosses the underlay in plaintext (C3)', await payloadContains(files.merged, secret, { iface: 'fabric/underlay' }), secret);
   },
 };
