@@ -153,7 +153,8 @@ export async function runScenario(
       // Always stopped and flushed, also when the run failed; drops become packet comments.
       const files = await finishCapture(handle, {
         comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
-          `claims: ${scenario.claims.join(', ')}`],
+          `claims: ${scenario.claims.join(', ')}`,
+          runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `lab scenario run` output)'],
         keylogs: existsSync(keyLogFile(lab)) ? { tls: keyLogFile(lab) } : undefined,
         drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEvent(f, state)),
         interrupted: runError !== undefined,
