@@ -55,6 +55,34 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Ids of the programs pinned under a folder (any depth). */
+async function pinnedProgramIds(dir: string): Promise<number[]> {
+  const ids: number[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const path = `${d}/${e.name}`;
+      if (e.isDirectory()) await walk(path);
+      else if (d.endsWith('/progs')) {
+        const r = await run(['bpftool', '-j', 'prog', 'show', 'pinned', path], { okCodes: [255] });
+        const id = r.exitCode === 0 ? (JSON.parse(r.stdout) as { id?: number }).id : undefined;
+        if (id !== undefined) ids.push(id);
+      }
+    }
+  };
+  await walk(dir);
+  return ids;
+}
+
+async function waitUntilUnloaded(ids: number[], timeoutMs: number): Promise<void> {
+  if (ids.length === 0) return;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const loaded = new Set((JSON.parse((await run(['bpftool', '-j', 'prog', 'show'])).stdout || '[]') as { id: number }[]).map((p) => p.id));
+    if (!ids.some((id) => loaded.has(id))) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Every process in a cgroup tree: the tree belongs to the lab, so they do too. */
 async function cgroupPids(dir: string): Promise<number[]> {
   let entries: import('node:fs').Dirent[];
@@ -98,7 +126,11 @@ export async function destroyLab(lab: string): Promise<DownReport> {
   // 3. Pins: programs detach with their namespaces; the pins hold them (and the maps) until removed.
   const pinDir = names.labBpffsDir(lab);
   const removedPins = await exists(pinDir);
+  const progIds = removedPins ? await pinnedProgramIds(pinDir) : [];
   if (removedPins) await rm(pinDir, { recursive: true, force: true });
+  // The kernel frees programs once the namespaces' devices are gone, in the
+  // background: wait for it, so `bpftool prog show` is clean when down returns.
+  await waitUntilUnloaded(progIds, 5000);
   await rmdir(`${names.BPFFS_ROOT}/${names.TOOL}`).catch(() => undefined);
 
   // 4. cgroups (sockmap): empty once the processes are gone.

@@ -12,7 +12,7 @@ import {
 } from '../../lab/datapath/generated.ts';
 import { allocateIdentities } from '../../lab/policy/identity.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
-import { echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
+import { bpfProgIds, echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 
 t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
   const lab = 't-dp';
@@ -20,8 +20,10 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
   const ids = allocateIdentities(topo);
   const id = (pod: string) => ids.byPod.get(pod)!;
   const streams: EventStream[] = [];
+  const progsBefore = await bpfProgIds();
   try {
     const plan = await upWithDatapath(topo, { name: lab, agents: false });
+    t.ok((await bpfProgIds()).length > progsBefore.length, 'the datapath programs are loaded');
     const ip = (pod: string) => findPod(plan, pod)!.ip;
     const flows: (FlowEvent & { node: string })[] = [];
     const signals: (SignalMsg & { node: string })[] = [];
@@ -111,4 +113,5 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
     await destroyLab(lab);
   }
   t.same(await labLeftovers(lab), []);
+  t.same(await bpfProgIds(), progsBefore, 'no program of the lab is loaded once down returns');
 });
