@@ -1,7 +1,7 @@
 // The address and name plan of a lab: everything `up` will create, computed
 // from the topology alone (pure, unit-tested, no kernel access).
 import type { Pod, Topology } from '../topology/model.ts';
-import { formatCidr, hostAddress, parseCidr } from './addr.ts';
+import { formatCIDR, hostAddress, mustParseCIDR, networkOf } from '../topology/ipv4.ts';
 import * as names from './names.ts';
 import { NODE_HOST_OFFSET } from '../topology/validate.ts';
 
@@ -47,9 +47,9 @@ export interface LabPlan {
 }
 
 export function planLab(topology: Topology, lab = topology.name): LabPlan {
-  const podRange = parseCidr(topology.addressing.podCIDR);
-  const underlay = parseCidr(topology.addressing.underlayCIDR);
-  const mgmt = parseCidr(topology.addressing.managementCIDR);
+  const podRange = networkOf(mustParseCIDR(topology.addressing.podCIDR));
+  const underlay = mustParseCIDR(topology.addressing.underlayCIDR);
+  const mgmt = mustParseCIDR(topology.addressing.managementCIDR);
 
   const nodes = topology.nodes.map((node, i): NodePlan => {
     const podCidr = { base: podRange.base + i * 256, prefix: 24 };
@@ -78,7 +78,7 @@ export function planLab(topology: Topology, lab = topology.name): LabPlan {
       netns: names.nodeNetns(lab, node.name),
       underlayIp: hostAddress(underlay, NODE_HOST_OFFSET + i),
       mgmtIp: hostAddress(mgmt, NODE_HOST_OFFSET + i),
-      podCidr: formatCidr(podCidr),
+      podCidr: formatCIDR(podCidr),
       fabricPort: names.fabricPortIfname(node.name),
       mgmtPort: names.mgmtPortIfname(node.name),
       pods,

@@ -6,7 +6,7 @@ import { attachEndpoints, readIfindexes } from '../datapath/load.ts';
 import { dumpNodeMap } from '../datapath/maps.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
 import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
-import { cidrContains, hostAddress, parseCidr } from './addr.ts';
+import { cidrContains, hostAddress, mustParseCIDR } from '../topology/ipv4.ts';
 import * as names from './names.ts';
 import { lxcLines, podLines } from './batches.ts';
 import { readState, writeState, type LabState } from './state.ts';
@@ -49,7 +49,7 @@ export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identit
   if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
   if (!names.OBJECT_NAME_RE.test(opts.pod)) throw new Error(`invalid pod name "${opts.pod}": use a DNS label (a-z, 0-9, "-")`);
   if (state.pods.some((p) => p.name === opts.pod)) throw new Error(`pod "${opts.pod}" already exists in lab "${opts.lab}"`);
-  const range = parseCidr(node.podCidr);
+  const range = mustParseCIDR(node.podCidr);
   let ip = opts.ip;
   if (ip) {
     if (!cidrContains(range, ip)) throw new Error(`IP ${ip} is outside node ${node.name}'s pod range ${node.podCidr}`);

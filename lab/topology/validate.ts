@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { OBJECT_NAME_RE } from '../core/names.ts';
 import type { Labels, Pod, Selector, Topology, TopologyIssue } from './model.ts';
 import { TopologyFileSchema } from './schema.ts';
+import { cidrSize, formatCIDR, formatIPv4, nodePodCIDR, parseCIDR, parseIPv4, type Cidr } from './ipv4.ts';
 
 export const NODE_NAME_MAX = 40;
 export const POD_NAME_MAX = 40;
@@ -89,44 +90,8 @@ export function selectorMatches(selector: Selector, labels: Labels): boolean {
   return Object.entries(selector.matchLabels).every(([key, value]) => Object.hasOwn(labels, key) && labels[key] === value);
 }
 
-// ---- addresses --------------------------------------------------------------
-
-export interface Cidr {
-  /** The address as written, as an unsigned 32-bit number (host bits included). */
-  base: number;
-  prefix: number;
-}
-
-/** Dotted-quad IPv4 → unsigned 32-bit number; undefined if malformed (leading zeros too: they read as octal elsewhere). */
-export function parseIPv4(text: string): number | undefined {
-  const octets = text.split('.');
-  if (octets.length !== 4 || !octets.every((o) => /^(0|[1-9][0-9]{0,2})$/.test(o) && Number(o) <= 255)) return undefined;
-  return octets.reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
-export function formatIPv4(address: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join('.');
-}
-
-/** `a.b.c.d/n` → {base, prefix}; `base` keeps any host bits, so callers can complain about them. */
-export function parseCIDR(text: string): Cidr | undefined {
-  const match = /^([0-9.]+)\/(0|[1-9][0-9]?)$/.exec(text);
-  const base = match ? parseIPv4(match[1]!) : undefined;
-  const prefix = Number(match?.[2]);
-  return base === undefined || prefix > 32 ? undefined : { base, prefix };
-}
-
-const cidrSize = (cidr: Cidr) => 2 ** (32 - cidr.prefix);
-const formatCIDR = (cidr: Cidr) => `${formatIPv4(cidr.base)}/${cidr.prefix}`;
-
-/** The /24 of `podCIDR` that node number `nodeIndex` (0-based, in file order) owns. */
-export function nodePodCIDR(podCIDR: string, nodeIndex: number): string {
-  const cidr = parseCIDR(podCIDR);
-  if (!cidr || cidr.prefix > 24 || nodeIndex < 0 || nodeIndex >= 2 ** (24 - cidr.prefix)) {
-    throw new RangeError(`no /24 number ${nodeIndex} in ${podCIDR}`);
-  }
-  return `${formatIPv4(cidr.base - (cidr.base % cidrSize(cidr)) + nodeIndex * 256)}/24`;
-}
+// ---- addresses (helpers in ipv4.ts, shared with the plan) ---------------------
+export { formatIPv4, nodePodCIDR, parseCIDR, parseIPv4, type Cidr } from './ipv4.ts';
 
 /**
  * Node i gets host address NODE_HOST_OFFSET + i on the underlay and management
