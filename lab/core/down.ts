@@ -147,6 +147,7 @@ export async function destroyLab(lab: string): Promise<DownReport> {
   for (const node of state?.nodes ?? []) {
     await rm(`/var/run/wireguard/${names.wgIfname(lab, node.name)}.sock`, { force: true });
   }
+  await rmdir('/var/run/wireguard').catch(() => undefined); // wireguard-go made it; only removed when empty
 
   // 6. The state directory last: it is the lab's claim on its name.
   await rm(names.stateDir(lab), { recursive: true, force: true });

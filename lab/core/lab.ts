@@ -17,6 +17,7 @@ import { CONTROL_PLANE_NAME, CONTROL_PORT } from '../control/server.ts';
 import { agentConfigFile, agentDir, keyLogFile, type AgentConfig } from '../agent/config.ts';
 import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 import { SOCKMAP_STEP } from '../sockmap/load.ts';
+import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
 
 export interface LabOptions extends UpOptions {
   /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */
@@ -35,7 +36,9 @@ export function unsupported(topology: Topology): string[] {
   if (topology.encryption.mode === 'ipsec') {
     problems.push('encryption.mode "ipsec" is unavailable: this kernel has no ESP/xfrm AEAD support (see `lab doctor`); use "none"');
   }
-  if (topology.encryption.mode === 'wireguard') problems.push('encryption.mode "wireguard" is not implemented yet in this lab; use "none"');
+  if (topology.encryption.mode === 'wireguard' && topology.encryption.strict) {
+    problems.push('encryption.strict (drop unencrypted pod traffic to remote nodes, reason 195) is not implemented yet in this lab; use strict: false');
+  }
   if (topology.routing === 'tunnel') problems.push('routing "tunnel" (VXLAN with the identity in the VNI) is not implemented yet in this lab; use "native"');
   return problems;
 }
@@ -46,6 +49,7 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
   const identities = allocateIdentities(topology);
   let ca: Ca | undefined;
   const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];
+  if (topology.encryption.mode === 'wireguard') steps.push(WIREGUARD_STEP);
   if (topology.sockmap) steps.push(SOCKMAP_STEP);
   if (opts.agents !== false) {
     steps.push(

@@ -13,6 +13,7 @@ import { finishCapture, scenarioDir, type CaptureFiles } from '../capture/scenar
 import { UNDERLAY_LINK } from '../capture/links.ts';
 import type { DropEvent } from '../capture/merge.ts';
 import { keyLogFile } from '../agent/config.ts';
+import { wgKeyLogFile } from '../wireguard/wireguard.ts';
 import { daemonLogFile } from '../core/daemon.ts';
 import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
@@ -155,7 +156,10 @@ export async function runScenario(
         comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
           `claims: ${scenario.claims.join(', ')}`,
           runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `lab scenario run` output)'],
-        keylogs: existsSync(keyLogFile(lab)) ? { tls: keyLogFile(lab) } : undefined,
+        keylogs: {
+          tls: existsSync(keyLogFile(lab)) ? keyLogFile(lab) : undefined,
+          wg: existsSync(wgKeyLogFile(lab)) ? wgKeyLogFile(lab) : undefined,
+        },
         drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEvent(f, state)),
         interrupted: runError !== undefined,
       });

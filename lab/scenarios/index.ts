@@ -3,11 +3,13 @@ import type { Scenario } from './framework.ts';
 import { mtlessBasic } from './mtless-basic.ts';
 import { identityConfusion } from './identity-confusion.ts';
 import { sockmapScenario } from './sockmap.ts';
+import { wireguardScenario } from './wireguard.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
   [identityConfusion.name]: identityConfusion,
   [sockmapScenario.name]: sockmapScenario,
+  [wireguardScenario.name]: wireguardScenario,
 };
 
 /** What `lab demo` runs. */
