@@ -43,7 +43,8 @@ export class NodeAgent {
   private compiled?: NodeDatapathState;
   private readonly svids = new Map<number, Svid>();
   private readonly pending = new Set<string>();
-  private readonly lastRequest = new Map<string, number>();
+  /** When each key last got its entry written: signals already in flight then are not new requests. */
+  private readonly lastSuccess = new Map<string, number>();
   private queued = 0;
   private signals?: EventStream;
   /** One long-lived bpftool for auth-map writes (a process per write costs ~10 ms). */
@@ -164,6 +165,8 @@ export class NodeAgent {
         this.compiled = state;
         this.log('maps-synced', { version: snap.version, ...stats });
         await this.ensureSvids();
+        // `lab up` waits for this line: maps written and SVIDs held, handshakes can succeed.
+        if (first) this.log('ready', { identities: [...this.svids.keys()] });
         if (!first) await this.gc('snapshot');
       } catch (e) {
         this.log('sync-failed', { version: snap.version, error: (e as Error).message });
@@ -186,7 +189,7 @@ export class NodeAgent {
     }
   }
 
-  private async fetchSvid(identity: number, why: string): Promise<void> {
+  private async fetchSvid(identity: number, why: string): Promise<boolean> {
     try {
       const key = await generateSvidKey();
       const res = await this.controlPost('/v1/svid', { identity, publicKeyPem: key.publicKeyPem });
@@ -194,21 +197,30 @@ export class NodeAgent {
       const notAfter = certNotAfter(certPem);
       this.svids.set(identity, { certPem, keyPem: key.keyPem, notBefore: new Date(), notAfter });
       this.log('svid-received', { identity, why, notAfter: notAfter.toISOString() });
+      return true;
     } catch (e) {
-      this.log('svid-failed', { identity, error: (e as Error).message });
+      this.log('svid-failed', { identity, why, error: (e as Error).message });
+      return false;
     }
   }
 
+  private rotating = false;
   /** Rotation before expiry, then re-authentication of every entry that used the old SVID. */
   private async rotateSvids(): Promise<void> {
-    const now = Date.now();
-    for (const [id, svid] of this.svids) {
-      const life = svid.notAfter.getTime() - svid.notBefore.getTime();
-      if (now < svid.notBefore.getTime() + life * this.cfg.rotateAtFraction) continue;
-      await this.fetchSvid(id, 'rotation');
-      for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => [])) {
-        if (entry.key.localSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
+    if (this.rotating) return; // one pass at a time: a slow control plane must not stack them
+    this.rotating = true;
+    try {
+      const now = Date.now();
+      for (const [id, svid] of [...this.svids]) {
+        const life = svid.notAfter.getTime() - svid.notBefore.getTime();
+        if (now < svid.notBefore.getTime() + life * this.cfg.rotateAtFraction) continue;
+        if (!(await this.fetchSvid(id, 'rotation'))) continue; // keep the old one; retried next tick
+        for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => [])) {
+          if (entry.key.localSecLabel === id || entry.key.remoteSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
+        }
       }
+    } finally {
+      this.rotating = false;
     }
   }
 
@@ -255,15 +267,16 @@ export class NodeAgent {
       return;
     }
     if (this.pending.has(k)) return;
-    const last = this.lastRequest.get(k) ?? 0;
+    // Back off 1 s after an entry was written for this key (Cilium: the default TCP RTO);
+    // a failed attempt does not hold the next one back.
+    const last = this.lastSuccess.get(k) ?? 0;
     if (why === 'signal' && Date.now() - last < AUTH_BACKOFF_MS) return;
-    this.log('auth-requested', { key: k, why });
     if (this.queued >= AUTH_QUEUE_MAX) {
       this.log('auth-queue-full', { key: k });
       return;
     }
+    this.log('auth-requested', { key: k, why });
     this.pending.add(k);
-    this.lastRequest.set(k, Date.now());
     this.queued++;
     void this.authenticate(key, why).finally(() => {
       this.pending.delete(k);
@@ -295,6 +308,7 @@ export class NodeAgent {
         op: 'update', pin: mapPin(this.cfg.lab, this.cfg.node, 'cilium_auth_map'),
         key: encodeAuthKey(key), value: encodeAuthInfo({ expiration: toAuthExpiration(r.expiration) }),
       });
+      this.lastSuccess.set(k, Date.now());
       this.log('auth-completed', {
         key: k, why, peer: r.peerSpiffeId, remoteNodeIp, expiration: r.expiration.toISOString(),
         handshakeMs: round(r.durationMs), totalMs: round(performance.now() - started),

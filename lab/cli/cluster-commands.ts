@@ -189,7 +189,7 @@ export const CLUSTER_COMMANDS: Record<string, Command> = {
         console.log(`pod ${pod} on ${node}: ${r.ip}, identity ${r.identity}`);
         if (!r.synced) console.log(`warning: the agent of ${node} has not synced the endpoint yet (is ${node} partitioned?); its packets are dropped until it does`);
       } else if (op === 'del') {
-        await deletePod(lab, pod);
+        await deletePod(lab, pod, node);
         console.log(`pod ${pod} deleted`);
       } else throw new UsageError('pod: expected add or del');
       return 0;

@@ -11,8 +11,18 @@ async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean 
   const unknown = names.filter((n) => !SCENARIOS[n]);
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${Object.keys(SCENARIOS).join(', ')})`);
   const results: ScenarioResult[] = [];
+  // Ctrl-C: the running scenario stops, flushes its capture and tears its lab down.
+  const abort = new AbortController();
+  const onSignal = () => {
+    process.stderr.write('\ninterrupted: stopping the scenario and tearing its lab down…\n');
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   for (const name of names) {
+    if (abort.signal.aborted) break;
     const r = await runScenario(SCENARIOS[name]!, {
+      signal: abort.signal,
       keep: opts.keep,
       progress: opts.json ? undefined : printProgress,
       onLine: opts.json ? undefined : (l) => console.log(l),
@@ -23,7 +33,11 @@ async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean 
       console.log(`${r.ok ? 'PASSED' : 'FAILED'} ${name}: ${r.checks.length - failed}/${r.checks.length} checks in ${(r.durationMs / 1000).toFixed(1)} s${r.error ? `, error: ${r.error}` : ''}`);
     }
   }
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   if (opts.json) console.log(JSON.stringify(results, null, 2));
+  // An interrupted scenario may leave timers of its apps behind: the lab is down, so exit now.
+  if (abort.signal.aborted) process.exit(130);
   return results.every((r) => r.ok) ? 0 : 1;
 }
 

@@ -1,12 +1,13 @@
 // The control-plane process, run by `lab up` in the lab's control-plane
 // namespace: node:https for agents, a unix socket for the CLI.
 import 'reflect-metadata';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { loadCa, issueSvid } from '../spiffe/ca.ts';
 import { READY_LINE } from '../core/daemon.ts';
 import { jsonLog } from '../agent/agent.ts';
 import { readControlConfig } from './config.ts';
-import { Registry } from './registry.ts';
+import { Registry, type ClusterSnapshot } from './registry.ts';
 import { startControlServers } from './server.ts';
 
 const configPath = process.argv[2];
@@ -17,8 +18,12 @@ if (!configPath) {
 const cfg = await readControlConfig(configPath);
 const log = jsonLog('control-plane', 'cp');
 const ca = await loadCa(cfg.caFile);
-const registry = new Registry(cfg.nodes, cfg.policies, cfg.identities);
-for (const e of cfg.endpoints) registry.addEndpoint(e.pod, e.node, e.ip, e.labels);
+// Pods added or deleted at run time survive a restart (`lab restart NAME cp`).
+const savedFile = `${dirname(configPath)}/registry.json`;
+const saved = await readFile(savedFile, 'utf8').then((t) => JSON.parse(t) as ClusterSnapshot, () => undefined);
+const registry = new Registry(cfg.nodes, cfg.policies, saved?.identities ?? cfg.identities);
+for (const e of saved?.endpoints ?? cfg.endpoints) registry.addEndpoint(e.pod, e.node, e.ip, e.labels);
+const persist = () => void writeFile(savedFile, JSON.stringify(registry.snapshot()), { mode: 0o600 });
 
 await rm(cfg.adminSocket, { force: true });
 const servers = startControlServers({
@@ -26,6 +31,7 @@ const servers = startControlServers({
   host: cfg.host,
   adminSocket: cfg.adminSocket,
   tls: { certPem: await readFile(cfg.certFile, 'utf8'), keyPem: await readFile(cfg.keyFile, 'utf8'), caPem: ca.certPem },
+  onChange: persist,
   issuer: {
     issue: async (identity, publicKeyPem) => {
       const svid = await issueSvid(ca, identity, { publicKey: publicKeyPem, ttlMs: cfg.svidTtlMs });

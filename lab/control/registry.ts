@@ -46,7 +46,11 @@ export function canonicalLabels(labels: Labels): string {
 }
 
 export class Registry {
-  private version = 0;
+  /**
+   * Starts at the wall clock (ms) so that a restarted control plane still
+   * publishes higher versions than the agents have seen.
+   */
+  private version = Date.now();
   private readonly identities = new Map<string, IdentityInfo>();
   private readonly endpoints = new Map<string, Endpoint>();
   private nextIdentity = FIRST_CLUSTER_IDENTITY;

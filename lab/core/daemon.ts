@@ -33,6 +33,8 @@ export const daemonLogFile = (lab: string, node: string, role: string) => `${sta
 export async function startDaemon(spec: DaemonSpec): Promise<ProcessState> {
   const logFile = daemonLogFile(spec.lab, spec.node, spec.role);
   const log = await open(logFile, 'a', 0o600);
+  // A restart appends to the same log: only what this process writes counts.
+  const offset = (await log.stat()).size;
   const tag = processTag(spec.lab, spec.node, spec.role);
   const child = spawnChild(
     'nsenter',
@@ -43,15 +45,15 @@ export async function startDaemon(spec: DaemonSpec): Promise<ProcessState> {
   await log.close();
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${spec.role} for ${spec.node}`);
-  await waitForLogLine(logFile, READY_LINE, pid, spec.readyTimeoutMs ?? 15_000, `${spec.role} on ${spec.node}`);
-  return { pid, tag, node: spec.node, role: spec.role, logFile };
+  await waitForLogLine(logFile, READY_LINE, pid, spec.readyTimeoutMs ?? 15_000, `${spec.role} on ${spec.node}`, offset);
+  return { pid, tag, node: spec.node, role: spec.role, logFile, logOffset: offset };
 }
 
 /** Polls the log (a readiness signal, not a sleep) until the line appears, the process dies, or the deadline passes. */
-export async function waitForLogLine(file: string, needle: string, pid: number, timeoutMs: number, what: string): Promise<void> {
+export async function waitForLogLine(file: string, needle: string, pid: number, timeoutMs: number, what: string, fromOffset = 0): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const text = await readFile(file, 'utf8').catch(() => '');
+    const text = (await readFile(file).catch(() => Buffer.alloc(0))).subarray(fromOffset).toString('utf8');
     if (text.split('\n').some((l) => l.includes(needle))) return;
     if (!isAlive(pid)) throw new Error(`${what} exited before it was ready; its log (${file}) ends with:\n${text.split('\n').slice(-8).join('\n')}`);
     if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms; see ${file}`);

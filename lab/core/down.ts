@@ -36,7 +36,7 @@ export async function listLabsOnHost(): Promise<string[]> {
     const lab = names.labOfNetns(ns);
     if (lab) labs.add(lab);
   }
-  for (const dir of [`${names.BPFFS_ROOT}/${names.TOOL}`, `${names.CGROUP_ROOT}/${names.TOOL}`]) {
+  for (const dir of [`${names.BPFFS_ROOT}/${names.TOOL}`, `${names.cgroupRoot()}/${names.TOOL}`]) {
     try {
       for (const lab of await readdir(dir)) labs.add(lab);
     } catch {
@@ -141,7 +141,7 @@ export async function destroyLab(lab: string): Promise<DownReport> {
     await stopProcesses(await cgroupPids(cgroupDir));
     await removeCgroupTree(cgroupDir);
   }
-  await rmdir(`${names.CGROUP_ROOT}/${names.TOOL}`).catch(() => undefined);
+  await rmdir(`${names.cgroupRoot()}/${names.TOOL}`).catch(() => undefined);
 
   // 5. WireGuard control sockets left by a killed wireguard-go.
   for (const node of state?.nodes ?? []) {

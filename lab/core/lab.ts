@@ -6,7 +6,7 @@ import type { Topology } from '../topology/model.ts';
 import { upLab, type ExtraStep, type UpOptions } from './up.ts';
 import type { LabPlan } from './plan.ts';
 import { writeState, type LabState } from './state.ts';
-import { startDaemon } from './daemon.ts';
+import { startDaemon, waitForLogLine } from './daemon.ts';
 import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
 import { podLabels } from '../topology/validate.ts';
 import { attachEndpoints, loadNodeDatapath, readIfindexes, type PolicyMode } from '../datapath/load.ts';
@@ -64,7 +64,7 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
 async function installDatapath(plan: LabPlan, state: LabState, identities: IdentityAllocation, opts: LabOptions): Promise<void> {
   for (const p of state.pods) p.identity = identities.byPod.get(p.name);
   await writeState(state);
-  await Promise.all(
+  await allOrFirstError(
     plan.nodes.map(async (n) => {
       const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode: opts.policyMode, objectPath: opts.datapathObject });
       // Maps first: a veth the programs do not know yet is dropped (fail-closed).
@@ -116,7 +116,7 @@ async function startControlPlane(plan: LabPlan, state: LabState, identities: Ide
 
 /** One agent per node, each with its node credential for the control plane. */
 async function startAgents(plan: LabPlan, state: LabState, ca: Ca, opts: LabOptions): Promise<void> {
-  await Promise.all(
+  await allOrFirstError(
     plan.nodes.map(async (n) => {
       const dir = agentDir(plan.lab, n.name);
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -141,7 +141,19 @@ async function startAgents(plan: LabPlan, state: LabState, ca: Ca, opts: LabOpti
         lab: plan.lab, node: n.name, role: 'agent', netns: n.netns, script: 'lab/agent/main.ts', args: [agentConfigFile(plan.lab, n.name)],
       });
       state.processes.push(proc);
+      // Up means ready: the agent has synced its maps and holds its SVIDs.
+      await waitForLogLine(proc.logFile!, '"event":"ready"', proc.pid, 20_000, `agent on ${n.name}`, proc.logOffset);
     }),
   );
   await writeState(state);
+}
+
+/**
+ * Like Promise.all, but waits for every branch before rethrowing the first
+ * error: rollback must not run while a sibling is still creating things.
+ */
+async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(work);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -2,6 +2,7 @@
 // here, derived from (lab, node, role). `down` relies on this to find what a
 // lab owns without its topology file.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 /** The tool's own name: prefix of state, pins and cgroups. */
 export const TOOL = 'mtless-lab';
@@ -14,7 +15,21 @@ export const OBJECT_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export const STATE_ROOT = `/run/${TOOL}`;
 export const BPFFS_ROOT = '/sys/fs/bpf';
-export const CGROUP_ROOT = '/sys/fs/cgroup/unified';
+/**
+ * Where cgroup v2 is mounted: /sys/fs/cgroup/unified on a hybrid host (like
+ * this one), /sys/fs/cgroup on a pure v2 host (a fresh Debian 12).
+ */
+export function cgroupRoot(): string {
+  let mounts = '';
+  try {
+    mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return '/sys/fs/cgroup/unified';
+  }
+  // mountinfo: "... mountpoint ... - fstype source options"
+  const v2 = mounts.split('\n').filter((l) => / - cgroup2 /.test(l)).map((l) => l.split(' ')[4]!);
+  return v2.find((m) => m === '/sys/fs/cgroup/unified') ?? v2.find((m) => m === '/sys/fs/cgroup') ?? v2[0] ?? '/sys/fs/cgroup/unified';
+}
 
 export function shortHash(...parts: string[]): string {
   return createHash('sha256').update(parts.join('\0')).digest('hex');
@@ -77,7 +92,7 @@ export const labBpffsDir = (lab: string) => `${BPFFS_ROOT}/${TOOL}/${lab}`;
 export const nodeBpffsDir = (lab: string, node: string) => `${labBpffsDir(lab)}/${node}`;
 export const nodeProgPins = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/progs`;
 export const nodeMapPins = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/maps`;
-export const labCgroupDir = (lab: string) => `${CGROUP_ROOT}/${TOOL}/${lab}`;
+export const labCgroupDir = (lab: string) => `${cgroupRoot()}/${TOOL}/${lab}`;
 export const nodeCgroupDir = (lab: string, node: string) => `${labCgroupDir(lab)}/${node}`;
-/** Marker in the argv/env of every process the lab starts, so `down` and `status` find them. */
+/** Marker (env MTLAB_TAG) of every process the lab starts, so `down` and `status` find them. */
 export const processTag = (lab: string, node: string, role: string) => `${TOOL}:${lab}:${node}:${role}`;

@@ -5,11 +5,12 @@ import { ipBatch, run } from '../kernel/run.ts';
 import { attachEndpoints, readIfindexes } from '../datapath/load.ts';
 import { dumpNodeMap } from '../datapath/maps.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
-import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
+import { podLabels, NAMESPACE_LABEL, POD_NAME_MAX, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
 import { cidrContains, hostAddress, mustParseCIDR } from '../topology/ipv4.ts';
 import * as names from './names.ts';
 import { lxcLines, podLines } from './batches.ts';
 import { readState, writeState, type LabState } from './state.ts';
+import { stopProcesses } from './processes.ts';
 
 export interface PodAddOptions {
   lab: string;
@@ -47,12 +48,16 @@ export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identit
   const state = await labState(opts.lab);
   const node = state.nodes.find((n) => n.name === opts.node);
   if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
-  if (!names.OBJECT_NAME_RE.test(opts.pod)) throw new Error(`invalid pod name "${opts.pod}": use a DNS label (a-z, 0-9, "-")`);
+  if (!names.OBJECT_NAME_RE.test(opts.pod) || opts.pod.length > POD_NAME_MAX) {
+    throw new Error(`invalid pod name "${opts.pod}": use a DNS label (a-z, 0-9, "-") of at most ${POD_NAME_MAX} characters`);
+  }
   if (state.pods.some((p) => p.name === opts.pod)) throw new Error(`pod "${opts.pod}" already exists in lab "${opts.lab}"`);
   const range = mustParseCIDR(node.podCidr);
   let ip = opts.ip;
   if (ip) {
     if (!cidrContains(range, ip)) throw new Error(`IP ${ip} is outside node ${node.name}'s pod range ${node.podCidr}`);
+    const host = Number(ip.split('.')[3]);
+    if (host < 2 || host > 254) throw new Error(`IP ${ip} is reserved; pods get .2 to .254 of ${node.podCidr}`);
     const holder = state.pods.find((p) => p.ip === ip);
     if (holder) throw new Error(`IP ${ip} is in use by pod "${holder.name}"`);
   } else {
@@ -88,11 +93,15 @@ export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identit
   }
 }
 
-export async function deletePod(lab: string, pod: string): Promise<void> {
+export async function deletePod(lab: string, pod: string, node?: string): Promise<void> {
   const state = await labState(lab);
   const p = state.pods.find((x) => x.name === pod);
   if (!p) throw new Error(`lab "${lab}" has no pod "${pod}" (valid: ${state.pods.map((x) => x.name).join(', ')})`);
+  if (node !== undefined && p.node !== node) throw new Error(`pod "${pod}" runs on node ${p.node}, not ${node}`);
   await unregisterPod(lab, pod);
+  // A process still in the namespace would keep it (and its veth and route) alive.
+  const pids = (await run(['ip', 'netns', 'pids', p.netns], { okCodes: [1] })).stdout.split('\n').filter(Boolean).map(Number);
+  await stopProcesses(pids);
   // The veth and the node's /32 route go with the namespace.
   await run(['ip', 'netns', 'delete', p.netns], { okCodes: [1] });
   state.pods = state.pods.filter((x) => x.name !== pod);

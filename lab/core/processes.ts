@@ -1,6 +1,7 @@
 // Processes the lab starts (agents, control plane, captures) carry
 // MTLAB_TAG=<processTag> in their environment. Cleanup finds them by that
 // tag in /proc — by ownership, even when the state file is gone.
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { TOOL } from './names.ts';
 
@@ -32,10 +33,16 @@ export async function findTaggedProcesses(lab: string): Promise<TaggedProcess[]>
   return found;
 }
 
+/** Running (a zombie, dead but not yet reaped, counts as gone). */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -63,7 +70,10 @@ export async function stopProcesses(pids: number[], graceMs = 2000): Promise<voi
       /* gone */
     }
   }
-  while (alive.some(isAlive)) await new Promise((r) => setTimeout(r, 10));
+  const killDeadline = Date.now() + graceMs;
+  while (alive.some(isAlive) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 10));
+  const stuck = alive.filter(isAlive);
+  if (stuck.length > 0) throw new Error(`processes ${stuck.join(', ')} survived SIGKILL (in uninterruptible sleep?)`);
 }
 
 async function parentPid(pid: number): Promise<number> {

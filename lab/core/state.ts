@@ -30,6 +30,8 @@ export interface ProcessState {
   node: string;
   role: string;
   logFile?: string;
+  /** Where this process's lines start in logFile (restarts append). */
+  logOffset?: number;
 }
 
 export interface LabState {
@@ -44,8 +46,6 @@ export interface LabState {
   nodes: NodeState[];
   pods: PodState[];
   processes: ProcessState[];
-  bpffsDir?: string;
-  cgroupDir?: string;
 }
 
 export async function readState(lab: string): Promise<LabState | undefined> {

@@ -143,17 +143,3 @@ async function buildPods(plan: LabPlan): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
 }
-
-/** Runs async jobs with at most `limit` in flight (2 cores: more buys nothing). */
-export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
-  const results: T[] = new Array(jobs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      results[i] = await jobs[i]!();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
-  return results;
-}

@@ -91,7 +91,7 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, tim
 
 export async function runScenario(
   scenario: Scenario,
-  opts: { lab?: string; progress?: Progress; onLine?: (line: string) => void; keep?: boolean } = {},
+  opts: { lab?: string; progress?: Progress; onLine?: (line: string) => void; keep?: boolean; signal?: AbortSignal } = {},
 ): Promise<ScenarioResult> {
   const lab = opts.lab ?? `sc-${scenario.name}`.slice(0, 24).replace(/-$/, '');
   const started = performance.now();
@@ -107,7 +107,7 @@ export async function runScenario(
   let error: string | undefined;
   let capture: string | undefined;
   try {
-    const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, ...scenario.options });
+    const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, signal: opts.signal, ...scenario.options });
     const state = (await readState(lab))!;
     const names = new Map<string, string>(state.pods.map((p) => [p.ip, `${p.node}/${p.name}`]));
     const resolveIp = (ip: string) => names.get(ip);
@@ -146,7 +146,8 @@ export async function runScenario(
     const handle = scenario.captureLinks ? await startCapture(state, scenario.captureLinks, scenarioDir(lab, scenario.name)) : undefined;
     let runError: unknown;
     try {
-      await scenario.run(ctx);
+      // Ctrl-C ends the run at once; the capture is still flushed and the lab torn down below.
+      await Promise.race([scenario.run(ctx), aborted(opts.signal)]);
     } catch (e) {
       runError = e;
     }
@@ -179,6 +180,14 @@ export async function runScenario(
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
   return { scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture };
+}
+
+/** Rejects when the signal fires (never, without one). */
+function aborted(signal?: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal?.aborted) reject(new Error('interrupted'));
+    signal?.addEventListener('abort', () => reject(new Error('interrupted')));
+  });
 }
 
 const PROTO_NAMES: Record<number, 'tcp' | 'udp' | 'icmp'> = { 6: 'tcp', 17: 'udp', 1: 'icmp' };

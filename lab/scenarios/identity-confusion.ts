@@ -7,7 +7,7 @@ import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { addPod, deletePod, partitionNode } from '../core/pods.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
-import { VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
+import { DROP_POLICY, VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
 import type { Scenario, ScenarioContext } from './framework.ts';
 
 async function ipcacheIdentity(ctx: ScenarioContext, node: string, ip: string): Promise<number | undefined> {
@@ -58,8 +58,12 @@ export const identityConfusion: Scenario = {
       const healed = Date.now() + 10_000;
       while ((await ipcacheIdentity(ctx, 'n2', clientIp)) !== intruder.identity && Date.now() < healed) await new Promise((r) => setTimeout(r, 25));
       ctx.check('after heal n2 knows the intruder\'s identity', (await ipcacheIdentity(ctx, 'n2', clientIp)) === intruder.identity);
+      const mark = ctx.flows().length;
       const again = await echoSend(ctx.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-again', ['--timeout', '2500']);
-      ctx.check('after heal the intruder is denied', again.exitCode !== 0 && !server.lines.some((l) => l.includes('forbidden-again')));
+      const denial = await ctx.waitForFlow((f) => ctx.flows().indexOf(f) >= mark && f.node === 'n2' && f.saddr === clientIp && f.verdict === VERDICT_DROPPED, 3000);
+      ctx.check('after heal the intruder is denied by policy (133)',
+        again.exitCode !== 0 && !server.lines.some((l) => l.includes('forbidden-again')) && denial?.dropReason === DROP_POLICY,
+        `drop reason ${denial?.dropReason}, source identity ${denial?.srcIdentity}`);
     } finally {
       await server.stop();
     }

@@ -23,7 +23,8 @@ async function tcpCase(ctx: ScenarioContext, opts: { client: string; server: str
     ctx.memo.set(`secret:${opts.label}`, secret);
     const r = await echoSend(ctx.lab, client, 'tcp', serverIp, port, secret, ['--timeout', '8000']);
     const isFlow = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && f.saddr === clientIp && f.daddr === serverIp && f.dport === port && (f.tcpFlags & TCP_F_SYN) !== 0;
-    const drop = ctx.flows().find((f) => isFlow(f) && f.verdict === VERDICT_DROPPED);
+    // Events travel through bpftool and a pipe: wait for them (with a deadline) rather than read once.
+    const drop = await ctx.waitForFlow((f) => isFlow(f) && f.verdict === VERDICT_DROPPED, 3000);
     ctx.check(`${opts.label}: the first SYN is dropped with reason 189 at ${opts.serverNode}/to-container`,
       drop?.dropReason === DROP_POLICY_AUTH_REQUIRED && drop.obsPoint === OBS_TO_ENDPOINT && drop.node === opts.serverNode,
       drop ? `reason ${drop.dropReason} on ${drop.node}` : 'no drop seen');
@@ -41,7 +42,7 @@ async function tcpCase(ctx: ScenarioContext, opts: { client: string; server: str
     const entry = entries.find((e) => keyText(e.key.localSecLabel, e.key.remoteSecLabel, e.key.remoteNodeId) === key);
     ctx.check(`${opts.label}: the auth entry ${key} is in ${opts.serverNode}'s auth map`, entry !== undefined && entry.expiration.getTime() > Date.now(),
       entry ? `expires ${entry.expiration.toISOString()}` : `entries: ${entries.length}`);
-    const pass = ctx.flows().find((f) => isFlow(f) && f.verdict === VERDICT_FORWARDED && f.obsPoint === OBS_TO_ENDPOINT && f.node === opts.serverNode);
+    const pass = await ctx.waitForFlow((f) => isFlow(f) && f.verdict === VERDICT_FORWARDED && f.obsPoint === OBS_TO_ENDPOINT && f.node === opts.serverNode, 3000);
     const gapMs = drop && pass ? Number(pass.timestamp - drop.timestamp) / 1e6 : NaN;
     ctx.check(`${opts.label}: the retransmitted SYN passes about one RTO (1 s) after the drop`, gapMs >= 800 && gapMs <= 1600, `${gapMs.toFixed(0)} ms`);
     ctx.check(`${opts.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && srv.lines.some((l) => l.includes(secret)),
@@ -69,14 +70,14 @@ async function udpCase(ctx: ScenarioContext, key: AuthKey) {
   const clientIp = ctx.podIp('client');
   const k = keyText(key.localSecLabel, key.remoteSecLabel, key.remoteNodeId);
   await deleteAuthEntry(ctx.lab, 'n2', key);
-  const last = (await ctx.agentLog('n2')).filter((l) => l.event === 'auth-requested' && l.key === k).at(-1);
+  const last = (await ctx.agentLog('n2')).filter((l) => l.event === 'auth-completed' && l.key === k).at(-1);
   const wait = last ? AUTH_BACKOFF_MS - (Date.now() - Date.parse(String(last.time))) : 0;
   if (wait > 0) await new Promise((r) => setTimeout(r, wait + 50)); // the agent's backoff window, not a guess
   const udp = await startEchoServer(ctx.lab, 'server', 'udp', 9090);
   try {
     const r = await echoSend(ctx.lab, 'client', 'udp', serverIp, 9090, 'dgram', ['--count', '5', '--timeout', '3000']);
     const echoed = r.stdout.split('\n').filter((l) => l.startsWith('ECHO ')).map((l) => l.slice(5));
-    const drop = ctx.flows().find((f) => f.protocol === IPPROTO_UDP && f.saddr === clientIp && f.dport === 9090 && f.verdict === VERDICT_DROPPED);
+    const drop = await ctx.waitForFlow((f) => f.protocol === IPPROTO_UDP && f.saddr === clientIp && f.dport === 9090 && f.verdict === VERDICT_DROPPED, 3000);
     ctx.check('UDP: the first datagram is dropped with reason 189', drop?.dropReason === DROP_POLICY_AUTH_REQUIRED, drop ? `reason ${drop.dropReason}` : 'no drop seen');
     ctx.check('UDP: the first datagram never arrives (no retransmit)', !echoed.includes('dgram-0') && !udp.lines.some((l) => l.endsWith(' dgram-0')), `echoed: ${echoed.join(', ') || 'none'}`);
     ctx.check('UDP: later datagrams arrive once the pair is authenticated', echoed.includes('dgram-4'), `echoed: ${echoed.join(', ') || 'none'}`);

@@ -5,6 +5,7 @@ import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import * as names from '../../lab/core/names.ts';
 import { run } from '../../lab/kernel/run.ts';
+import { findTaggedProcesses } from '../../lab/core/processes.ts';
 
 export const ROOT = process.getuid?.() === 0;
 /** tap's skip option: a reason when not root, false otherwise. */
@@ -38,8 +39,8 @@ export async function labLeftovers(lab: string): Promise<string[]> {
   for (const dir of [names.labBpffsDir(lab), names.labCgroupDir(lab), names.stateDir(lab)]) {
     if ((await readdir(dir).catch(() => null)) !== null) left.push(`dir ${dir}`);
   }
-  const ps = await run(['ps', '-eo', 'pid,args']);
-  for (const line of ps.stdout.split('\n')) if (line.includes(`${names.TOOL}:${lab}:`)) left.push(`process ${line.trim()}`);
+  // Lab processes carry their tag in the environment (MTLAB_TAG), not in argv.
+  for (const p of await findTaggedProcesses(lab)) left.push(`process ${p.pid} ${p.tag}`);
   return left;
 }
 

@@ -56,6 +56,14 @@ t.test('control plane: pods at run time, partition and heal', { skip: needsRoot 
       t.equal((await controlState(lab)).snapshot.endpoints.length, 5, 'the control plane still has 5 endpoints');
     });
 
+    await t.test('a restarted control plane keeps the pods changed at run time', async (t) => {
+      const { restartDaemon } = await import('../../lab/core/daemon.ts');
+      const { readState } = await import('../../lab/core/state.ts');
+      await restartDaemon((await readState(lab))!, 'cp');
+      const pods = (await controlState(lab)).snapshot.endpoints.map((e) => e.pod).sort();
+      t.same(pods, ['client', 'local', 'server', 'web', 'web2']);
+    });
+
     await t.test('partition: the cut-off node keeps a stale ipcache; heal resyncs it', async (t) => {
       const web = (await controlState(lab)).snapshot.endpoints.find((e) => e.pod === 'web')!;
       await partitionNode(lab, 'n2', true);
