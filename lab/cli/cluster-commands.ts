@@ -197,7 +197,7 @@ export const CLUSTER_COMMANDS: Record<string, Command> = {
   },
 
   restart: {
-    summary: 'restart a node agent or the control plane (it re-reads the maps and carries on)',
+    summary: 'restart a node agent (it re-reads its maps) or the control plane (it keeps run-time pod changes)',
     args: 'NAME NODE|cp',
     run: async ([lab, who]) => {
       const state = await runningLab(lab, 'restart');
