@@ -18,7 +18,10 @@
 //   field, `data` or `lost`, is (JsonObjectStream's `complete`).
 // - Records are padded to 8 bytes (a 16-byte signal_msg arrives as 20
 //   bytes): decoders read their struct's size and ignore the rest.
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { stateDir } from '../core/names.ts';
+import { isAlive } from '../core/processes.ts';
 import { spawn } from '../kernel/run.ts';
 import { bytesFromJson } from './bpftool.ts';
 import { decodeFlowEvent, decodeSignalMsg, type FlowEvent, type SignalMsg } from './generated.ts';
@@ -250,12 +253,48 @@ export async function readEvents(pinPath: string, opts: ReadOptions = {}): Promi
 
 /** Streams a node's auth signals. */
 export function streamSignals(lab: string, node: string, onSignal: (signal: SignalMsg) => void): EventStream {
-  return streamEvents(mapPin(lab, node, 'cilium_signals'), (r) => r.data && onSignal(decodeSignalMsg(r.data)));
+  return withReaderClaim(lab, node, 'cilium_signals', () =>
+    streamEvents(mapPin(lab, node, 'cilium_signals'), (r) => r.data && onSignal(decodeSignalMsg(r.data))));
 }
 
 /** Streams a node's flow events. */
 export function streamFlows(lab: string, node: string, onFlow: (flow: FlowEvent) => void): EventStream {
-  return streamEvents(mapPin(lab, node, 'cilium_events'), (r) => r.data && onFlow(decodeFlowEvent(r.data)));
+  return withReaderClaim(lab, node, 'cilium_events', () =>
+    streamEvents(mapPin(lab, node, 'cilium_events'), (r) => r.data && onFlow(decodeFlowEvent(r.data))));
+}
+
+/**
+ * A second reader of a perf array silently takes the events from the first
+ * (and leaves it with none once it exits), across processes too. A claim file
+ * in the lab's state directory turns that into a clear error.
+ */
+function withReaderClaim(lab: string, node: string, map: string, start: () => EventStream): EventStream {
+  const dir = stateDir(lab);
+  if (!existsSync(dir)) return start(); // not a lab made by `up` (e.g. a BPF_PROG_RUN test)
+  const claim = `${dir}/reader-${node}-${map}.pid`;
+  try {
+    writeFileSync(claim, String(process.pid), { flag: 'wx' });
+  } catch {
+    const holder = Number(readFileSync(claim, 'utf8'));
+    if (holder !== process.pid && isAlive(holder)) {
+      throw new Error(`${map} of ${lab}/${node} is already being read by process ${holder}; a perf array serves one reader (stop it first)`);
+    }
+    writeFileSync(claim, String(process.pid));
+  }
+  let stream: EventStream;
+  try {
+    stream = start();
+  } catch (e) {
+    rmSync(claim, { force: true });
+    throw e;
+  }
+  return {
+    ready: stream.ready,
+    get lost() {
+      return stream.lost;
+    },
+    stop: () => stream.stop().finally(() => rmSync(claim, { force: true })),
+  };
 }
 
 export async function readSignals(lab: string, node: string, opts: ReadOptions = {}): Promise<SignalMsg[]> {

@@ -27,10 +27,12 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
     const ip = (pod: string) => findPod(plan, pod)!.ip;
     const flows: (FlowEvent & { node: string })[] = [];
     const signals: (SignalMsg & { node: string })[] = [];
+    const flowStreams: EventStream[] = [];
     for (const node of ['n1', 'n2']) {
-      streams.push(streamFlows(lab, node, (f) => flows.push({ ...f, node })));
+      flowStreams.push(streamFlows(lab, node, (f) => flows.push({ ...f, node })));
       streams.push(streamSignals(lab, node, (s) => signals.push({ ...s, node })));
     }
+    streams.push(...flowStreams);
     await Promise.all(streams.map((s) => s.ready));
     const server = await startEchoServer(lab, 'server', 'tcp', 8080);
     const udpServer = await startEchoServer(lab, 'server', 'udp', 9090);
@@ -88,7 +90,17 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
         t.ok(flows.some((f) => f.daddr === ip('server') && f.dport === 7070 && f.dropReason === DROP_POLICY), 'denied with 133');
       });
 
+      t.ok(flows.some((f) => f.verdict === VERDICT_FORWARDED), 'forwarded verdicts were streamed too');
+
+      await t.test('a second reader of the flow events is refused with a clear error', async (t) => {
+        const r = await labCli(['observe', lab, '--seconds', '1']);
+        t.equal(r.exitCode, 1);
+        t.match(String(r.all), /cilium_events of t-dp\/n\d is already being read by process \d+; a perf array serves one reader/);
+      });
+
       await t.test('the observe command shows the verdicts', async (t) => {
+        // The test's own readers step aside: a perf array serves one reader.
+        await Promise.all(flowStreams.map((s) => s.stop()));
         const observe = labCli(['observe', lab, '--seconds', '6']);
         // The observer is ready when it says so on stderr.
         await new Promise<void>((resolve) => {
@@ -104,7 +116,6 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
         t.match(out, /n1\/client:\d+ \(ID:\d+\) -> n2\/server:7070 \(ID:\d+\) to-endpoint DROPPED \(TCP Flags: SYN\) Policy denied/);
         t.match(out, /n1\/local:\d+ \(ID:\d+\) -> n2\/server:8080 \(ID:\d+\) to-endpoint FORWARDED \(TCP Flags: SYN\)/);
       });
-      t.ok(flows.some((f) => f.verdict === VERDICT_FORWARDED), 'forwarded verdicts were streamed too');
     } finally {
       await Promise.all([server.stop(), udpServer.stop(), client.stop()]);
     }
