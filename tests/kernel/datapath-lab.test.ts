@@ -12,6 +12,8 @@ import {
 } from '../../lab/datapath/generated.ts';
 import { allocateIdentities } from '../../lab/policy/identity.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
+import { run } from '../../lab/kernel/run.ts';
+import { nodeProgPins } from '../../lab/core/names.ts';
 import { bpfProgIds, echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 
 t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
@@ -20,10 +22,17 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
   const ids = allocateIdentities(topo);
   const id = (pod: string) => ids.byPod.get(pod)!;
   const streams: EventStream[] = [];
-  const progsBefore = await bpfProgIds();
+  let labProgs: number[] = [];
   try {
     const plan = await upWithDatapath(topo, { name: lab, agents: false });
-    t.ok((await bpfProgIds()).length > progsBefore.length, 'the datapath programs are loaded');
+    // This lab's own programs, by their pins (other labs may load programs meanwhile).
+    for (const node of ['n1', 'n2']) {
+      for (const prog of ['cil_from_container', 'cil_to_container']) {
+        const r = await run(['bpftool', '-j', 'prog', 'show', 'pinned', `${nodeProgPins(lab, node)}/${prog}`]);
+        labProgs.push((JSON.parse(r.stdout) as { id: number }).id);
+      }
+    }
+    t.equal(labProgs.length, 4, 'two programs per node are loaded and pinned');
     const ip = (pod: string) => findPod(plan, pod)!.ip;
     const flows: (FlowEvent & { node: string })[] = [];
     const signals: (SignalMsg & { node: string })[] = [];
@@ -124,5 +133,6 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
     await destroyLab(lab);
   }
   t.same(await labLeftovers(lab), []);
-  t.same(await bpfProgIds(), progsBefore, 'no program of the lab is loaded once down returns');
+  const loaded = new Set(await bpfProgIds());
+  t.same(labProgs.filter((id) => loaded.has(id)), [], 'no program of the lab is loaded once down returns');
 });
