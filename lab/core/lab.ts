@@ -18,6 +18,7 @@ import { agentConfigFile, agentDir, keyLogFile, type AgentConfig } from '../agen
 import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 import { SOCKMAP_STEP } from '../sockmap/load.ts';
 import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
+import { TUNNEL_STEP } from '../tunnel/tunnel.ts';
 
 export interface LabOptions extends UpOptions {
   /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */
@@ -39,7 +40,9 @@ export function unsupported(topology: Topology): string[] {
   if (topology.encryption.mode === 'wireguard' && topology.encryption.strict) {
     problems.push('encryption.strict (drop unencrypted pod traffic to remote nodes, reason 195) is not implemented yet in this lab; use strict: false');
   }
-  if (topology.routing === 'tunnel') problems.push('routing "tunnel" (VXLAN with the identity in the VNI) is not implemented yet in this lab; use "native"');
+  if (topology.routing === 'tunnel' && topology.encryption.mode === 'wireguard') {
+    problems.push('routing "tunnel" with encryption "wireguard" (VXLAN inside WireGuard, Cilium\'s --wireguard-encapsulate) is not implemented yet in this lab; use one of them');
+  }
   return problems;
 }
 
@@ -49,6 +52,8 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
   const identities = allocateIdentities(topology);
   let ca: Ca | undefined;
   const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];
+  // After the datapath: the overlay programs reuse its pinned ipcache and lxc maps.
+  if (topology.routing === 'tunnel') steps.push(TUNNEL_STEP);
   if (topology.encryption.mode === 'wireguard') steps.push(WIREGUARD_STEP);
   if (topology.sockmap) steps.push(SOCKMAP_STEP);
   if (opts.agents !== false) {

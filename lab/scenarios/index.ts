@@ -4,12 +4,14 @@ import { mtlessBasic } from './mtless-basic.ts';
 import { identityConfusion } from './identity-confusion.ts';
 import { sockmapScenario } from './sockmap.ts';
 import { wireguardScenario } from './wireguard.ts';
+import { confusionMatrix } from './confusion-matrix.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
   [identityConfusion.name]: identityConfusion,
   [sockmapScenario.name]: sockmapScenario,
   [wireguardScenario.name]: wireguardScenario,
+  [confusionMatrix.name]: confusionMatrix,
 };
 
 /** What `lab demo` runs. */
