@@ -6,7 +6,7 @@ import { request } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { ClusterSnapshot } from '../control/registry.ts';
 import { CONTROL_PLANE_SPIFFE_ID, HEARTBEAT_MS } from '../control/server.ts';
-import { dumpAuth, deleteAuthEntry, toAuthExpiration } from '../datapath/auth.ts';
+import { dumpAuth, deleteAuthEntry, toAuthExpiration, type AuthEntry } from '../datapath/auth.ts';
 import { MapWriter } from '../datapath/map-writer.ts';
 import { mapPin } from '../datapath/maps.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
@@ -219,8 +219,35 @@ export class NodeAgent {
           if (entry.key.localSecLabel === id || entry.key.remoteSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
         }
       }
+      this.refreshPeerBounded(await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => []), Date.now());
     } finally {
       this.rotating = false;
+    }
+  }
+
+  /** When each key was last refreshed for a peer's rotation. */
+  private readonly refreshedAt = new Map<string, number>();
+
+  /**
+   * The peer renews its SVID on its own clock, and this node holds no SVID of
+   * a remote identity, so it never hears of that rotation (Cilium's agents get
+   * a rotation event for every identity). An entry that expires before our own
+   * SVID is bounded by the peer's certificate; once less than
+   * (1 - rotateAtFraction) of an SVID life is left, the peer has renewed it:
+   * re-authenticate to pick up the new NotAfter. Retried (at most every
+   * max(1 s, life/100)) until the peer has rotated.
+   */
+  private refreshPeerBounded(entries: AuthEntry[], now: number): void {
+    for (const entry of entries) {
+      const svid = this.svids.get(entry.key.localSecLabel);
+      const exp = entry.expiration.getTime();
+      if (!svid || exp <= now || exp >= svid.notAfter.getTime()) continue; // expired: GC's; bounded by ours: our rotation's
+      const life = svid.notAfter.getTime() - svid.notBefore.getTime();
+      if (exp - now > life * (1 - this.cfg.rotateAtFraction)) continue;
+      const k = keyText(entry.key);
+      if (now - (this.refreshedAt.get(k) ?? 0) < Math.max(AUTH_BACKOFF_MS, life / 100)) continue;
+      this.refreshedAt.set(k, now);
+      this.onAuthRequired(entry.key, 'peer rotation');
     }
   }
 

@@ -5,6 +5,7 @@ import { identityConfusion } from './identity-confusion.ts';
 import { sockmapScenario } from './sockmap.ts';
 import { wireguardScenario } from './wireguard.ts';
 import { confusionMatrix } from './confusion-matrix.ts';
+import { authLifetime } from './auth-lifetime.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
@@ -12,6 +13,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   [sockmapScenario.name]: sockmapScenario,
   [wireguardScenario.name]: wireguardScenario,
   [confusionMatrix.name]: confusionMatrix,
+  [authLifetime.name]: authLifetime,
 };
 
 /** What `lab demo` runs. */
