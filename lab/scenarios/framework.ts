@@ -1,7 +1,7 @@
 // Scenarios: scripted experiments that bring a lab up, make traffic, and
 // check packet-level claims against events, maps and logs. They are the demo
 // and the regression tests at once.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { upWithDatapath, type LabOptions } from '../core/lab.ts';
@@ -157,9 +157,10 @@ export async function runScenario(
         comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
           `claims: ${scenario.claims.join(', ')}`,
           runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `lab scenario run` output)'],
+        // An empty key log (a run that failed before any handshake) is left out: editcap refuses it.
         keylogs: {
-          tls: existsSync(keyLogFile(lab)) ? keyLogFile(lab) : undefined,
-          wg: existsSync(wgKeyLogFile(lab)) ? wgKeyLogFile(lab) : undefined,
+          tls: nonEmpty(keyLogFile(lab)) ? keyLogFile(lab) : undefined,
+          wg: nonEmpty(wgKeyLogFile(lab)) ? wgKeyLogFile(lab) : undefined,
         },
         drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEvent(f, state)),
         interrupted: runError !== undefined,
@@ -181,6 +182,8 @@ export async function runScenario(
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
   return { scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture };
 }
+
+const nonEmpty = (file: string) => existsSync(file) && statSync(file).size > 0;
 
 /** Rejects when the signal fires (never, without one). */
 function aborted(signal?: AbortSignal): Promise<never> {

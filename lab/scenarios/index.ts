@@ -6,6 +6,7 @@ import { sockmapScenario } from './sockmap.ts';
 import { wireguardScenario } from './wireguard.ts';
 import { confusionMatrix } from './confusion-matrix.ts';
 import { authLifetime } from './auth-lifetime.ts';
+import { perConnectionMtls } from './per-connection-mtls.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
@@ -14,6 +15,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   [wireguardScenario.name]: wireguardScenario,
   [confusionMatrix.name]: confusionMatrix,
   [authLifetime.name]: authLifetime,
+  [perConnectionMtls.name]: perConnectionMtls,
 };
 
 /** What `lab demo` runs. */

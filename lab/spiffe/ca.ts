@@ -246,6 +246,15 @@ export async function issueSvid(ca: Ca, identity: number, opts: IssueOptions): P
   return { ...leaf, identity, spiffeId };
 }
 
+/**
+ * A workload SVID in Istio's form, `spiffe://<td>/ns/<ns>/sa/<sa>`: what the
+ * per-connection mTLS contrast (lab/mesh) gives each pod.
+ */
+export async function issueWorkloadSvid(ca: Ca, ns: string, sa: string, opts: Omit<IssueOptions, 'faultForTests'>): Promise<IssuedCert & { spiffeId: string }> {
+  const spiffeId = `spiffe://${ca.trustDomain}/ns/${ns}/sa/${sa}`;
+  return { ...(await issueLeaf(ca, [spiffeId], { ...opts, subject: 'C=US, O=SPIRE' })), spiffeId };
+}
+
 export interface NodeCredential extends IssuedCert {
   spiffeId: string;
   /** Only when the CA generated the key (no publicKey given): hand it to the node once, over a trusted channel. */
