@@ -35,7 +35,7 @@ export const perConnectionMtls: Scenario = {
   name: 'per-connection-mtls',
   summary: 'per-connection mTLS (Istio-ambient-like node proxies): one handshake per connection, workload identities, payload encrypted on the underlay, not fooled by IP reuse',
   claims: ['C7'],
-  topology: 'lab/mesh/topology.yaml',
+  topology: 'topologies/mesh.yaml',
   captureLinks: [UNDERLAY, 'n2/lxc-server'],
   async run(ctx) {
     const serverIp = ctx.podIp('server');
