@@ -5,12 +5,15 @@ import { isRoot } from '../core/preflight.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './errors.ts';
 import { printProgress } from './print.ts';
+import { writeReport } from '../report/html.ts';
+import { CAPTURES_ROOT } from '../capture/scenario.ts';
 
 async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean }): Promise<number> {
   if (!isRoot()) throw new Error('scenarios need root: they build real labs (run with sudo)');
   const unknown = names.filter((n) => !SCENARIOS[n]);
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${Object.keys(SCENARIOS).join(', ')})`);
   const results: ScenarioResult[] = [];
+  const startedAt = new Date();
   // Ctrl-C: the running scenario stops, flushes its capture and tears its lab down.
   const abort = new AbortController();
   const onSignal = () => {
@@ -35,6 +38,11 @@ async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean 
   }
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  if (results.length > 0) {
+    const file = `${CAPTURES_ROOT}/report.html`;
+    await writeReport(results, file, startedAt);
+    if (!opts.json) console.log(`report: ${file}`);
+  }
   if (opts.json) console.log(JSON.stringify(results, null, 2));
   // An interrupted scenario may leave timers of its apps behind: the lab is down, so exit now.
   if (abort.signal.aborted) process.exit(130);
