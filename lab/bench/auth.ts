@@ -48,7 +48,7 @@ import {
 import { allocateIdentities } from '../policy/identity.ts';
 import { DEFAULT_ADDRESSING, type Topology } from '../topology/model.ts';
 import { validateTopology } from '../topology/validate.ts';
-import { QUIET_BUSY, refuseLeftovers, startPodServer, waitForQuietHost, type PodServer } from './datapath.ts';
+import { benchTag, QUIET_BUSY, refuseLeftovers, startPodServer, waitForQuietHost, type PodServer } from './datapath.ts';
 
 export const AUTH_LAB = 'bench-auth';
 export const AUTH_PORT_DEFAULT = 8080;
@@ -270,7 +270,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
 
     for (const p of serverPods) {
       if (opts.signal?.aborted) throw new Error('interrupted');
-      servers.push(await startPodServer(p.netns, ['socat', `TCP-LISTEN:${port},bind=${p.ip},fork,reuseaddr`, 'PIPE'], port));
+      servers.push(await startPodServer(p.netns, ['socat', `TCP-LISTEN:${port},bind=${p.ip},fork,reuseaddr`, 'PIPE'], port, benchTag(lab, p)));
     }
 
     backgroundBusy = await waitForQuietHost(opts.settleMs ?? 5000);

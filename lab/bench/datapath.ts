@@ -28,9 +28,9 @@ import { join, resolve } from 'node:path';
 import { upWithDatapath } from '../core/lab.ts';
 import { destroyLab, labNetnsOnHost } from '../core/down.ts';
 import { findPod, type LabPlan, type NodePlan, type PodPlan } from '../core/plan.ts';
-import { nodeProgPins } from '../core/names.ts';
+import { nodeProgPins, processTag } from '../core/names.ts';
 import { readState } from '../core/state.ts';
-import { findTaggedProcesses } from '../core/processes.ts';
+import { findTaggedProcesses, TAG_ENV } from '../core/processes.ts';
 import { run, spawn } from '../kernel/run.ts';
 import { applyBatch, mapUpdate, type MapOp } from '../datapath/bpftool.ts';
 import { attachEndpoints, detachEndpoint, readIfindexes, type PolicyMode } from '../datapath/load.ts';
@@ -213,8 +213,9 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     if (client.node === server.node) notes.push(`client and server are both on ${client.node}: the flow is same-node, not cross-node`);
     log(`lab ${lab} up: ${client.node}/${client.name} ${client.ip} -> ${server.node}/${server.name} ${server.ip}`);
 
-    servers.push(await startPodServer(server.netns, ['sockperf', 'sr', '--tcp', '-i', server.ip, '-p', String(SOCKPERF_PORT)], SOCKPERF_PORT));
-    servers.push(await startPodServer(server.netns, ['iperf3', '-s', '-B', server.ip, '-p', String(IPERF_PORT)], IPERF_PORT));
+    const tag = benchTag(lab, server);
+    servers.push(await startPodServer(server.netns, ['sockperf', 'sr', '--tcp', '-i', server.ip, '-p', String(SOCKPERF_PORT)], SOCKPERF_PORT, tag));
+    servers.push(await startPodServer(server.netns, ['iperf3', '-s', '-B', server.ip, '-p', String(IPERF_PORT)], IPERF_PORT, tag));
 
     // Warm-up (not measured): first connections, page cache, CPU frequency.
     await sockperfRun(client, server, 1);
@@ -443,9 +444,16 @@ export interface PodServer {
   stop(): Promise<void>;
 }
 
-/** Starts a server in a pod (spawn) and waits, with a deadline, until it listens on the TCP port. */
-export async function startPodServer(netns: string, argv: string[], port: number, deadlineMs = 5000): Promise<PodServer> {
-  const child = spawn(argv, { netns });
+/** The tag of a benchmark's processes in a pod of `pod.node`: `lab down` (destroyLab) stops them if the benchmark dies. */
+export const benchTag = (lab: string, pod: Pick<PodPlan, 'node'>) => processTag(lab, pod.node, 'bench');
+
+/**
+ * Starts a server in a pod (spawn), tagged with `tag` (benchTag) so a killed
+ * benchmark's servers die with its lab, and waits, with a deadline, until it
+ * listens on the TCP port.
+ */
+export async function startPodServer(netns: string, argv: string[], port: number, tag: string, deadlineMs = 5000): Promise<PodServer> {
+  const child = spawn(argv, { netns, env: { [TAG_ENV]: tag } });
   let output = '';
   const keep = (d: Buffer) => {
     output = (output + d.toString()).slice(-4000); // drained, so a chatty server never blocks on a full pipe

@@ -3,6 +3,29 @@ import { isRoot } from '../core/preflight.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './errors.ts';
 
+/**
+ * Runs `bench` with an AbortSignal that SIGINT/SIGTERM abort: the benchmark
+ * stops between measurements and tears its lab down (in its `finally`). The
+ * handlers stay until it returns (removing them early would let execa's
+ * signal-exit handler re-raise a later signal and kill us mid-teardown).
+ */
+async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (abort.signal.aborted) return;
+    process.stderr.write(`\n${sig}: finishing the current measurement, then tearing the lab down…\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await bench(abort.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
     summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off)',
@@ -22,13 +45,13 @@ export const BENCH_COMMANDS: Record<string, Command> = {
         }
         case 'datapath': {
           const { benchDatapath, formatBenchDatapath } = await import('../bench/datapath.ts');
-          const report = await benchDatapath({ rounds: runs, log });
+          const report = await interruptible((signal) => benchDatapath({ rounds: runs, log, signal }));
           console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchDatapath(report));
           return 0;
         }
         case 'auth': {
           const { benchAuth, formatBenchAuth } = await import('../bench/auth.ts');
-          const report = await benchAuth({ log });
+          const report = await interruptible((signal) => benchAuth({ log, signal }));
           console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchAuth(report));
           return 0;
         }

@@ -19,6 +19,7 @@ import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 import { SOCKMAP_STEP } from '../sockmap/load.ts';
 import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
 import { TUNNEL_STEP } from '../tunnel/tunnel.ts';
+import { STRICT_STEP } from '../wireguard/strict.ts';
 
 export interface LabOptions extends UpOptions {
   /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */
@@ -37,9 +38,7 @@ export function unsupported(topology: Topology): string[] {
   if (topology.encryption.mode === 'ipsec') {
     problems.push('encryption.mode "ipsec" is unavailable: this kernel has no ESP/xfrm AEAD support (see `lab doctor`); use "none"');
   }
-  if (topology.encryption.mode === 'wireguard' && topology.encryption.strict) {
-    problems.push('encryption.strict (drop unencrypted pod traffic to remote nodes, reason 195) is not implemented yet in this lab; use strict: false');
-  }
+
   if (topology.routing === 'tunnel' && topology.encryption.mode === 'wireguard') {
     problems.push('routing "tunnel" with encryption "wireguard" (VXLAN inside WireGuard, Cilium\'s --wireguard-encapsulate) is not implemented yet in this lab; use one of them');
   }
@@ -55,6 +54,8 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
   // After the datapath: the overlay programs reuse its pinned ipcache and lxc maps.
   if (topology.routing === 'tunnel') steps.push(TUNNEL_STEP);
   if (topology.encryption.mode === 'wireguard') steps.push(WIREGUARD_STEP);
+  // After the datapath (strict.o reuses all of its pinned maps) and after WireGuard.
+  if (topology.encryption.mode === 'wireguard' && topology.encryption.strict) steps.push(STRICT_STEP);
   if (topology.sockmap) steps.push(SOCKMAP_STEP);
   if (opts.agents !== false) {
     steps.push(

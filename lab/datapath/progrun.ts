@@ -108,6 +108,13 @@ export interface ProgRunOptions {
   ifindex?: number;
   /** skb->mark (e.g. an identity from a tunnel program). */
   mark?: number;
+  /**
+   * Pin the run to this CPU (`taskset -c`). BPF_PROG_RUN runs the program on
+   * the calling CPU, and perf-array records go to that CPU's buffer, which a
+   * reader sees in order: runs pinned to one CPU report in the order they ran.
+   * Default: whichever CPU the scheduler picks.
+   */
+  cpu?: number;
 }
 
 export interface ProgRunResult {
@@ -125,7 +132,9 @@ export async function runProgram(progPin: string, packet: Buffer, opts: ProgRunO
     const ctxIn = join(dir, 'ctx');
     await writeFile(dataIn, packet);
     await writeFile(ctxIn, skbContext(opts));
-    const r = await run(['bpftool', '-j', 'prog', 'run', 'pinned', progPin, 'data_in', dataIn, 'ctx_in', ctxIn, 'repeat', '1'], {
+    if (opts.cpu !== undefined && !(Number.isInteger(opts.cpu) && opts.cpu >= 0)) throw new Error(`cpu must be a CPU number, got ${opts.cpu}`);
+    const pin = opts.cpu === undefined ? [] : ['taskset', '-c', String(opts.cpu)];
+    const r = await run([...pin, 'bpftool', '-j', 'prog', 'run', 'pinned', progPin, 'data_in', dataIn, 'ctx_in', ctxIn, 'repeat', '1'], {
       netns: opts.netns,
     });
     const out = JSON.parse(r.stdout) as { retval: number; duration: number };

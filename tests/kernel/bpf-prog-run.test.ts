@@ -94,32 +94,72 @@ const toContainer = () => progPin(LAB, NODE, 'cil_to_container');
 let nextPort = 40000;
 const port = () => nextPort++;
 
+/**
+ * Every program run of this file is pinned to one CPU: BPF_PROG_RUN emits on
+ * the calling CPU's perf buffer, read in order, so a record that arrives
+ * vouches for all records of earlier runs (see observe()).
+ */
+const RUN_CPU = 0;
+
 /** Runs `prog` on a packet crafted from `spec` at the given lxc ifindex. */
 async function send(prog: string, spec: Ipv4PacketSpec | Buffer, at: number, mark = 0): Promise<number> {
   const packet = Buffer.isBuffer(spec) ? spec : ipv4Packet(spec);
-  return (await runProgram(prog, packet, { netns: NETNS, ifindex: at, mark })).retval;
+  return (await runProgram(prog, packet, { netns: NETNS, ifindex: at, mark, cpu: RUN_CPU })).retval;
 }
+
+/** Cilium's encoding: identity bits 15..0 in mark bits 31..16, MARK_MAGIC_IDENTITY in 11..8. */
+const markFor = (id: number) => (((id & 0xffff) << 16) | gen.MARK_MAGIC_IDENTITY | ((id >> 16) & 0xff)) >>> 0;
+
+/**
+ * The sentinel: a packet that raises exactly one flow event and one signal
+ * no test raises. The client's identity (vouched for in skb->mark) reaches
+ * the server's auth-required port 7070 from REMOTE's address, so the auth
+ * key names REMOTE's node: {server, client, node 2}, never written to the
+ * auth map, unlike the same-node key {server, client, node 0} of the
+ * ingress auth test. It drops with 189 and signals every time.
+ */
+const SENTINEL_KEY = { localSecLabel: SERVER.id, remoteSecLabel: CLIENT.id, remoteNodeId: REMOTE.nodeId, authType: gen.AUTH_TYPE_SPIRE };
+const SENTINEL_TIMEOUT_MS = 5000;
+const sameKey = (a: gen.SignalMsg['auth'], b: gen.SignalMsg['auth']) =>
+  a.localSecLabel === b.localSecLabel && a.remoteSecLabel === b.remoteSecLabel && a.remoteNodeId === b.remoteNodeId && a.authType === b.authType;
 
 /**
  * Runs `during` with readers attached to both perf arrays (records sent
- * while no reader is attached are lost), and collects what arrives.
+ * while no reader is attached are lost), and collects what arrives: all of
+ * it, so "no record" assertions hold. After `during`, a sentinel packet runs
+ * on the same CPU; once its flow event and its signal have arrived, every
+ * record `during` raised has arrived before them. The sentinel's records are
+ * not returned.
  */
-async function observe<T>(
-  during: () => Promise<T>,
-  expect: { flows?: number; signals?: number } = {},
-): Promise<{ result: T; flows: gen.FlowEvent[]; signals: gen.SignalMsg[] }> {
+async function observe<T>(during: () => Promise<T>): Promise<{ result: T; flows: gen.FlowEvent[]; signals: gen.SignalMsg[] }> {
   const flows: gen.FlowEvent[] = [];
   const signals: gen.SignalMsg[] = [];
-  const flowStream = streamFlows(LAB, NODE, (f) => flows.push(f));
-  const signalStream = streamSignals(LAB, NODE, (s) => signals.push(s));
+  const sentinelPort = port();
+  const isSentinelFlow = (f: gen.FlowEvent) => f.saddr === REMOTE.ip && f.daddr === SERVER.ip && f.sport === sentinelPort && f.dport === 7070;
+  const isSentinelSignal = (s: gen.SignalMsg) => s.signalNr === gen.SIGNAL_AUTH_REQUIRED && sameKey(s.auth, SENTINEL_KEY);
+  const seen = { flow: false, signal: false };
+  let wake = () => {};
+  const arrived = new Promise<void>((resolve) => (wake = resolve));
+  const sentinel = (what: keyof typeof seen) => {
+    seen[what] = true;
+    if (seen.flow && seen.signal) wake();
+  };
+  const flowStream = streamFlows(LAB, NODE, (f) => (isSentinelFlow(f) ? sentinel('flow') : flows.push(f)));
+  const signalStream = streamSignals(LAB, NODE, (s) => (isSentinelSignal(s) ? sentinel('signal') : signals.push(s)));
   try {
     await Promise.all([flowStream.ready, signalStream.ready]);
     const result = await during();
-    const deadline = Date.now() + 2000;
-    const enough = () => flows.length >= (expect.flows ?? 0) && signals.length >= (expect.signals ?? 0);
-    while (!enough() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    // A short grace period catches records beyond the expected ones.
-    await new Promise((r) => setTimeout(r, 50));
+    const spec = { src: REMOTE.ip, dst: SERVER.ip, protocol: 'tcp' as const, sport: sentinelPort, dport: 7070 };
+    const retval = await send(toContainer(), spec, ifindex.server, markFor(CLIENT.id));
+    if (retval !== TC_ACT_SHOT) throw new Error(`the sentinel packet passed (retval ${retval}): it raises no records to wait for`);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), SENTINEL_TIMEOUT_MS)));
+    const late = await Promise.race([arrived.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      const missing = (['flow', 'signal'] as const).filter((w) => !seen[w]);
+      throw new Error(`the sentinel's ${missing.join(' and ')} record did not arrive within ${SENTINEL_TIMEOUT_MS} ms`);
+    }
     return { result, flows, signals };
   } finally {
     await Promise.all([flowStream.stop(), signalStream.stop()]);
@@ -201,7 +241,6 @@ t.test('allowed: a NEW connection passes and reports FORWARDED', { skip }, async
   const sentAt = Date.now();
   const { result, flows } = await observe(
     () => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport, dport: 9090 }, ifindex.client),
-    { flows: 1 },
   );
   t.equal(result, TC_ACT_OK);
   t.equal(flows.length, 1);
@@ -237,7 +276,6 @@ t.test('denied: no matching entry drops with 133; a deny entry with 181', { skip
   const before = (await readMetrics(LAB, NODE)).find((m) => m.reason === 133 && m.dir === gen.DIR_EGRESS)?.packets ?? 0n;
   const { result, flows, signals } = await observe(
     () => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: port(), dport: 22 }, ifindex.client),
-    { flows: 1 },
   );
   t.equal(result, TC_ACT_SHOT);
   t.match(flows, [{ verdict: gen.VERDICT_DROPPED, dropReason: gen.DROP_POLICY, dport: 22, obsPoint: gen.OBS_FROM_ENDPOINT }]);
@@ -247,7 +285,6 @@ t.test('denied: no matching entry drops with 133; a deny entry with 181', { skip
 
   const deny = await observe(
     () => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: port(), dport: 6666 }, ifindex.client),
-    { flows: 1 },
   );
   t.equal(deny.result, TC_ACT_SHOT);
   t.match(deny.flows, [{ dropReason: gen.DROP_POLICY_DENY }]);
@@ -256,7 +293,7 @@ t.test('denied: no matching entry drops with 133; a deny entry with 181', { skip
 t.test('lookup order: the most specific entry wins, identity 0 is the last resort', { skip }, async (t) => {
   const tcp = (dst: string, dport: number) => ({ src: CLIENT.ip, dst, protocol: 'tcp' as const, sport: port(), dport });
   // 8.8.8.8 is in no ipcache entry: reserved:world, matched only by the identity wildcard.
-  const world = await observe(() => send(fromContainer(), tcp('8.8.8.8', 6666), ifindex.client), { flows: 1 });
+  const world = await observe(() => send(fromContainer(), tcp('8.8.8.8', 6666), ifindex.client));
   t.equal(world.result, TC_ACT_OK, 'world:6666 via (any, TCP, 6666)');
   t.match(world.flows, [{ dstIdentity: gen.IDENTITY_WORLD, verdict: gen.VERDICT_FORWARDED }]);
   t.equal(await send(fromContainer(), tcp('8.8.8.8', 6667), ifindex.client), TC_ACT_SHOT, 'world:6667: nothing matches');
@@ -267,7 +304,6 @@ t.test('lookup order: the most specific entry wins, identity 0 is the last resor
 t.test('auth required: drop 189 and signal the exact auth key', { skip }, async (t) => {
   const { result, flows, signals } = await observe(
     () => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: port(), dport: 8080 }, ifindex.client),
-    { flows: 1, signals: 1 },
   );
   t.equal(result, TC_ACT_SHOT);
   t.same(signals, [
@@ -288,7 +324,6 @@ t.test('auth present: passes; expired: 189 again', { skip }, async (t) => {
   await writeAuthEntry(LAB, NODE, remoteAuthKey, new Date(Date.now() - 1000));
   const { result, signals } = await observe(
     () => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: port(), dport: 8080 }, ifindex.client),
-    { signals: 1 },
   );
   t.equal(result, TC_ACT_SHOT, 'expired entry');
   t.same(signals.map((s) => s.auth), [remoteAuthKey]);
@@ -334,7 +369,7 @@ t.test('established connection after its auth entry is deleted', { skip }, async
 
     // Default, Cilium's behaviour: every forward packet is re-checked.
     await setPolicyMode(LAB, NODE, 'per-packet');
-    const { result, flows, signals } = await observe(() => send(fromContainer(), ack, ifindex.client), { flows: 1, signals: 1 });
+    const { result, flows, signals } = await observe(() => send(fromContainer(), ack, ifindex.client));
     t.equal(result, TC_ACT_SHOT, 'per-packet mode: the next packet needs auth again');
     t.match(flows, [{ dropReason: gen.DROP_POLICY_AUTH_REQUIRED, ctStatus: gen.CT_ESTABLISHED }]);
     t.same(signals.map((s) => s.auth), [remoteAuthKey]);
@@ -348,7 +383,6 @@ t.test('established connection after its auth entry is deleted', { skip }, async
 t.test('a tunnel endpoint without a node ID drops with 197, without a signal', { skip }, async (t) => {
   const { result, flows, signals } = await observe(
     () => send(fromContainer(), { src: CLIENT.ip, dst: FAR.ip, protocol: 'tcp', sport: port(), dport: 80 }, ifindex.client),
-    { flows: 1 },
   );
   t.equal(result, TC_ACT_SHOT);
   t.match(flows, [{ dropReason: gen.DROP_NO_NODE_ID, dstIdentity: FAR.id }]);
@@ -359,7 +393,7 @@ t.test('ingress auth between pods of one node: remote node id 0', { skip }, asyn
   // client -> server:7070 as it enters the server (cil_to_container on the server's lxc).
   const spec = { src: CLIENT.ip, dst: SERVER.ip, protocol: 'tcp' as const, sport: port(), dport: 7070 };
   const key = { localSecLabel: SERVER.id, remoteSecLabel: CLIENT.id, remoteNodeId: 0, authType: gen.AUTH_TYPE_SPIRE };
-  const { result, flows, signals } = await observe(() => send(toContainer(), spec, ifindex.server), { flows: 1, signals: 1 });
+  const { result, flows, signals } = await observe(() => send(toContainer(), spec, ifindex.server));
   t.equal(result, TC_ACT_SHOT);
   t.same(signals, [{ signalNr: gen.SIGNAL_AUTH_REQUIRED, auth: key }]);
   t.match(flows, [{ obsPoint: gen.OBS_TO_ENDPOINT, srcIdentity: CLIENT.id, dstIdentity: SERVER.id, remoteNodeId: 0, dropReason: 189 }]);
@@ -374,11 +408,9 @@ t.test('ingress auth between pods of one node: remote node id 0', { skip }, asyn
 });
 
 t.test('an identity in skb->mark overrides the ipcache', { skip }, async (t) => {
-  // Cilium's encoding: identity bits 15..0 in mark bits 31..16, MARK_MAGIC_IDENTITY in 11..8.
-  const markFor = (id: number) => (((id & 0xffff) << 16) | gen.MARK_MAGIC_IDENTITY | ((id >> 16) & 0xff)) >>> 0;
   const spec = { src: CLIENT.ip, dst: SERVER.ip, protocol: 'udp' as const, sport: port(), dport: 53 };
   t.equal(await send(toContainer(), spec, ifindex.server), TC_ACT_OK, 'ipcache says client: allowed');
-  const { result, flows } = await observe(() => send(toContainer(), { ...spec, sport: port() }, ifindex.server, markFor(999)), { flows: 1 });
+  const { result, flows } = await observe(() => send(toContainer(), { ...spec, sport: port() }, ifindex.server, markFor(999)));
   t.equal(result, TC_ACT_SHOT, 'mark says 999: denied');
   t.match(flows, [{ srcIdentity: 999, dropReason: gen.DROP_POLICY }]);
 });
@@ -386,12 +418,11 @@ t.test('an identity in skb->mark overrides the ipcache', { skip }, async (t) => 
 t.test('guards: spoofed source, IPv6, ARP, unknown endpoint', { skip }, async (t) => {
   const { result, flows } = await observe(
     () => send(fromContainer(), { src: '10.244.0.99', dst: REMOTE.ip, protocol: 'tcp', sport: port(), dport: 9090 }, ifindex.client),
-    { flows: 1 },
   );
   t.equal(result, TC_ACT_SHOT);
   t.match(flows, [{ dropReason: gen.DROP_INVALID_SIP, srcIdentity: CLIENT.id }]);
 
-  const ipv6 = await observe(() => send(fromContainer(), ethernetFrame(ETH_P_IPV6, Buffer.alloc(40)), ifindex.client), { flows: 1 });
+  const ipv6 = await observe(() => send(fromContainer(), ethernetFrame(ETH_P_IPV6, Buffer.alloc(40)), ifindex.client));
   t.equal(ipv6.result, TC_ACT_SHOT);
   t.match(ipv6.flows, [{ dropReason: gen.DROP_UNKNOWN_L3 }]);
 
@@ -401,14 +432,14 @@ t.test('guards: spoofed source, IPv6, ARP, unknown endpoint', { skip }, async (t
   const good = ipv4Packet({ src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: port(), dport: 9090 });
   const badIhl = Buffer.from(good);
   badIhl[14] = 0x44; // IHL 4 < 5
-  const bad = await observe(() => send(fromContainer(), badIhl, ifindex.client), { flows: 1 });
+  const bad = await observe(() => send(fromContainer(), badIhl, ifindex.client));
   t.equal(bad.result, TC_ACT_SHOT, 'IHL < 5');
   t.match(bad.flows, [{ dropReason: gen.DROP_INVALID }]);
   const shortTcp = good.subarray(0, 14 + 20 + 8); // TCP header cut after 8 bytes
   t.equal(await send(fromContainer(), shortTcp, ifindex.client), TC_ACT_SHOT, 'truncated TCP header');
 
   // lo (ifindex 1) is no endpoint.
-  const lo = await observe(() => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: 1, dport: 2 }, 1), { flows: 1 });
+  const lo = await observe(() => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport: 1, dport: 2 }, 1));
   t.equal(lo.result, TC_ACT_SHOT);
   t.match(lo.flows, [{ dropReason: gen.DROP_NO_CONFIG }]);
 });

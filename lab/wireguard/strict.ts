@@ -1,0 +1,133 @@
+// WireGuard strict mode (`encryption.strict: true`), like Cilium's
+// --encryption-strict-mode-cidr: bpf/strict.c's cil_to_netdev_strict at tc
+// egress of every node's underlay device (eth0) drops pod traffic to another
+// node's pod that would leave the node unencrypted (reason 195, a flow event
+// in the node's cilium_events, the node's cilium_metrics bumped), e.g. when
+// the route into the WireGuard device is missing.
+//
+// Pins, one load per node next to the datapath, sharing ALL of its maps:
+//   /sys/fs/bpf/mtless-lab/<lab>/<node>/strict/strict_config     (its own map)
+//   /sys/fs/bpf/mtless-lab/<lab>/<node>/strict/progs/cil_to_netdev_strict
+//
+// strict_config (one slot: net, mask, network byte order) holds the strict
+// CIDR, the lab's pod range. It is created and filled before the program is
+// loaded, so the program never runs unconfigured. Teardown needs nothing of
+// its own: the filter dies with the node namespace, the pins with the lab's
+// bpffs folder (`lab down`).
+import { access, mkdir, rm } from 'node:fs/promises';
+import { NODE_UNDERLAY_IFNAME, nodeBpffsDir, nodeMapPins } from '../core/names.ts';
+import type { LabPlan } from '../core/plan.ts';
+import { ensureBpffs } from '../core/preflight.ts';
+import type { ExtraStep } from '../core/up.ts';
+import { mapUpdate } from '../datapath/bpftool.ts';
+import { MAP_CODECS } from '../datapath/generated.ts';
+import { BPF_DIR } from '../datapath/load.ts';
+import { CommandError, run } from '../kernel/run.ts';
+
+export const STRICT_OBJECT = `${BPF_DIR}/build/strict.o`;
+export const STRICT_PROGRAM = 'cil_to_netdev_strict';
+export const STRICT_CONFIG_MAP = 'strict_config';
+/** Every datapath map: strict.o includes bpf/lib/maps.h (for drop.h), so it reuses them all. */
+export const STRICT_SHARED_MAPS = Object.keys(MAP_CODECS) as (keyof typeof MAP_CODECS)[];
+/** Cilium's DROP_UNENCRYPTED_TRAFFIC. */
+export const DROP_UNENCRYPTED = 195;
+
+export const strictDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/strict`;
+export const strictConfigPin = (lab: string, node: string) => `${strictDir(lab, node)}/${STRICT_CONFIG_MAP}`;
+export const strictProgPins = (lab: string, node: string) => `${strictDir(lab, node)}/progs`;
+export const strictProgPin = (lab: string, node: string) => `${strictProgPins(lab, node)}/${STRICT_PROGRAM}`;
+
+/** The `up` step for encryption.strict: run after the datapath and WIREGUARD_STEP (it reuses the datapath's pinned maps). */
+export const STRICT_STEP: ExtraStep = {
+  name: 'wireguard-strict',
+  run: async (plan) => void (await installStrict(plan)),
+};
+
+/** strict_config's value: net and mask of an IPv4 CIDR, network byte order (pure). */
+export function strictConfigValue(cidr: string): Buffer {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (!m) throw new Error(`strict mode: "${cidr}" is not an IPv4 CIDR`);
+  const bits = Number(m[5]);
+  if (bits < 1 || bits > 32) throw new Error(`strict mode: prefix /${bits} of ${cidr} is out of range (1-32)`);
+  const mask = bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+  const addr = m.slice(1, 5).reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+  const out = Buffer.alloc(8);
+  out.writeUInt32BE((addr & mask) >>> 0, 0);
+  out.writeUInt32BE(mask, 4);
+  return out;
+}
+
+/** Load and attach on every node; the strict CIDR is the lab's pod range. */
+export async function installStrict(plan: LabPlan, opts: { objectPath?: string; cidr?: string } = {}): Promise<void> {
+  const cidr = opts.cidr ?? plan.topology.addressing.podCIDR;
+  const results = await Promise.allSettled(
+    plan.nodes.map(async (n) => {
+      await loadStrict(plan.lab, n.name, cidr, opts);
+      await attachStrict(plan.lab, n.name, n.netns);
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** Creates and fills strict_config, then loads bpf/build/strict.o reusing it and the node's datapath maps. */
+export async function loadStrict(lab: string, node: string, cidr: string, opts: { objectPath?: string } = {}): Promise<string> {
+  const object = opts.objectPath ?? STRICT_OBJECT;
+  if (!(await exists(object))) throw new Error(`${object} does not exist: build it with \`make -C bpf\` (needs clang and libbpf-dev)`);
+  const value = strictConfigValue(cidr);
+  await ensureBpffs();
+  const maps = nodeMapPins(lab, node);
+  for (const m of STRICT_SHARED_MAPS) {
+    if (!(await exists(`${maps}/${m}`))) throw new Error(`strict mode needs the datapath of ${lab}/${node} first: ${maps}/${m} is not pinned`);
+  }
+  const dir = strictDir(lab, node);
+  if (await exists(dir)) throw new Error(`strict mode of ${lab}/${node} is already loaded (${dir})`);
+  await mkdir(dir, { recursive: true });
+  try {
+    // Same type and sizes as strict.c declares, or libbpf refuses to reuse it.
+    await run(['bpftool', 'map', 'create', strictConfigPin(lab, node), 'type', 'array', 'key', '4', 'value', '8', 'entries', '1', 'name', STRICT_CONFIG_MAP]);
+    await mapUpdate(strictConfigPin(lab, node), Buffer.alloc(4), value);
+    const reuse = [
+      ...STRICT_SHARED_MAPS.flatMap((m) => ['map', 'name', m, 'pinned', `${maps}/${m}`]),
+      'map', 'name', STRICT_CONFIG_MAP, 'pinned', strictConfigPin(lab, node),
+    ];
+    await run(['bpftool', 'prog', 'loadall', object, strictProgPins(lab, node), 'type', 'classifier', ...reuse]);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    if (error instanceof CommandError) {
+      const why = error.result.stderr.split('\n').filter((l) => /libbpf:|Error:/.test(l)).join('; ');
+      throw new Error(`cannot load ${object} for ${lab}/${node}: ${why || error.message}`, { cause: error });
+    }
+    throw error;
+  }
+  return strictProgPin(lab, node);
+}
+
+/** cil_to_netdev_strict at tc egress of the node's underlay device. */
+export async function attachStrict(lab: string, node: string, netns: string): Promise<void> {
+  const lines = [
+    `qdisc replace dev ${NODE_UNDERLAY_IFNAME} clsact`,
+    `filter replace dev ${NODE_UNDERLAY_IFNAME} egress prio 1 handle 1 bpf da pinned ${strictProgPin(lab, node)}`,
+  ];
+  // nsenter (run's netns), not `tc -n`: the pins must stay visible.
+  await run(['tc', '-batch', '-'], { netns, input: lines.join('\n') + '\n' });
+}
+
+/** Removes the filter (the node falls back to no strict check) and the pins. */
+export async function detachStrict(lab: string, node: string, netns: string): Promise<void> {
+  await run(['tc', 'filter', 'del', 'dev', NODE_UNDERLAY_IFNAME, 'egress', 'prio', '1', 'handle', '1', 'bpf'], { netns, okCodes: [0, 1, 2] });
+  await rm(strictDir(lab, node), { recursive: true, force: true });
+}
+
+/** Is cil_to_netdev_strict attached at eth0 egress of this node? */
+export async function strictAttached(netns: string): Promise<boolean> {
+  const r = await run(['tc', '-j', 'filter', 'show', 'dev', NODE_UNDERLAY_IFNAME, 'egress'], { netns, okCodes: [0, 1, 2] });
+  return r.stdout.includes(STRICT_PROGRAM);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
