@@ -6,7 +6,7 @@
 //
 // Numbers that exist in Cilium keep Cilium's values (bpf/lib/common.h,
 // pkg/monitor/api/drop.go, api/v1/flow/flow.proto) and are never renumbered.
-// Layouts copy Cilium's where the brief asks for Cilium's exact bytes
+// Layouts copy Cilium's where the lab reproduces Cilium's exact bytes
 // (auth_key, auth_info, ipcache key/value, node map, signal_msg); the others
 // are the lab's own and say so.
 //

@@ -29,7 +29,7 @@ import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { DROP_POLICY, VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
-import { upTunnelLab, VXLAN_PORT } from '../tunnel/index.ts';
+import { VXLAN_PORT } from '../tunnel/index.ts';
 import { REPO, type FlowWithNode, type Scenario, type ScenarioContext } from './framework.ts';
 import { resolve } from 'node:path';
 
@@ -135,7 +135,7 @@ async function inOwnLab(
   const streams: EventStream[] = [];
   try {
     ctx.say(`[${label}] bringing up lab ${lab} (${topologyFile})`);
-    const plan = mode === 'tunnel' ? await upTunnelLab(topology, { name: lab, topologyFile }) : await upWithDatapath(topology, { name: lab, topologyFile });
+    const plan = await upWithDatapath(topology, { name: lab, topologyFile });
     const state = (await readState(lab))!;
     for (const n of plan.nodes) streams.push(streamFlows(lab, n.name, (f) => flows.push({ ...f, node: n.name })));
     await Promise.all(streams.map((s) => s.ready));

@@ -1,3 +1,2 @@
 // Tunnel mode: VXLAN with the source identity in the VNI (see tunnel.ts).
 export * from './tunnel.ts';
-export { coreRefusesTunnel, upTunnelLab } from './up.ts';

@@ -12,10 +12,11 @@ import { readState } from '../../lab/core/state.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { startCapture } from '../../lab/capture/capture.ts';
+import { upWithDatapath } from '../../lab/core/lab.ts';
 import { UNDERLAY_LINK } from '../../lab/capture/links.ts';
 import { tsharkFields } from '../../lab/capture/tshark.ts';
 import {
-  loadOverlay, OVERLAY_PROGRAMS, overlayDir, overlayProgPin, readVxlan, upTunnelLab, vxlanMac, VXLAN_IFNAME, VXLAN_PORT,
+  loadOverlay, OVERLAY_PROGRAMS, overlayDir, overlayProgPin, readVxlan, vxlanMac, VXLAN_IFNAME, VXLAN_PORT,
 } from '../../lab/tunnel/index.ts';
 import { bpfProgIds, echoSend, labLeftovers, needsRoot, ping, REPO, startEchoServer } from '../helpers/kernel.ts';
 
@@ -40,7 +41,7 @@ t.test('tunnel lab: VXLAN devices, cross-node traffic in the tunnel, VNI = sourc
   const ours: number[] = [];
   const outDir = await mkdtemp(join(tmpdir(), 'tunnel-lab-'));
   try {
-    const plan = await upTunnelLab(topology, { name: lab, agents: false });
+    const plan = await upWithDatapath(topology, { name: lab, agents: false });
     const state = (await readState(lab))!;
     const identity = (pod: string) => state.pods.find((p) => p.name === pod)!.identity!;
     const ip = (pod: string) => state.pods.find((p) => p.name === pod)!.ip;
