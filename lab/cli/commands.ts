@@ -41,22 +41,23 @@ function oneLabName(args: string[], what: string): string {
 
 export const COMMANDS: Record<string, Command> = {
   validate: {
-    summary: 'check a topology file; touches no kernel state (exit 2 when invalid)',
-    args: 'FILE',
-    run: async ([file]) => {
-      if (!file) throw new UsageError('validate: missing FILE');
-      try {
-        const topo = await loadTopologyFile(file);
-        const pods = topo.nodes.reduce((n, node) => n + node.pods.length, 0);
-        console.log(`${file}: valid (lab "${topo.name}", ${topo.nodes.length} nodes, ${pods} pods, ${topo.policies.length} policies)`);
-        return 0;
-      } catch (e) {
-        if (e instanceof TopologyError) {
+    summary: 'check topology files; touches no kernel state (exit 2 when any is invalid)',
+    args: 'FILE…',
+    run: async (files) => {
+      if (files.length === 0) throw new UsageError('validate: missing FILE');
+      let code = 0;
+      for (const file of files) {
+        try {
+          const topo = await loadTopologyFile(file);
+          const pods = topo.nodes.reduce((n, node) => n + node.pods.length, 0);
+          console.log(`${file}: valid (lab "${topo.name}", ${topo.nodes.length} nodes, ${pods} pods, ${topo.policies.length} policies)`);
+        } catch (e) {
+          if (!(e instanceof TopologyError)) throw e;
           process.stderr.write(formatIssues(e.issues, file).join('\n') + '\n');
-          return 2;
+          code = 2;
         }
-        throw e;
       }
+      return code;
     },
   },
 

@@ -55,6 +55,12 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Node names of a lab's node namespaces (mtl_<lab>_n_<node>). */
+function nodesOfNetns(lab: string, netns: string[]): string[] {
+  const prefix = `${names.labNetnsPrefix(lab)}n_`;
+  return netns.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+}
+
 /** Ids of the programs pinned under a folder (any depth). */
 async function pinnedProgramIds(dir: string): Promise<number[]> {
   const ids: number[] = [];
@@ -143,8 +149,10 @@ export async function destroyLab(lab: string): Promise<DownReport> {
   }
   await rmdir(`${names.cgroupRoot()}/${names.TOOL}`).catch(() => undefined);
 
-  // 5. WireGuard control sockets left by a killed wireguard-go.
-  for (const node of state?.nodes ?? []) {
+  // 5. WireGuard control sockets left by a killed wireguard-go: for the nodes
+  //    the state lists and those whose namespaces existed (no state file needed).
+  const nodeNames = new Set([...(state?.nodes ?? []).map((n) => n.name), ...nodesOfNetns(lab, present)]);
+  for (const node of [...nodeNames].map((name) => ({ name }))) {
     await rm(`/var/run/wireguard/${names.wgIfname(lab, node.name)}.sock`, { force: true });
   }
   await rmdir('/var/run/wireguard').catch(() => undefined); // wireguard-go made it; only removed when empty

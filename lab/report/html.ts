@@ -8,7 +8,7 @@ import { SCENARIOS } from '../scenarios/index.ts';
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-/** Mission claims, as the scenarios name them. */
+/** The lab's claims, as the scenarios name them (README: What the scenarios show). */
 const CLAIMS: Record<string, string> = {
   C1: 'the first packet of an unauthenticated flow is dropped (189); TCP recovers on SYN retransmit, UDP loses it',
   C2: 'the handshake runs between node agents (TLS 1.3, 4250, SPIFFE), not between pods, and closes at once',

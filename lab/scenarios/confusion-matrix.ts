@@ -8,7 +8,7 @@
 //                         ipcache decides (expected: confused)
 //   tunnel (VXLAN)        n1 puts the intruder's identity in the VNI and n2
 //                         believes it (expected: denied, 133, intruder's id)
-//   native + WireGuard    the articles disagree; measured, not assumed
+//   native + WireGuard    published write-ups disagree; measured, not assumed
 //
 // The native lab is the scenario's own (captured by the framework); the
 // others are brought up and torn down inside run(). Each row states what was

@@ -56,7 +56,7 @@ export type FlowWithNode = FlowEvent & { node: string };
 export interface Scenario {
   name: string;
   summary: string;
-  /** Claim ids of mission.md it gives evidence for. */
+  /** The claims (C1–C9, see README) it gives evidence for. */
   claims: string[];
   topology: string;
   options?: Partial<LabOptions>;

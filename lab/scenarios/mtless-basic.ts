@@ -89,7 +89,7 @@ async function udpCase(ctx: ScenarioContext, key: AuthKey) {
 export const mtlessBasic: Scenario = {
   name: 'mtless-basic',
   summary: 'first packet dropped (189), out-of-band handshake between agents, retransmit passes; UDP loses its first datagram',
-  claims: ['C1', 'C2'],
+  claims: ['C1', 'C2', 'C3'],
   topology: 'topologies/two-node-auth.yaml',
   captureLinks: ['fabric/underlay', 'n1/lxc-client', 'n1/lxc-local', 'n2/lxc-server'],
   async run(ctx) {

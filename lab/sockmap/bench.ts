@@ -21,7 +21,7 @@ import { destroyLab } from '../core/down.ts';
 import { findPod } from '../core/plan.ts';
 import { formatSummary, ratios, summarize, type Summary } from '../bench/stats.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
-import { attachSockOps, detachSockOps, readSockmapCounters, SOCKMAP_STEP, sockOpsAttached } from './load.ts';
+import { attachSockOps, detachSockOps, readSockmapCounters, sockOpsAttached } from './load.ts';
 import { runInPod, spawnInPod, type PodProcess } from './pod.ts';
 
 export const BENCH_SOCKMAP_LAB = 'bench-sockmap';
@@ -170,7 +170,7 @@ export async function benchSockmap(opts: SockmapBenchOptions = {}): Promise<Sock
   ];
   let port = 20_000;
   try {
-    const plan = await upWithDatapath({ ...topology, sockmap: true }, { name: lab, agents: false, extraSteps: [SOCKMAP_STEP] });
+    const plan = await upWithDatapath({ ...topology, sockmap: true }, { name: lab, agents: false });
     const serverIp = findPod(plan, SERVER_POD)!.ip;
     for (const c of cases) {
       for (let i = 0; i < runs; i++) {

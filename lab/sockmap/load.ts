@@ -235,8 +235,8 @@ export async function installNodeSockmap(lab: string, node: string, podIps: stri
 
 /**
  * The `up` step: every node of a `sockmap: true` lab gets its sockmap; a
- * `sockmap: false` lab gets nothing. Idempotent (a node already loaded is
- * left alone), so the step may be listed twice.
+ * `sockmap: false` lab gets nothing. Idempotent: a node already loaded is
+ * left alone.
  */
 export async function installSockmap(plan: LabPlan): Promise<void> {
   if (!plan.topology.sockmap) return;

@@ -64,7 +64,7 @@ export function vxlanDeviceLines(plan: LabPlan, n: NodePlan): string[] {
 
 /**
  * `ip -batch` lines that send the other nodes' pod CIDRs into the tunnel
- * (pure). `replace`: a lab built with native routes is switched over.
+ * (pure).
  */
 export function tunnelRouteLines(plan: LabPlan, n: NodePlan): string[] {
   return plan.nodes

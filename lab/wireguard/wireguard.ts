@@ -9,8 +9,8 @@
 //
 // Departure from Cilium: each agent publishes its node's public key through
 // the control plane and configures its peers from the node list. Here `up`
-// makes every key pair and configures every peer statically (see the report
-// of this module in lab/wireguard/README.md).
+// makes every key pair and configures every peer statically (see
+// lab/wireguard/README.md).
 import { spawn as spawnChild } from 'node:child_process';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { agentDir } from '../agent/config.ts';
