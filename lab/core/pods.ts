@@ -9,7 +9,7 @@ import { podLabels, NAMESPACE_LABEL, POD_NAME_MAX, SERVICE_ACCOUNT_LABEL } from 
 import { cidrContains, hostAddress, mustParseCIDR } from '../topology/ipv4.ts';
 import * as names from './names.ts';
 import { lxcLines, podLines } from './batches.ts';
-import { readState, writeState, type LabState } from './state.ts';
+import { readState, withStateLock, writeState, type LabState } from './state.ts';
 import { stopProcesses } from './processes.ts';
 
 export interface PodAddOptions {
@@ -45,6 +45,10 @@ async function waitForEndpoint(lab: string, node: string, nodeNs: string, lxc: s
 }
 
 export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identity: number; synced: boolean }> {
+  return withStateLock(opts.lab, () => addPodLocked(opts));
+}
+
+async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity: number; synced: boolean }> {
   const state = await labState(opts.lab);
   const node = state.nodes.find((n) => n.name === opts.node);
   if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
@@ -94,6 +98,10 @@ export async function addPod(opts: PodAddOptions): Promise<{ ip: string; identit
 }
 
 export async function deletePod(lab: string, pod: string, node?: string): Promise<void> {
+  return withStateLock(lab, () => deletePodLocked(lab, pod, node));
+}
+
+async function deletePodLocked(lab: string, pod: string, node?: string): Promise<void> {
   const state = await labState(lab);
   const p = state.pods.find((x) => x.name === pod);
   if (!p) throw new Error(`lab "${lab}" has no pod "${pod}" (valid: ${state.pods.map((x) => x.name).join(', ')})`);

@@ -1,7 +1,8 @@
 // A lab's state file, /run/mtless-lab/<lab>/state.json: what `up` created (it
 // is written before each object is made, so a crash leaves a complete list),
 // and what `status` and `down` read back.
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { isAlive } from './processes.ts';
 import { STATE_ROOT, stateDir, stateFile } from './names.ts';
 
 export interface PodState {
@@ -60,7 +61,7 @@ export async function readState(lab: string): Promise<LabState | undefined> {
 /** Atomic replace, so a crash never leaves half a state file. */
 export async function writeState(state: LabState): Promise<void> {
   await mkdir(stateDir(state.lab), { recursive: true });
-  const tmp = `${stateFile(state.lab)}.tmp`;
+  const tmp = `${stateFile(state.lab)}.${process.pid}.tmp`;
   await writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, stateFile(state.lab));
 }
@@ -85,5 +86,34 @@ export async function listStateLabs(): Promise<string[]> {
     return (await readdir(STATE_ROOT)).sort();
   } catch {
     return [];
+  }
+}
+
+/**
+ * Serialises read-modify-write of a running lab's state between processes
+ * (two `lab pod add` at once). A lock whose holder died is taken over.
+ */
+export async function withStateLock<T>(lab: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const lock = `${stateDir(lab)}/lock`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number(await readFile(lock, 'utf8').catch(() => '0'));
+      if (!holder || !isAlive(holder)) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`lab "${lab}" is busy: process ${holder} holds ${lock}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
   }
 }

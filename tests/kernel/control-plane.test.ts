@@ -47,6 +47,19 @@ t.test('control plane: pods at run time, partition and heal', { skip: needsRoot 
       t.equal(same.identity, r.identity, 'the same labels share the identity');
     });
 
+    await t.test('two pods added at once both land in the state', async (t) => {
+      const { readState } = await import('../../lab/core/state.ts');
+      const [a, b] = await Promise.all([
+        addPod({ lab, node: 'n1', pod: 'para-a', labels: { app: 'para' } }),
+        addPod({ lab, node: 'n1', pod: 'para-b', labels: { app: 'para' } }),
+      ]);
+      t.not(a.ip, b.ip, 'distinct addresses');
+      const pods = (await readState(lab))!.pods.map((p) => p.name);
+      t.ok(pods.includes('para-a') && pods.includes('para-b'), 'both recorded');
+      await Promise.all([deletePod(lab, 'para-a'), deletePod(lab, 'para-b')]);
+      t.notOk((await readState(lab))!.pods.some((p) => p.name.startsWith('para-')), 'both removed');
+    });
+
     await t.test('bad pod input is refused and changes nothing', async (t) => {
       await t.rejects(addPod({ lab, node: 'n9', pod: 'x', labels: { a: 'b' } }), /no node "n9" \(valid: n1, n2\)/);
       await t.rejects(addPod({ lab, node: 'n1', pod: 'web', labels: { a: 'b' } }), /already exists/);
