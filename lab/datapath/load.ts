@@ -232,3 +232,22 @@ export async function readIfindexes(netns: string): Promise<Map<string, number>>
   const links = JSON.parse(r.stdout) as { ifindex: number; ifname: string }[];
   return new Map(links.map((l) => [l.ifname, l.ifindex]));
 }
+
+/**
+ * Loads a further object for a node (overlay, strict mode …) whose programs
+ * reuse maps that are already pinned: `shared` maps each map name to its pin.
+ * On failure `dir` is removed and the error names libbpf's complaint.
+ */
+export async function loadSharingMaps(object: string, progPins: string, shared: Record<string, string>, dir: string, what: string): Promise<void> {
+  const reuse = Object.entries(shared).flatMap(([name, pin]) => ['map', 'name', name, 'pinned', pin]);
+  try {
+    await run(['bpftool', 'prog', 'loadall', object, progPins, 'type', 'classifier', ...reuse]);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    if (error instanceof CommandError) {
+      const why = error.result.stderr.split('\n').filter((l) => /libbpf:|Error:/.test(l)).join('; ');
+      throw new Error(`cannot load ${object} for ${what}: ${why || error.message}`, { cause: error });
+    }
+    throw error;
+  }
+}

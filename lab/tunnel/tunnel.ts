@@ -26,8 +26,8 @@ import { macAddress, nodeBpffsDir, nodeMapPins } from '../core/names.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
 import { ensureBpffs } from '../core/preflight.ts';
 import type { ExtraStep } from '../core/up.ts';
-import { BPF_DIR } from '../datapath/load.ts';
-import { CommandError, ipBatch, run } from '../kernel/run.ts';
+import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
+import { ipBatch, run } from '../kernel/run.ts';
 
 /** Cilium's VXLAN port (IANA's is 4789). */
 export const VXLAN_PORT = 8472;
@@ -105,17 +105,7 @@ export async function loadOverlay(lab: string, node: string, opts: { objectPath?
   const dir = overlayDir(lab, node);
   if (await exists(dir)) throw new Error(`the overlay of ${lab}/${node} is already loaded (${dir})`);
   await mkdir(dir, { recursive: true });
-  const reuse = OVERLAY_SHARED_MAPS.flatMap((m) => ['map', 'name', m, 'pinned', `${maps}/${m}`]);
-  try {
-    await run(['bpftool', 'prog', 'loadall', object, overlayProgPins(lab, node), 'type', 'classifier', ...reuse]);
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    if (error instanceof CommandError) {
-      const why = error.result.stderr.split('\n').filter((l) => /libbpf:|Error:/.test(l)).join('; ');
-      throw new Error(`cannot load ${object} for ${lab}/${node}: ${why || error.message}`, { cause: error });
-    }
-    throw error;
-  }
+  await loadSharingMaps(object, overlayProgPins(lab, node), Object.fromEntries(OVERLAY_SHARED_MAPS.map((m) => [m, `${maps}/${m}`])), dir, `${lab}/${node}`);
   return overlayProgPins(lab, node);
 }
 

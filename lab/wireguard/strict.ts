@@ -21,8 +21,8 @@ import { ensureBpffs } from '../core/preflight.ts';
 import type { ExtraStep } from '../core/up.ts';
 import { mapUpdate } from '../datapath/bpftool.ts';
 import { MAP_CODECS } from '../datapath/generated.ts';
-import { BPF_DIR } from '../datapath/load.ts';
-import { CommandError, run } from '../kernel/run.ts';
+import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
+import { run } from '../kernel/run.ts';
 
 export const STRICT_OBJECT = `${BPF_DIR}/build/strict.o`;
 export const STRICT_PROGRAM = 'cil_to_netdev_strict';
@@ -87,19 +87,14 @@ export async function loadStrict(lab: string, node: string, cidr: string, opts: 
     // Same type and sizes as strict.c declares, or libbpf refuses to reuse it.
     await run(['bpftool', 'map', 'create', strictConfigPin(lab, node), 'type', 'array', 'key', '4', 'value', '8', 'entries', '1', 'name', STRICT_CONFIG_MAP]);
     await mapUpdate(strictConfigPin(lab, node), Buffer.alloc(4), value);
-    const reuse = [
-      ...STRICT_SHARED_MAPS.flatMap((m) => ['map', 'name', m, 'pinned', `${maps}/${m}`]),
-      'map', 'name', STRICT_CONFIG_MAP, 'pinned', strictConfigPin(lab, node),
-    ];
-    await run(['bpftool', 'prog', 'loadall', object, strictProgPins(lab, node), 'type', 'classifier', ...reuse]);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
-    if (error instanceof CommandError) {
-      const why = error.result.stderr.split('\n').filter((l) => /libbpf:|Error:/.test(l)).join('; ');
-      throw new Error(`cannot load ${object} for ${lab}/${node}: ${why || error.message}`, { cause: error });
-    }
     throw error;
   }
+  await loadSharingMaps(object, strictProgPins(lab, node), {
+    ...Object.fromEntries(STRICT_SHARED_MAPS.map((m) => [m, `${maps}/${m}`])),
+    [STRICT_CONFIG_MAP]: strictConfigPin(lab, node),
+  }, dir, `${lab}/${node}`);
   return strictProgPin(lab, node);
 }
 
