@@ -40,7 +40,7 @@ static __always_inline __u32 source_identity(struct __sk_buff *ctx, __be32 saddr
 	ep = bpf_map_lookup_elem(&cilium_lxc, &key);
 	if (ep && ep->ipv4 == saddr && ep->sec_identity)
 		return ep->sec_identity;
-	info = overlay_ipcache_lookup4(saddr);
+	info = ipcache_lookup4(saddr);
 	if (info && info->sec_identity)
 		return info->sec_identity;
 	return IDENTITY_WORLD;
@@ -60,7 +60,7 @@ int cil_to_overlay(struct __sk_buff *ctx)
 		return CTX_ACT_DROP;
 
 	/* Cilium: no tunnel endpoint for the destination -> DROP_NO_TUNNEL_ENDPOINT. */
-	info = overlay_ipcache_lookup4(p.daddr);
+	info = ipcache_lookup4(p.daddr);
 	if (!info || !(info->flags & IPCACHE_F_HAS_TUNNEL_EP) || (info->flags & IPCACHE_F_IPV6_TUNNEL_EP))
 		return CTX_ACT_DROP;
 	__builtin_memcpy(&node_ip, info->tunnel_endpoint, sizeof(node_ip));

@@ -1,20 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Tunnel mode (bpf/overlay.c): the VXLAN constants, the two datapath maps
- * the overlay programs read, and the identity <-> skb->mark encoding.
- *
- * Why the maps are declared again instead of including maps.h: libbpf
- * creates every map an object declares. overlay.o is loaded next to a
- * node's datapath.o with
- *   bpftool prog loadall overlay.o <node>/overlay/progs type classifier \
- *     map name cilium_ipcache pinned <node>/maps/cilium_ipcache \
- *     map name cilium_lxc pinned <node>/maps/cilium_lxc
- * so it must declare exactly the maps it reuses, each with the type, sizes
- * and flags of maps.h (libbpf refuses an incompatible pinned map).
+ * Tunnel mode (bpf/overlay.c): the VXLAN constants and the identity <->
+ * skb->mark encoding. The maps come from maps.h: overlay.o is loaded next to
+ * a node's datapath.o reusing every one of its pinned maps
+ * (loadSharingMaps in lab/datapath/load.ts), as strict.o is.
  */
 #pragma once
 
 #include "common.h"
+#include "maps.h"
+#include "identity.h"
 
 /* Cilium's VXLAN port (not IANA's 4789). */
 #define OVERLAY_VXLAN_PORT	8472
@@ -22,34 +17,6 @@
 #define OVERLAY_VNI_MASK	0xffffff
 /* Outer TTL of encapsulated packets (Cilium: IPDEFTTL). */
 #define OVERLAY_TUNNEL_TTL	64
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct ipcache_key);
-	__type(value, struct remote_endpoint_info);
-	__uint(max_entries, CILIUM_IPCACHE_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} cilium_ipcache SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct endpoint_key);
-	__type(value, struct endpoint_info);
-	__uint(max_entries, CILIUM_LXC_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} cilium_lxc SEC(".maps");
-
-/* Same lookup as identity.h's ipcache_lookup4 (which pulls in every map). */
-static __always_inline const struct remote_endpoint_info *overlay_ipcache_lookup4(__be32 addr)
-{
-	struct ipcache_key key;
-
-	__builtin_memset(&key, 0, sizeof(key));	/* not from .rodata: no extra map */
-	key.prefixlen = IPCACHE_PREFIX_BITS_BEFORE_IP + 32;
-	key.family = ENDPOINT_KEY_IPV4;
-	__builtin_memcpy(key.ip, &addr, sizeof(addr));
-	return bpf_map_lookup_elem(&cilium_ipcache, &key);
-}
 
 /*
  * The encoding identity_from_mark() (identity.h) decodes, Cilium's

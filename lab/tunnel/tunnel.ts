@@ -27,6 +27,7 @@ import type { LabPlan, NodePlan } from '../core/plan.ts';
 import { ensureBpffs } from '../core/preflight.ts';
 import type { ExtraStep } from '../core/up.ts';
 import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
+import { MAP_CODECS } from '../datapath/generated.ts';
 import { ipBatch, run } from '../kernel/run.ts';
 
 /** Cilium's VXLAN port (IANA's is 4789). */
@@ -36,8 +37,8 @@ export const VXLAN_IFNAME = 'cilium_vxlan';
 export const OVERLAY_OBJECT = `${BPF_DIR}/build/overlay.o`;
 export const OVERLAY_PROGRAMS = { toOverlay: 'cil_to_overlay', fromOverlay: 'cil_from_overlay' } as const;
 export type OverlayProgram = (typeof OVERLAY_PROGRAMS)[keyof typeof OVERLAY_PROGRAMS];
-/** The datapath maps overlay.o reuses (it declares no others; see bpf/lib/overlay.h). */
-export const OVERLAY_SHARED_MAPS = ['cilium_ipcache', 'cilium_lxc'] as const;
+/** Every datapath map: overlay.o includes bpf/lib/maps.h, so it reuses them all. */
+export const OVERLAY_SHARED_MAPS = Object.keys(MAP_CODECS) as (keyof typeof MAP_CODECS)[];
 /** VNIs are 24 bits. */
 export const VNI_MASK = 0xffffff;
 
