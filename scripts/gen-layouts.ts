@@ -12,7 +12,7 @@ import {
   type Field,
   type FieldType,
   type StructLayout,
-} from '../lab/datapath/layouts.ts';
+} from '../lab/abi/layouts.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const GENERATED_FILES = {

@@ -10,7 +10,7 @@ import { dumpAuth, deleteAuthEntry, toAuthExpiration, type AuthEntry } from '../
 import { MapWriter } from '../datapath/map-writer.ts';
 import { mapPin } from '../datapath/maps.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
-import { IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, encodeAuthInfo, encodeAuthKey, type AuthKey } from '../datapath/generated.ts';
+import { IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, encodeAuthInfo, encodeAuthKey, type AuthKey } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
@@ -18,18 +18,12 @@ import { AuthError, authenticate, startAuthServer, AUTH_PORT, type AuthServer, t
 import type { AgentConfig } from './config.ts';
 import { planFromSnapshot } from './cluster.ts';
 import { nodeNetns } from '../core/names.ts';
+import type { Log } from '../core/log.ts';
 
 /** Cilium backs a key off for 1 s after a request, "based on the default TCP retransmission timeout". */
 export const AUTH_BACKOFF_MS = 1000;
 /** Cilium's request queue length. */
 export const AUTH_QUEUE_MAX = 1024;
-
-export type Log = (event: string, fields?: Record<string, unknown>) => void;
-
-/** One structured JSON line per event on stdout (shown by `lab logs`). */
-export const jsonLog = (component: string, node: string): Log => (event, fields = {}) => {
-  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), component, node, event, ...fields }) + '\n');
-};
 
 interface Svid extends CertAndKey {
   notBefore: Date;

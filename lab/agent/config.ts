@@ -23,9 +23,6 @@ export interface AgentConfig {
   rotateAtFraction: number;
 }
 
-export const agentDir = (lab: string, node: string) => `${stateDir(lab)}/agent-${node}`;
-export const agentConfigFile = (lab: string, node: string) => `${agentDir(lab, node)}/config.json`;
-export const keyLogFile = (lab: string) => `${stateDir(lab)}/tls-keylog.txt`;
 
 export async function readAgentConfig(path: string): Promise<AgentConfig> {
   return JSON.parse(await readFile(path, 'utf8')) as AgentConfig;

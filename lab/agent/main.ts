@@ -1,8 +1,9 @@
 // The node-agent process, run by `lab up` in each node namespace.
 import 'reflect-metadata';
-import { READY_LINE } from '../core/daemon.ts';
-import { NodeAgent, jsonLog } from './agent.ts';
+import { READY_LINE } from '../kernel/daemon.ts';
+import { NodeAgent } from './agent.ts';
 import { readAgentConfig } from './config.ts';
+import { jsonLog } from '../core/log.ts';
 
 const configPath = process.argv[2];
 if (!configPath) {

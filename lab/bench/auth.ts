@@ -28,9 +28,9 @@
 // (authenticated by then) gives the baseline.
 import { readFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
-import { upWithDatapath } from '../core/lab.ts';
-import { destroyLab } from '../core/down.ts';
-import { daemonLogFile } from '../core/daemon.ts';
+import { upWithDatapath } from '../compose/lab.ts';
+import { destroyLab } from '../compose/down.ts';
+
 import type { PodPlan } from '../core/plan.ts';
 import { CommandError, run } from '../kernel/run.ts';
 import type { PolicyMode } from '../datapath/load.ts';
@@ -44,11 +44,12 @@ import {
   VERDICT_DROPPED,
   VERDICT_FORWARDED,
   type FlowEvent,
-} from '../datapath/generated.ts';
+} from '../abi/generated.ts';
 import { allocateIdentities } from '../policy/identity.ts';
 import { DEFAULT_ADDRESSING, type Topology } from '../topology/model.ts';
 import { validateTopology } from '../topology/validate.ts';
 import { benchTag, QUIET_BUSY, refuseLeftovers, startPodServer, waitForQuietHost, type PodServer } from './datapath.ts';
+import { daemonLogFile } from '../core/names.ts';
 
 export const AUTH_LAB = 'bench-auth';
 export const AUTH_PORT_DEFAULT = 8080;

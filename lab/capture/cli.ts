@@ -5,12 +5,13 @@
 //   lab capture NAME [LINK…] [-w DIR]       files until Ctrl-C (or --duration S)
 //   lab capture NAME [LINK…] -w -           live pcapng on stdout: | wireshark -k -i -
 import { join } from 'node:path';
-import { isRoot } from '../core/preflight.ts';
-import { LAB_NAME_RE } from '../core/names.ts';
+import { isRoot } from '../kernel/preflight.ts';
+
 import { readState } from '../core/state.ts';
 import { CaptureError, startCapture, streamCapture, type CaptureFailure } from './capture.ts';
 import { listLinks, UnknownLinkError } from './links.ts';
 import { CAPTURES_ROOT, finishCapture } from './scenario.ts';
+import { LAB_NAME_RE } from '../topology/model.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -1,5 +1,5 @@
 // `lab bench …`: measurements printed as ratios measured side by side in one run.
-import { isRoot } from '../core/preflight.ts';
+import { isRoot } from '../kernel/preflight.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './errors.ts';
 
@@ -56,7 +56,7 @@ export const BENCH_COMMANDS: Record<string, Command> = {
           return 0;
         }
         case 'sockmap': {
-          const { benchSockmap, formatSockmapBench } = await import('../sockmap/bench.ts');
+          const { benchSockmap, formatSockmapBench } = await import('../bench/sockmap.ts');
           const report = await benchSockmap({ runs, log });
           console.log(v.json ? JSON.stringify(report, null, 2) : formatSockmapBench(report));
           return 0;

@@ -1,16 +1,17 @@
 // CLI verbs of a running lab: observe, maps, auth, logs, pods, partitions.
 import { readFile } from 'node:fs/promises';
 import { readState, type LabState } from '../core/state.ts';
-import { addPod, deletePod, partitionNode } from '../core/pods.ts';
-import { daemonLogFile, restartDaemon } from '../core/daemon.ts';
+import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
+import { restartDaemon } from '../kernel/daemon.ts';
 import { setDelay } from '../control/client.ts';
 import { streamFlows } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
 import { dumpNodeMap, readMetrics, ipcacheCidr, tunnelEndpointOf, nodeKeyIp } from '../datapath/maps.ts';
 import { dumpAuth, writeAuthEntry, deleteAuthEntry } from '../datapath/auth.ts';
-import { DROP_REASON_TEXT, AUTH_TYPE_SPIRE, DIR_INGRESS } from '../datapath/generated.ts';
+import { DROP_REASON_TEXT, AUTH_TYPE_SPIRE, DIR_INGRESS } from '../abi/generated.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './errors.ts';
+import { daemonLogFile } from '../core/names.ts';
 
 async function runningLab(lab: string | undefined, what: string): Promise<LabState> {
   if (!lab) throw new UsageError(`${what}: missing lab name`);

@@ -1,12 +1,12 @@
 // One entry per CLI verb: its options, its help line, and a thin run().
 import type { ParseArgsConfig } from 'node:util';
-import { destroyLab, listLabsOnHost } from '../core/down.ts';
-import { kernelChecks, toolChecks } from '../core/doctor.ts';
-import { upLab, LabInUseError } from '../core/up.ts';
-import { labStatus, allLabStatuses, type LabStatus } from '../core/status.ts';
+import { destroyLab, listLabsOnHost } from '../compose/down.ts';
+import { kernelChecks, toolChecks } from '../compose/doctor.ts';
+import { upLab, LabInUseError } from '../compose/up.ts';
+import { labStatus, allLabStatuses, type LabStatus } from '../compose/status.ts';
 import { readState } from '../core/state.ts';
-import { netnsPath, LAB_NAME_RE } from '../core/names.ts';
-import { isRoot, PreflightError } from '../core/preflight.ts';
+import { netnsPath } from '../core/names.ts';
+import { isRoot, PreflightError } from '../kernel/preflight.ts';
 import { loadTopologyFile, formatIssues, TopologyError } from '../topology/validate.ts';
 import { printProgress } from './print.ts';
 import { execa } from 'execa';
@@ -17,6 +17,7 @@ import { CLUSTER_COMMANDS } from './cluster-commands.ts';
 import { SCENARIO_COMMANDS } from './scenario-commands.ts';
 import { BENCH_COMMANDS } from './bench-commands.ts';
 import { captureCommand } from '../capture/cli.ts';
+import { LAB_NAME_RE } from '../topology/model.ts';
 export { UsageError };
 
 type Values = Record<string, string | boolean | undefined>;
@@ -93,7 +94,7 @@ export const COMMANDS: Record<string, Command> = {
       process.on('SIGTERM', onSignal);
       const started = performance.now();
       try {
-        const { upWithDatapath } = await import('../core/lab.ts');
+        const { upWithDatapath } = await import('../compose/lab.ts');
         const plan = await upWithDatapath(topo, {
           name: lab, topologyFile: file, progress: printProgress, signal: abort.signal,
           agents: !v['no-agents'],

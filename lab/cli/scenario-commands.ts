@@ -1,7 +1,7 @@
 // `lab scenario` and `lab demo`: run scripted experiments and report.
 import { runScenario, type ScenarioResult } from '../scenarios/framework.ts';
 import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/index.ts';
-import { isRoot } from '../core/preflight.ts';
+import { isRoot } from '../kernel/preflight.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './errors.ts';
 import { printProgress } from './print.ts';

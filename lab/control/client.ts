@@ -1,8 +1,9 @@
 // The CLI's side of the control plane's admin socket (plain HTTP over a unix
 // socket in the lab's state directory).
 import { request } from 'node:http';
-import { controlSocket } from './config.ts';
+
 import type { ClusterSnapshot, Endpoint } from './registry.ts';
+import { controlSocket } from '../core/names.ts';
 
 function call<T>(lab: string, method: string, path: string, body?: unknown): Promise<T> {
   return new Promise((resolve, reject) => {

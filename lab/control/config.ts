@@ -21,9 +21,6 @@ export interface ControlConfig {
   policies: Policy[];
 }
 
-export const controlDir = (lab: string) => `${stateDir(lab)}/control`;
-export const controlConfigFile = (lab: string) => `${controlDir(lab)}/config.json`;
-export const controlSocket = (lab: string) => `${controlDir(lab)}/admin.sock`;
 
 export async function readControlConfig(path: string): Promise<ControlConfig> {
   return JSON.parse(await readFile(path, 'utf8')) as ControlConfig;

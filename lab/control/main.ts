@@ -4,11 +4,12 @@ import 'reflect-metadata';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { loadCa, issueSvid } from '../spiffe/ca.ts';
-import { READY_LINE } from '../core/daemon.ts';
-import { jsonLog } from '../agent/agent.ts';
+import { READY_LINE } from '../kernel/daemon.ts';
+
 import { readControlConfig } from './config.ts';
 import { Registry, type ClusterSnapshot } from './registry.ts';
 import { startControlServers } from './server.ts';
+import { jsonLog } from '../core/log.ts';
 
 const configPath = process.argv[2];
 if (!configPath) {

@@ -8,10 +8,6 @@ import { readFileSync } from 'node:fs';
 export const TOOL = 'mtless-lab';
 /** Linux limits interface names to 15 characters (IFNAMSIZ - 1). */
 export const IFNAME_MAX = 15;
-/** Lab names: short DNS-like labels, so every derived name stays within limits. */
-export const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
-/** Node and pod names: DNS labels (Kubernetes object names). */
-export const OBJECT_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export const STATE_ROOT = `/run/${TOOL}`;
 export const BPFFS_ROOT = '/sys/fs/bpf';
@@ -88,10 +84,39 @@ export function macAddress(...parts: string[]): string {
 // ---- files, pins, cgroups, processes ----------------------------------------
 export const stateDir = (lab: string) => `${STATE_ROOT}/${lab}`;
 export const stateFile = (lab: string) => `${stateDir(lab)}/state.json`;
+/** Serialises read-modify-write of the state file between processes. */
+export const stateLockFile = (lab: string) => `${stateDir(lab)}/lock`;
+/** Output of a lab process (agent, control plane, proxy …), appended across restarts. */
+export const daemonLogFile = (lab: string, node: string, role: string) => `${stateDir(lab)}/${role}-${node}.log`;
+/** NSS key log of every TLS handshake the lab's processes make, for captures. */
+export const keyLogFile = (lab: string) => `${stateDir(lab)}/tls-keylog.txt`;
+/** Claim of the one reader of a node's perf array (a pid file). */
+export const perfReaderClaimFile = (lab: string, node: string, map: string) => `${stateDir(lab)}/reader-${node}-${map}.pid`;
+// Node agent: config and credentials (mode 0600).
+export const agentDir = (lab: string, node: string) => `${stateDir(lab)}/agent-${node}`;
+export const agentConfigFile = (lab: string, node: string) => `${agentDir(lab, node)}/config.json`;
+// Control plane: config, CA key (mode 0600), admin socket.
+export const controlDir = (lab: string) => `${stateDir(lab)}/control`;
+export const controlConfigFile = (lab: string) => `${controlDir(lab)}/config.json`;
+export const controlSocket = (lab: string) => `${controlDir(lab)}/admin.sock`;
+// WireGuard: the node's private key beside its agent's files, the static key log, the interface info.
+export const wgKeyFile = (lab: string, node: string) => `${agentDir(lab, node)}/wg.key`;
+export const wgKeyLogFile = (lab: string) => `${stateDir(lab)}/wg-keylog.txt`;
+export const wgInfoFile = (lab: string) => `${stateDir(lab)}/wireguard.json`;
+// Per-connection mTLS mesh: one folder per node proxy.
+export const meshDir = (lab: string) => `${stateDir(lab)}/mesh`;
+export const proxyDir = (lab: string, node: string) => `${meshDir(lab)}/${node}`;
+export const proxyConfigFile = (lab: string, node: string) => `${proxyDir(lab, node)}/config.json`;
 export const labBpffsDir = (lab: string) => `${BPFFS_ROOT}/${TOOL}/${lab}`;
 export const nodeBpffsDir = (lab: string, node: string) => `${labBpffsDir(lab)}/${node}`;
 export const nodeProgPins = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/progs`;
 export const nodeMapPins = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/maps`;
+// Objects that reuse the node's pinned maps keep their own programs beside them.
+export const overlayDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/overlay`;
+export const overlayProgPins = (lab: string, node: string) => `${overlayDir(lab, node)}/progs`;
+export const strictDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/strict`;
+export const strictProgPins = (lab: string, node: string) => `${strictDir(lab, node)}/progs`;
+export const sockmapDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/sockmap`;
 export const labCgroupDir = (lab: string) => `${cgroupRoot()}/${TOOL}/${lab}`;
 export const nodeCgroupDir = (lab: string, node: string) => `${labCgroupDir(lab)}/${node}`;
 /** Marker (env MTLAB_TAG) of every process the lab starts, so `down` and `status` find them. */

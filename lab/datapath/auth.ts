@@ -8,7 +8,7 @@ import {
   encodeAuthInfo,
   encodeAuthKey,
   type AuthKey,
-} from './generated.ts';
+} from '../abi/generated.ts';
 import { mapPin } from './maps.ts';
 
 const SHIFT = BigInt(AUTH_EXPIRATION_SHIFT);

@@ -17,7 +17,7 @@
 // entries, so every write stays in the low milliseconds; per-entry processes
 // are used only where one entry changes (an auth entry, ~6 ms).
 import { CommandError, run } from '../kernel/run.ts';
-import type { Codec } from './generated.ts';
+import type { Codec } from '../abi/generated.ts';
 
 /** `hex 0a 00 …`: bpftool's byte syntax for keys and values. */
 export function hexArgs(buf: Buffer): string[] {

@@ -24,7 +24,7 @@ import { stateDir } from '../core/names.ts';
 import { isAlive } from '../core/processes.ts';
 import { spawn } from '../kernel/run.ts';
 import { bytesFromJson } from './bpftool.ts';
-import { decodeFlowEvent, decodeSignalMsg, type FlowEvent, type SignalMsg } from './generated.ts';
+import { decodeFlowEvent, decodeSignalMsg, type FlowEvent, type SignalMsg } from '../abi/generated.ts';
 import { mapPin } from './maps.ts';
 
 /** One record of `bpftool -j map event_pipe`. */

@@ -13,7 +13,7 @@ import {
   VERDICT_DROPPED,
   VERDICT_TEXT,
   type FlowEvent,
-} from './generated.ts';
+} from '../abi/generated.ts';
 
 export interface FormatOptions {
   /** Name of an address, e.g. "n1/client"; the address itself when undefined. */

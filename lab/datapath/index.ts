@@ -10,5 +10,5 @@ export * from './format.ts';
 export * from './maps.ts';
 export * from './progrun.ts';
 export { applyBatch, dumpMap, dumpMapRaw, dumpPerCpuMap, mapDelete, mapInfo, mapLookup, mapUpdate, type MapEntry, type MapOp } from './bpftool.ts';
-export * as layouts from './layouts.ts';
-export * from './generated.ts';
+export * as layouts from '../abi/layouts.ts';
+export * from '../abi/generated.ts';

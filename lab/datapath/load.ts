@@ -9,7 +9,7 @@
 import { access, mkdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { nodeBpffsDir, nodeMapPins, nodeProgPins } from '../core/names.ts';
-import { ensureBpffs } from '../core/preflight.ts';
+import { ensureBpffs } from '../kernel/preflight.ts';
 import { CommandError, run } from '../kernel/run.ts';
 import { applyBatch } from './bpftool.ts';
 import {
@@ -19,8 +19,8 @@ import {
   RUNTIME_CONFIG_UTIME_OFFSET,
   U32_CODEC,
   U64_CODEC,
-} from './generated.ts';
-import { PROGRAMS } from './layouts.ts';
+} from '../abi/generated.ts';
+import { PROGRAMS } from '../abi/layouts.ts';
 import { mapPin } from './maps.ts';
 
 /** bpf/ of this checkout and the object `make -C bpf` builds. */

@@ -17,8 +17,8 @@ import {
   type MapValue,
   type NodeKey,
   type RemoteEndpointInfo,
-} from './generated.ts';
-import { PROGRAMS } from './layouts.ts';
+} from '../abi/generated.ts';
+import { PROGRAMS } from '../abi/layouts.ts';
 
 /** Pin of one of a node's maps: <nodeMapPins>/<map name>. */
 export const mapPin = (lab: string, node: string, map: MapName) => `${nodeMapPins(lab, node)}/${map}`;

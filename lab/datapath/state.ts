@@ -20,7 +20,7 @@ import {
   encodePolicyEntry,
   encodePolicyKey,
   encodeRemoteEndpointInfo,
-} from './generated.ts';
+} from '../abi/generated.ts';
 import { ipcacheKey4, ipcacheValue4, mapPin, nodeKey4 } from './maps.ts';
 
 export interface IpcacheEntry {

@@ -14,9 +14,6 @@ export const OUTBOUND_PORT_BASE = 15100;
 export const MESH_TABLE = 'mtless_mesh';
 export const PROXY_ROLE = 'mesh-proxy';
 
-export const meshDir = (lab: string) => `${stateDir(lab)}/mesh`;
-export const proxyDir = (lab: string, node: string) => `${meshDir(lab)}/${node}`;
-export const proxyConfigFile = (lab: string, node: string) => `${proxyDir(lab, node)}/config.json`;
 
 /** Istio's workload identity: `spiffe://<td>/ns/<namespace>/sa/<service account>`. */
 export function workloadSpiffeId(namespace: string, serviceAccount: string, trustDomain = TRUST_DOMAIN): string {

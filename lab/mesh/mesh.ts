@@ -5,16 +5,15 @@
 // with the node namespaces, the files with the state directory.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
-import { controlDir } from '../control/config.ts';
-import { keyLogFile } from '../agent/config.ts';
 import { generateSvidKey, issueWorkloadSvid, loadCa, type Ca } from '../spiffe/ca.ts';
-import { daemonLogFile, startDaemon, waitForLogLine } from '../core/daemon.ts';
+import { startDaemon, waitForLogLine } from '../kernel/daemon.ts';
 import { readState, writeState, type LabState } from '../core/state.ts';
 import { run } from '../kernel/run.ts';
 import { POD_IFNAME } from '../core/names.ts';
 import { POD_GATEWAY_IP } from '../core/plan.ts';
+import { controlDir, daemonLogFile, keyLogFile, meshDir, proxyConfigFile, proxyDir } from '../core/names.ts';
 import {
-  MESH_TABLE, OUTBOUND_PORT_BASE, PROXY_ROLE, meshDestinations, meshDir, proxyConfigFile, proxyDir, workloadSpiffeId,
+  MESH_TABLE, OUTBOUND_PORT_BASE, PROXY_ROLE, meshDestinations, workloadSpiffeId,
   type MeshPod, type OutboundRoute, type ProxyConfig,
 } from './config.ts';
 

@@ -21,7 +21,7 @@
 //   default `allow-localhost: always` does (kubelet probes).
 import type { PortProtocol, Selector, Topology } from '../topology/model.ts';
 import { podLabels, selectorMatches } from '../topology/validate.ts';
-import { AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST } from '../datapath/generated.ts';
+import { AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST } from '../abi/generated.ts';
 import type { IdentityAllocation } from './identity.ts';
 
 export type Direction = 'ingress' | 'egress';

@@ -10,7 +10,7 @@ import {
   IDENTITY_REMOTE_NODE,
   IDENTITY_WORLD,
   RESERVED_IDENTITY_TEXT,
-} from '../datapath/generated.ts';
+} from '../abi/generated.ts';
 
 export { IDENTITY_HOST, IDENTITY_MIN_CLUSTER, IDENTITY_REMOTE_NODE, IDENTITY_WORLD };
 

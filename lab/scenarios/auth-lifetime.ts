@@ -9,9 +9,9 @@
 // Short lifetimes make the whole life cycle fit in well under a minute: SVIDs
 // live 30 s (rotation ~20 s after the agents fetched them), GC runs every 2 s.
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
-import { addPod, deletePod } from '../core/pods.ts';
+import { addPod, deletePod } from '../compose/pods.ts';
 import { dumpAuth, toAuthExpiration, type AuthEntry } from '../datapath/auth.ts';
-import { DROP_POLICY_AUTH_REQUIRED, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, type AuthKey } from '../datapath/generated.ts';
+import { DROP_POLICY_AUTH_REQUIRED, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
 
 const IPPROTO_TCP = 6;

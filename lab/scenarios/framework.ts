@@ -4,22 +4,23 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { upWithDatapath, type LabOptions } from '../core/lab.ts';
-import { destroyLab } from '../core/down.ts';
+import { upWithDatapath, type LabOptions } from '../compose/lab.ts';
+import { destroyLab } from '../compose/down.ts';
 import type { LabPlan } from '../core/plan.ts';
 import { readState, type LabState } from '../core/state.ts';
 import { startCapture } from '../capture/capture.ts';
 import { finishCapture, scenarioDir, type CaptureFiles } from '../capture/scenario.ts';
 import { UNDERLAY_LINK } from '../capture/links.ts';
 import type { DropEvent } from '../capture/merge.ts';
-import { keyLogFile } from '../agent/config.ts';
-import { wgKeyLogFile } from '../wireguard/wireguard.ts';
-import { daemonLogFile } from '../core/daemon.ts';
+
 import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
-import { DROP_REASON_TEXT, OBS_TO_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../datapath/generated.ts';
+import { DROP_REASON_TEXT, OBS_TO_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../abi/generated.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import type { Progress } from '../core/progress.ts';
+import { keyLogFile } from '../core/names.ts';
+import { daemonLogFile } from '../core/names.ts';
+import { wgKeyLogFile } from '../core/names.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 

@@ -4,10 +4,10 @@
 // its IP, and the stale ipcache plus the cached auth entry let the new pod
 // reach a server whose policy forbids it.
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
-import { addPod, deletePod, partitionNode } from '../core/pods.ts';
+import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
-import { DROP_POLICY, VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
+import { DROP_POLICY, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import type { Scenario, ScenarioContext } from './framework.ts';
 
 async function ipcacheIdentity(ctx: ScenarioContext, node: string, ip: string): Promise<number | undefined> {

@@ -5,7 +5,7 @@
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { AUTH_BACKOFF_MS } from '../agent/agent.ts';
 import { deleteAuthEntry, dumpAuth } from '../datapath/auth.ts';
-import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, type AuthKey, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
+import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, type AuthKey, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
 
 const IPPROTO_TCP = 6;

@@ -6,7 +6,7 @@
 // only inside that TLS, and the destination authorizes the certificate, not
 // the IP — so the identity-confusion steps of C5 no longer admit the intruder.
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
-import { addPod, deletePod, partitionNode } from '../core/pods.ts';
+import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
 import { countMany, countPackets, frames, payloadContains, tlsCertificateUriSans } from '../capture/assert.ts';
 import { HBONE_PORT, workloadSpiffeId } from '../mesh/config.ts';
 import { TRUST_DOMAIN } from '../spiffe/id.ts';

@@ -9,22 +9,23 @@
 // down inside the scenario. Every experiment runs in both, side by side.
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { upWithDatapath } from '../core/lab.ts';
-import { destroyLab } from '../core/down.ts';
+import { upWithDatapath } from '../compose/lab.ts';
+import { destroyLab } from '../compose/down.ts';
 import { findPod, type LabPlan } from '../core/plan.ts';
 import { startCapture } from '../capture/capture.ts';
 import { countMany, plaintextFilter } from '../capture/assert.ts';
 import { scenarioDir } from '../capture/scenario.ts';
 import { deleteAuthEntry, writeAuthEntry } from '../datapath/auth.ts';
-import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, TCP_F_FIN, VERDICT_DROPPED, type AuthKey } from '../datapath/generated.ts';
+import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, TCP_F_FIN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { readMetrics } from '../datapath/maps.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { allocateIdentities } from '../policy/identity.ts';
 import { appArgv } from '../sockmap/app.ts';
-import { countersDelta, ensureNodeCgroup, readSockmapCounters, SOCKMAP_STEP, sockmapDir, sockOpsAttached, type SockmapCounters } from '../sockmap/load.ts';
+import { countersDelta, ensureNodeCgroup, readSockmapCounters, SOCKMAP_STEP, sockOpsAttached, type SockmapCounters } from '../sockmap/load.ts';
 import { spawnInPod, type PodProcess } from '../sockmap/pod.ts';
 import type { Scenario, ScenarioContext } from './framework.ts';
+import { sockmapDir } from '../core/names.ts';
 
 const NODE = 'n1';
 const SENDER = 'local';

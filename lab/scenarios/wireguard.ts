@@ -7,7 +7,7 @@
 // network outside the tunnel (Cilium encrypts node-to-node traffic only with
 // its separate node-encryption option).
 import { echoSend, startEchoServer, type EchoServer } from '../apps/pod-apps.ts';
-import { DROP_POLICY_AUTH_REQUIRED, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../datapath/generated.ts';
+import { DROP_POLICY_AUTH_REQUIRED, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import { wgMessages, WG_DECODE_AS } from '../wireguard/capture.ts';
 import { readWgInfo, wgShow, WG_PORT, type WgInfo } from '../wireguard/wireguard.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';

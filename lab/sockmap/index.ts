@@ -3,9 +3,8 @@
 //   operate:  attachSockOps / detachSockOps, unloadSockmap
 //   inspect:  readSockmapCounters, dumpSockhash, dumpSockmapPods, sockOpsAttached
 //   run apps: podCommand / podLaunchArgv / spawnInPod / runInPod (pod netns + node cgroup)
-//   measure:  benchSockmap, formatSockmapBench
+//   measure:  lab/bench/sockmap.ts
 export * from './load.ts';
 export * from './pod.ts';
 export * from './layout.ts';
 export { appArgv } from './app.ts';
-export { benchSockmap, formatSockmapBench, BENCH_SOCKMAP_LAB, type SockmapBenchOptions, type SockmapBenchReport } from './bench.ts';

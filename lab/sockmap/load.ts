@@ -10,13 +10,13 @@
 // it stops the tagged processes, removes the lab's bpffs folder (the pins)
 // and its cgroup tree (which releases the sock_ops attachment).
 import { access, mkdir, rm } from 'node:fs/promises';
-import { nodeBpffsDir, nodeCgroupDir } from '../core/names.ts';
+import { nodeBpffsDir, nodeCgroupDir, sockmapDir } from '../core/names.ts';
 import type { LabPlan } from '../core/plan.ts';
-import { ensureBpffs } from '../core/preflight.ts';
-import type { ExtraStep } from '../core/up.ts';
+import { ensureBpffs } from '../kernel/preflight.ts';
+
 import { BPF_DIR } from '../datapath/load.ts';
 import { applyBatch, dumpMapRaw, dumpPerCpuMap, type MapOp } from '../datapath/bpftool.ts';
-import type { Codec } from '../datapath/generated.ts';
+import type { Codec } from '../abi/generated.ts';
 import { CommandError, run } from '../kernel/run.ts';
 import {
   SOCKMAP_MAPS,
@@ -39,11 +39,11 @@ import {
   type SockmapMetric,
   type SockmapProgram,
 } from './layout.ts';
+import { type ExtraStep } from '../core/steps.ts';
 
 export const SOCKMAP_OBJECT = `${BPF_DIR}/build/sockmap.o`;
 
 /** <node bpffs dir>/sockmap: this node's sockmap pins. */
-export const sockmapDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/sockmap`;
 export const sockmapProgPin = (lab: string, node: string, prog: SockmapProgram) => `${sockmapDir(lab, node)}/progs/${prog}`;
 export const sockmapMapPin = (lab: string, node: string, map: SockmapMap) => `${sockmapDir(lab, node)}/maps/${map}`;
 

@@ -1,6 +1,11 @@
 // The validated, defaults-filled shape of a topology file. Pure data: nothing
 // under lab/topology/ runs a process or touches the kernel.
 
+/** Lab names: short DNS-like labels, so every name derived from them (lab/core/names.ts) stays within limits. */
+export const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
+/** Node and pod names: DNS labels (Kubernetes object names). */
+export const OBJECT_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
 export type Labels = Record<string, string>;
 
 export interface Selector {

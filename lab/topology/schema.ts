@@ -3,8 +3,9 @@
 // defaults. Cross-field rules (duplicates, CIDRs, selectors …) live in
 // validate.ts so that all of them can be reported together.
 import { z } from 'zod';
-import { LAB_NAME_RE } from '../core/names.ts';
+
 import { DEFAULT_ADDRESSING, type Topology } from './model.ts';
+import { LAB_NAME_RE } from './model.ts';
 
 const PORT_MESSAGE = 'expected a port number such as 8080 or "8080"';
 

@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { OBJECT_NAME_RE } from '../core/names.ts';
-import type { Labels, Pod, Selector, Topology, TopologyIssue } from './model.ts';
+
+import { OBJECT_NAME_RE, type Labels, type Pod, type Selector, type Topology, type TopologyIssue } from './model.ts';
 import { TopologyFileSchema } from './schema.ts';
 import { cidrSize, formatCIDR, formatIPv4, nodePodCIDR, parseCIDR, parseIPv4, type Cidr } from './ipv4.ts';
 

@@ -22,13 +22,14 @@
 // Teardown needs nothing of its own: the device dies with the node
 // namespace, the pins with the lab's bpffs folder (`lab down`).
 import { access, mkdir, rm } from 'node:fs/promises';
-import { macAddress, nodeBpffsDir, nodeMapPins } from '../core/names.ts';
+import { macAddress, nodeBpffsDir, nodeMapPins, overlayDir, overlayProgPins } from '../core/names.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
-import { ensureBpffs } from '../core/preflight.ts';
-import type { ExtraStep } from '../core/up.ts';
+import { ensureBpffs } from '../kernel/preflight.ts';
+
 import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
-import { MAP_CODECS } from '../datapath/generated.ts';
+import { MAP_CODECS } from '../abi/generated.ts';
 import { ipBatch, run } from '../kernel/run.ts';
+import { type ExtraStep } from '../core/steps.ts';
 
 /** Cilium's VXLAN port (IANA's is 4789). */
 export const VXLAN_PORT = 8472;
@@ -42,8 +43,6 @@ export const OVERLAY_SHARED_MAPS = Object.keys(MAP_CODECS) as (keyof typeof MAP_
 /** VNIs are 24 bits. */
 export const VNI_MASK = 0xffffff;
 
-export const overlayDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/overlay`;
-export const overlayProgPins = (lab: string, node: string) => `${overlayDir(lab, node)}/progs`;
 export const overlayProgPin = (lab: string, node: string, prog: OverlayProgram) => `${overlayProgPins(lab, node)}/${prog}`;
 /** Deterministic, so each node can name its peers' MACs in static neighbour entries. */
 export const vxlanMac = (lab: string, node: string) => macAddress(lab, node, 'vxlan');

@@ -15,14 +15,15 @@
 // its own: the filter dies with the node namespace, the pins with the lab's
 // bpffs folder (`lab down`).
 import { access, mkdir, rm } from 'node:fs/promises';
-import { NODE_UNDERLAY_IFNAME, nodeBpffsDir, nodeMapPins } from '../core/names.ts';
+import { NODE_UNDERLAY_IFNAME, nodeBpffsDir, nodeMapPins, strictDir, strictProgPins } from '../core/names.ts';
 import type { LabPlan } from '../core/plan.ts';
-import { ensureBpffs } from '../core/preflight.ts';
-import type { ExtraStep } from '../core/up.ts';
+import { ensureBpffs } from '../kernel/preflight.ts';
+
 import { mapUpdate } from '../datapath/bpftool.ts';
-import { MAP_CODECS } from '../datapath/generated.ts';
+import { MAP_CODECS } from '../abi/generated.ts';
 import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
 import { run } from '../kernel/run.ts';
+import { type ExtraStep } from '../core/steps.ts';
 
 export const STRICT_OBJECT = `${BPF_DIR}/build/strict.o`;
 export const STRICT_PROGRAM = 'cil_to_netdev_strict';
@@ -32,9 +33,7 @@ export const STRICT_SHARED_MAPS = Object.keys(MAP_CODECS) as (keyof typeof MAP_C
 /** Cilium's DROP_UNENCRYPTED_TRAFFIC. */
 export const DROP_UNENCRYPTED = 195;
 
-export const strictDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/strict`;
 export const strictConfigPin = (lab: string, node: string) => `${strictDir(lab, node)}/${STRICT_CONFIG_MAP}`;
-export const strictProgPins = (lab: string, node: string) => `${strictDir(lab, node)}/progs`;
 export const strictProgPin = (lab: string, node: string) => `${strictProgPins(lab, node)}/${STRICT_PROGRAM}`;
 
 /** The `up` step for encryption.strict: run after the datapath and WIREGUARD_STEP (it reuses the datapath's pinned maps). */

@@ -13,15 +13,17 @@
 // lab/wireguard/README.md).
 import { spawn as spawnChild } from 'node:child_process';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
-import { agentDir } from '../agent/config.ts';
-import { daemonLogFile } from '../core/daemon.ts';
-import { netnsPath, processTag, stateDir, wgIfname } from '../core/names.ts';
+
+import { netnsPath, processTag, stateDir, wgIfname, wgInfoFile, wgKeyFile, wgKeyLogFile } from '../core/names.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
 import { isAlive, TAG_ENV } from '../core/processes.ts';
 import { writeState, type LabState, type ProcessState } from '../core/state.ts';
-import type { ExtraStep } from '../core/up.ts';
+
 import { run } from '../kernel/run.ts';
 import { generateWgKeyPair, type WgKeyPair } from './keys.ts';
+import { agentDir } from '../core/names.ts';
+import { daemonLogFile } from '../core/names.ts';
+import { type ExtraStep } from '../core/steps.ts';
 
 /** Cilium's WireGuard port. */
 export const WG_PORT = 51871;
@@ -30,11 +32,8 @@ export const WG_ROLE = 'wireguard';
 export const WG_SOCKET_DIR = '/var/run/wireguard';
 
 export const wgSocket = (ifname: string) => `${WG_SOCKET_DIR}/${ifname}.sock`;
-export const wgKeyFile = (lab: string, node: string) => `${agentDir(lab, node)}/wg.key`;
 /** Wireshark's WireGuard key log (Preferences › Protocols › WireGuard › Key log filename; `wg.keylog_file`). */
-export const wgKeyLogFile = (lab: string) => `${stateDir(lab)}/wg-keylog.txt`;
 /** Public facts of the lab's tunnels (no secrets), for scenarios and tests. */
-export const wgInfoFile = (lab: string) => `${stateDir(lab)}/wireguard.json`;
 
 export interface WgNodeInfo {
   node: string;

@@ -3,17 +3,18 @@
 // survives every case.
 import t from 'tap';
 import { execa } from 'execa';
-import { upWithDatapath } from '../../lab/core/lab.ts';
-import { destroyLab } from '../../lab/core/down.ts';
+import { upWithDatapath } from '../../lab/compose/lab.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { findPod } from '../../lab/core/plan.ts';
 import { readState } from '../../lab/core/state.ts';
-import { restartDaemon, daemonLogFile } from '../../lab/core/daemon.ts';
+import { restartDaemon } from '../../lab/kernel/daemon.ts';
 import { stopProcesses, isAlive } from '../../lab/core/processes.ts';
 import { nodeNetns, stateDir } from '../../lab/core/names.ts';
 import { dumpAuth, deleteAuthEntry } from '../../lab/datapath/auth.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { readFile } from 'node:fs/promises';
 import { echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
+import { daemonLogFile } from '../../lab/core/names.ts';
 
 const lab = 't-faults';
 

@@ -37,8 +37,8 @@ import {
   type NodeDatapath,
   type NodeDatapathState,
 } from '../../lab/datapath/index.ts';
-import * as gen from '../../lab/datapath/generated.ts';
-import { MAPS } from '../../lab/datapath/layouts.ts';
+import * as gen from '../../lab/abi/generated.ts';
+import { MAPS } from '../../lab/abi/layouts.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (BPF_PROG_RUN, bpffs, namespaces)';
 const LAB = 't-progrun';

@@ -9,12 +9,12 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { destroyLab } from '../../lab/core/down.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { findPod, type LabPlan } from '../../lab/core/plan.ts';
 import { podNetns } from '../../lab/core/names.ts';
 import { findTaggedProcesses } from '../../lab/core/processes.ts';
 import { readState } from '../../lab/core/state.ts';
-import { upLab } from '../../lab/core/up.ts';
+import { upLab } from '../../lab/compose/up.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { CaptureError, rawTapFile, startCapture, streamCapture } from '../../lab/capture/capture.ts';
 import { UnknownLinkError, resolveLink } from '../../lab/capture/links.ts';

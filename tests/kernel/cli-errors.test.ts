@@ -3,7 +3,7 @@ import t from 'tap';
 import { execa } from 'execa';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { LAB_CLI, REPO, hostNetSnapshot, labCli, needsRoot } from '../helpers/kernel.ts';
-import { listNetns } from '../../lab/core/down.ts';
+import { listNetns } from '../../lab/compose/down.ts';
 
 t.test('not root: up refuses with the reason, validate still works', { skip: needsRoot }, async (t) => {
   const asNobody = (args: string[]) =>

@@ -1,9 +1,9 @@
 // The control plane on a real lab: pods added and deleted at run time reach
 // every agent's maps; a partitioned node keeps a stale ipcache until healed.
 import t from 'tap';
-import { upWithDatapath } from '../../lab/core/lab.ts';
-import { destroyLab } from '../../lab/core/down.ts';
-import { addPod, deletePod, partitionNode, isPartitioned } from '../../lab/core/pods.ts';
+import { upWithDatapath } from '../../lab/compose/lab.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
+import { addPod, deletePod, partitionNode, isPartitioned } from '../../lab/compose/pods.ts';
 import { dumpNodeMap, ipcacheCidr } from '../../lab/datapath/maps.ts';
 import { controlState } from '../../lab/control/client.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
@@ -70,7 +70,7 @@ t.test('control plane: pods at run time, partition and heal', { skip: needsRoot 
     });
 
     await t.test('a restarted control plane keeps the pods changed at run time', async (t) => {
-      const { restartDaemon } = await import('../../lab/core/daemon.ts');
+      const { restartDaemon } = await import('../../lab/kernel/daemon.ts');
       const { readState } = await import('../../lab/core/state.ts');
       await restartDaemon((await readState(lab))!, 'cp');
       const pods = (await controlState(lab)).snapshot.endpoints.map((e) => e.pod).sort();

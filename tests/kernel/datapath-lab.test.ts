@@ -1,15 +1,15 @@
 // The datapath across real namespaces, without agents: auth entries are
 // written by hand, so each verdict is the programs' alone.
 import t from 'tap';
-import { upWithDatapath } from '../../lab/core/lab.ts';
-import { destroyLab } from '../../lab/core/down.ts';
+import { upWithDatapath } from '../../lab/compose/lab.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { findPod } from '../../lab/core/plan.ts';
 import { dumpAuth, writeAuthEntry, deleteAuthEntry } from '../../lab/datapath/auth.ts';
 import { streamFlows, streamSignals, type EventStream } from '../../lab/datapath/events.ts';
 import {
   AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY, OBS_TO_ENDPOINT, SIGNAL_AUTH_REQUIRED, VERDICT_DROPPED, VERDICT_FORWARDED,
   type FlowEvent, type SignalMsg,
-} from '../../lab/datapath/generated.ts';
+} from '../../lab/abi/generated.ts';
 import { allocateIdentities } from '../../lab/policy/identity.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { run } from '../../lab/kernel/run.ts';

@@ -2,9 +2,9 @@
 // connectivity, nothing left behind, rollback on failure, labs side by side.
 import t from 'tap';
 import { readdir } from 'node:fs/promises';
-import { destroyLab } from '../../lab/core/down.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { planLab, findPod } from '../../lab/core/plan.ts';
-import { upLab, FAIL_AFTER_ENV, HOLD_AFTER_ENV, LabInUseError } from '../../lab/core/up.ts';
+import { upLab, FAIL_AFTER_ENV, HOLD_AFTER_ENV, LabInUseError } from '../../lab/compose/up.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { echoSend, hostNetSnapshot, labCli, labLeftovers, needsRoot, ping, REPO, startEchoServer } from '../helpers/kernel.ts';
 
@@ -19,7 +19,7 @@ t.test('each shipped topology comes up, connects, and goes away completely', { s
       const lab = `t-core-${topologies.indexOf(file)}`;
       const before = await hostNetSnapshot();
       try {
-        const { upWithDatapath } = await import('../../lab/core/lab.ts');
+        const { upWithDatapath } = await import('../../lab/compose/lab.ts');
         const plan = await upWithDatapath(topo, { name: lab, agents: false });
         t.same(await labLeftovers(lab).then((l) => l.filter((x) => x.startsWith('netns')).length),
           2 + plan.nodes.length + plan.nodes.reduce((n, x) => n + x.pods.length, 0), 'one namespace per pod and node, plus fabric and control plane');
@@ -85,7 +85,7 @@ t.test('a failure injected mid-up leaves nothing behind', { skip: needsRoot }, a
 t.test('a BPF verifier refusal stops up with the verifier\'s message and rolls back', { skip: needsRoot }, async (t) => {
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
   const { run } = await import('../../lab/kernel/run.ts');
-  const { upWithDatapath } = await import('../../lab/core/lab.ts');
+  const { upWithDatapath } = await import('../../lab/compose/lab.ts');
   const dir = await mkdtemp('/tmp/mtless-bad-');
   const lab = 't-core-verifier';
   try {

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { mkdir, rm } from 'node:fs/promises';
 import { run } from '../../lab/kernel/run.ts';
-import { ensureBpffs } from '../../lab/core/preflight.ts';
+import { ensureBpffs } from '../../lab/kernel/preflight.ts';
 import { labBpffsDir } from '../../lab/core/names.ts';
 import { MapWriter } from '../../lab/datapath/map-writer.ts';
 import { dumpMapRaw } from '../../lab/datapath/bpftool.ts';

@@ -2,21 +2,19 @@
 // under which key, counters, detach, unload, and what `lab down` leaves.
 import t from 'tap';
 import { access } from 'node:fs/promises';
-import { upWithDatapath } from '../../lab/core/lab.ts';
-import { destroyLab } from '../../lab/core/down.ts';
+import { upWithDatapath } from '../../lab/compose/lab.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { labBpffsDir, labCgroupDir, nodeCgroupDir } from '../../lab/core/names.ts';
 import { findPod } from '../../lab/core/plan.ts';
 import { mapInfo } from '../../lab/datapath/bpftool.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { appArgv } from '../../lab/sockmap/app.ts';
-import {
-  SOCKMAP_OBJECT, SOCKMAP_STEP, attachSockOps, countersDelta, detachSockOps, dumpSockhash, dumpSockmapPods, readSockmapCounters,
-  sockOpsAttached, sockmapDir, sockmapMapPin, sockmapProgramIds, unloadSockmap, type SockmapCounters,
-} from '../../lab/sockmap/load.ts';
+import { SOCKMAP_OBJECT, SOCKMAP_STEP, attachSockOps, countersDelta, detachSockOps, dumpSockhash, dumpSockmapPods, readSockmapCounters, sockOpsAttached, sockmapMapPin, sockmapProgramIds, unloadSockmap, type SockmapCounters } from '../../lab/sockmap/load.ts';
 import { SOCK_KEY_LAYOUT, SOCKMAP_MAPS, SOCKMAP_METRICS_MAX, SOCKMAP_METRIC_LAYOUT, SOCKMAP_POD_LAYOUT } from '../../lab/sockmap/layout.ts';
 import { spawnInPod, type PodProcess } from '../../lab/sockmap/pod.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { bpfProgIds, labLeftovers, needsRoot, REPO } from '../helpers/kernel.ts';
+import { sockmapDir } from '../../lab/core/names.ts';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 

@@ -7,18 +7,17 @@ import t from 'tap';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { destroyLab } from '../../lab/core/down.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { readState } from '../../lab/core/state.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { startCapture } from '../../lab/capture/capture.ts';
-import { upWithDatapath } from '../../lab/core/lab.ts';
+import { upWithDatapath } from '../../lab/compose/lab.ts';
 import { UNDERLAY_LINK } from '../../lab/capture/links.ts';
 import { tsharkFields } from '../../lab/capture/tshark.ts';
-import {
-  loadOverlay, OVERLAY_PROGRAMS, overlayDir, overlayProgPin, readVxlan, vxlanMac, VXLAN_IFNAME, VXLAN_PORT,
-} from '../../lab/tunnel/index.ts';
+import { loadOverlay, OVERLAY_PROGRAMS, overlayProgPin, readVxlan, vxlanMac, VXLAN_IFNAME, VXLAN_PORT } from '../../lab/tunnel/index.ts';
 import { bpfProgIds, echoSend, labLeftovers, needsRoot, ping, REPO, startEchoServer } from '../helpers/kernel.ts';
+import { overlayDir } from '../../lab/core/names.ts';
 
 const TOPOLOGY = resolve(REPO, 'topologies/two-node-tunnel.yaml');
 

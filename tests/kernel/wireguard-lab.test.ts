@@ -5,16 +5,17 @@
 import t from 'tap';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { upLab } from '../../lab/core/up.ts';
-import { destroyLab } from '../../lab/core/down.ts';
+import { upLab } from '../../lab/compose/up.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { readState } from '../../lab/core/state.ts';
 import { isAlive } from '../../lab/core/processes.ts';
 import { wgIfname } from '../../lab/core/names.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
-import { FAIL_AFTER_ENV } from '../../lab/core/up.ts';
-import { readWgInfo, wgKeyFile, wgKeyLogFile, wgShow, wgSocket, WG_PORT, WG_ROLE, WG_SOCKET_DIR, WIREGUARD_STEP } from '../../lab/wireguard/index.ts';
+import { FAIL_AFTER_ENV } from '../../lab/compose/up.ts';
+import { readWgInfo, wgShow, wgSocket, WG_PORT, WG_ROLE, WG_SOCKET_DIR, WIREGUARD_STEP } from '../../lab/wireguard/index.ts';
 import { labLeftovers, needsRoot, ping, REPO } from '../helpers/kernel.ts';
+import { wgKeyFile, wgKeyLogFile } from '../../lab/core/names.ts';
 
 const TOPOLOGY = resolve(REPO, 'topologies/two-node-wireguard.yaml');
 

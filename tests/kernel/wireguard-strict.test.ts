@@ -12,8 +12,8 @@
 import t from 'tap';
 import { readFile, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { upLab, type ExtraStep } from '../../lab/core/up.ts';
-import { destroyLab } from '../../lab/core/down.ts';
+import { upLab } from '../../lab/compose/up.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { writeState } from '../../lab/core/state.ts';
 import { stateDir } from '../../lab/core/names.ts';
 import type { LabPlan } from '../../lab/core/plan.ts';
@@ -22,13 +22,14 @@ import { attachEndpoints, loadNodeDatapath, readIfindexes } from '../../lab/data
 import { compileNodeState, writeNodeState } from '../../lab/datapath/state.ts';
 import { streamFlows } from '../../lab/datapath/events.ts';
 import { readMetrics } from '../../lab/datapath/maps.ts';
-import { DIR_EGRESS, OBS_FROM_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../../lab/datapath/generated.ts';
+import { DIR_EGRESS, OBS_FROM_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../../lab/abi/generated.ts';
 import { run, spawn } from '../../lab/kernel/run.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import type { Topology } from '../../lab/topology/model.ts';
 import { WIREGUARD_STEP } from '../../lab/wireguard/wireguard.ts';
 import { DROP_UNENCRYPTED, STRICT_STEP, strictAttached, strictConfigPin } from '../../lab/wireguard/strict.ts';
 import { echoSend, labLeftovers, needsRoot, ping, REPO, startEchoServer, type Server } from '../helpers/kernel.ts';
+import { type ExtraStep } from '../../lab/core/steps.ts';
 
 const TOPOLOGY = resolve(REPO, 'topologies/two-node.yaml');
 const PORT = 8080;

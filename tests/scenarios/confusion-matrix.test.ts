@@ -4,7 +4,7 @@
 import t from 'tap';
 import { runScenario } from '../../lab/scenarios/framework.ts';
 import { confusionMatrix } from '../../lab/scenarios/confusion-matrix.ts';
-import { destroyLab } from '../../lab/core/down.ts';
+import { destroyLab } from '../../lab/compose/down.ts';
 import { labLeftovers, needsRoot } from '../helpers/kernel.ts';
 
 t.test('confusion-matrix', { skip: needsRoot }, async (t) => {

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { unsupported } from '../../lab/core/lab.ts';
+import { unsupported } from '../../lab/compose/lab.ts';
 import { wgIfname } from '../../lab/core/names.ts';
 import { runScenario } from '../../lab/scenarios/framework.ts';
 import { wireguardScenario } from '../../lab/scenarios/wireguard.ts';

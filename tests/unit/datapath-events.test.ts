@@ -5,7 +5,7 @@ import { formatFlow, formatTime, identityLabel, tcpFlagNames } from '../../lab/d
 import { hexArgs, bytesFromJson, opLine } from '../../lab/datapath/bpftool.ts';
 import { toAuthExpiration, fromAuthExpiration } from '../../lab/datapath/auth.ts';
 import { ipcacheCidr, ipcacheKey4, ipcacheValue4, tunnelEndpointOf } from '../../lab/datapath/maps.ts';
-import * as gen from '../../lab/datapath/generated.ts';
+import * as gen from '../../lab/abi/generated.ts';
 
 t.test('JsonObjectStream cuts records out of an endless array, across chunks', async (t) => {
   const seen: unknown[] = [];

@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { computeAll, computeLayout, GENERATED_FILES, renderAll, REPO_ROOT } from '../../scripts/gen-layouts.ts';
-import * as gen from '../../lab/datapath/generated.ts';
-import { CONSTANT_GROUPS, MAPS, STRUCTS } from '../../lab/datapath/layouts.ts';
+import * as gen from '../../lab/abi/generated.ts';
+import { CONSTANT_GROUPS, MAPS, STRUCTS } from '../../lab/abi/layouts.ts';
 
 t.test('committed generated files match the table', async (t) => {
   const rendered = renderAll();

@@ -1,7 +1,7 @@
 // What the lab needs from the host, checked before anything is created, with
 // the way to get each missing piece.
 import { access, constants, readFile } from 'node:fs/promises';
-import { run } from '../kernel/run.ts';
+import { run } from './run.ts';
 
 export interface Tool {
   name: string;

@@ -16,13 +16,13 @@
 // and `client` (server) of n1, inside n1's cgroup, through podCommand.
 import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
-import { upWithDatapath } from '../core/lab.ts';
-import { destroyLab } from '../core/down.ts';
+import { upWithDatapath } from '../compose/lab.ts';
+import { destroyLab } from '../compose/down.ts';
 import { findPod } from '../core/plan.ts';
-import { formatSummary, ratios, summarize, type Summary } from '../bench/stats.ts';
+import { formatSummary, ratios, summarize, type Summary } from './stats.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
-import { attachSockOps, detachSockOps, readSockmapCounters, sockOpsAttached } from './load.ts';
-import { runInPod, spawnInPod, type PodProcess } from './pod.ts';
+import { attachSockOps, detachSockOps, readSockmapCounters, sockOpsAttached } from '../sockmap/load.ts';
+import { runInPod, spawnInPod, type PodProcess } from '../sockmap/pod.ts';
 
 export const BENCH_SOCKMAP_LAB = 'bench-sockmap';
 const NODE = 'n1';

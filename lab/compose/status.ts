@@ -1,7 +1,7 @@
 // What a lab looks like right now: its state file checked against the host.
 import { labNetnsOnHost, listLabsOnHost } from './down.ts';
-import { findTaggedProcesses, isAlive } from './processes.ts';
-import { readState, type LabState } from './state.ts';
+import { findTaggedProcesses, isAlive } from '../core/processes.ts';
+import { readState, type LabState } from '../core/state.ts';
 
 export interface LabStatus {
   lab: string;

@@ -4,9 +4,9 @@
 import { spawn as spawnChild } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { controlNetns, netnsPath, processTag, stateDir } from './names.ts';
-import { TAG_ENV, isAlive, stopProcesses } from './processes.ts';
-import { writeState, type LabState, type ProcessState } from './state.ts';
+import { controlNetns, netnsPath, processTag, stateDir, daemonLogFile } from '../core/names.ts';
+import { TAG_ENV, isAlive, stopProcesses } from '../core/processes.ts';
+import { writeState, type LabState, type ProcessState } from '../core/state.ts';
 
 export const READY_LINE = 'READY';
 const REPO = resolve(import.meta.dirname, '../..');
@@ -24,7 +24,6 @@ export interface DaemonSpec {
   readyTimeoutMs?: number;
 }
 
-export const daemonLogFile = (lab: string, node: string, role: string) => `${stateDir(lab)}/${role}-${node}.log`;
 
 /**
  * Starts `node --import tsx SCRIPT ARGS` in the namespace with nsenter (which

@@ -7,10 +7,11 @@ import { dumpNodeMap } from '../datapath/maps.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
 import { podLabels, NAMESPACE_LABEL, POD_NAME_MAX, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
 import { cidrContains, hostAddress, mustParseCIDR } from '../topology/ipv4.ts';
-import * as names from './names.ts';
-import { lxcLines, podLines } from './batches.ts';
-import { readState, withStateLock, writeState, type LabState } from './state.ts';
-import { stopProcesses } from './processes.ts';
+import * as names from '../core/names.ts';
+import { lxcLines, podLines } from '../core/batches.ts';
+import { readState, withStateLock, writeState, type LabState } from '../core/state.ts';
+import { stopProcesses } from '../core/processes.ts';
+import { OBJECT_NAME_RE } from '../topology/model.ts';
 
 export interface PodAddOptions {
   lab: string;
@@ -52,7 +53,7 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
   const state = await labState(opts.lab);
   const node = state.nodes.find((n) => n.name === opts.node);
   if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
-  if (!names.OBJECT_NAME_RE.test(opts.pod) || opts.pod.length > POD_NAME_MAX) {
+  if (!OBJECT_NAME_RE.test(opts.pod) || opts.pod.length > POD_NAME_MAX) {
     throw new Error(`invalid pod name "${opts.pod}": use a DNS label (a-z, 0-9, "-") of at most ${POD_NAME_MAX} characters`);
   }
   if (state.pods.some((p) => p.name === opts.pod)) throw new Error(`pod "${opts.pod}" already exists in lab "${opts.lab}"`);

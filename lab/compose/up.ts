@@ -4,13 +4,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { ipBatch, run } from '../kernel/run.ts';
 import type { Topology } from '../topology/model.ts';
 import { destroyLab } from './down.ts';
-import { planLab, type LabPlan } from './plan.ts';
-import { allNetns, fabricLines, managementLines, nodeLines, podLines } from './batches.ts';
-import * as names from './names.ts';
-import { stateDir } from './names.ts';
-import { claimLabName, readState, writeState, type LabState } from './state.ts';
-import { step, type Progress } from './progress.ts';
-import { checkPreflight } from './preflight.ts';
+import { planLab, type LabPlan } from '../core/plan.ts';
+import { allNetns, fabricLines, managementLines, nodeLines, podLines } from '../core/batches.ts';
+import * as names from '../core/names.ts';
+import { stateDir } from '../core/names.ts';
+import { claimLabName, readState, writeState, type LabState } from '../core/state.ts';
+import { step, type Progress } from '../core/progress.ts';
+import { checkPreflight } from '../kernel/preflight.ts';
+import { LAB_NAME_RE } from '../topology/model.ts';
+import type { ExtraStep } from '../core/steps.ts';
 
 /** Test hook: `MTLAB_FAIL_AFTER=<step>` makes `up` fail right after that step. */
 export const FAIL_AFTER_ENV = 'MTLAB_FAIL_AFTER';
@@ -31,14 +33,10 @@ export interface UpOptions {
   extraSteps?: ExtraStep[];
 }
 
-export interface ExtraStep {
-  name: string;
-  run: (plan: LabPlan, state: LabState) => Promise<void>;
-}
 
 export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<LabPlan> {
   const lab = opts.name ?? topology.name;
-  if (!names.LAB_NAME_RE.test(lab)) {
+  if (!LAB_NAME_RE.test(lab)) {
     throw new Error(`invalid lab name "${lab}": use 1-24 characters of a-z, 0-9 and "-", starting with a letter`);
   }
   await checkPreflight();

@@ -3,23 +3,26 @@
 import 'reflect-metadata';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
-import { upLab, type ExtraStep, type UpOptions } from './up.ts';
-import type { LabPlan } from './plan.ts';
-import { writeState, type LabState } from './state.ts';
-import { startDaemon, waitForLogLine } from './daemon.ts';
+import { upLab, type UpOptions } from './up.ts';
+import type { LabPlan } from '../core/plan.ts';
+import { writeState, type LabState } from '../core/state.ts';
+import { startDaemon, waitForLogLine } from '../kernel/daemon.ts';
 import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
 import { podLabels } from '../topology/validate.ts';
 import { attachEndpoints, loadNodeDatapath, readIfindexes, type PolicyMode } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState } from '../datapath/state.ts';
 import { createCa, saveCa, issueNodeCredential, type Ca } from '../spiffe/ca.ts';
-import { controlConfigFile, controlDir, controlSocket, type ControlConfig } from '../control/config.ts';
+import { type ControlConfig } from '../control/config.ts';
 import { CONTROL_PLANE_NAME, CONTROL_PORT } from '../control/server.ts';
-import { agentConfigFile, agentDir, keyLogFile, type AgentConfig } from '../agent/config.ts';
+import { type AgentConfig } from '../agent/config.ts';
 import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 import { SOCKMAP_STEP } from '../sockmap/load.ts';
 import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
 import { TUNNEL_STEP } from '../tunnel/tunnel.ts';
 import { STRICT_STEP } from '../wireguard/strict.ts';
+import { agentConfigFile, agentDir, keyLogFile } from '../core/names.ts';
+import { controlConfigFile, controlDir, controlSocket } from '../core/names.ts';
+import { type ExtraStep } from '../core/steps.ts';
 
 export interface LabOptions extends UpOptions {
   /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */

@@ -2,8 +2,8 @@
 // Kernel features are tried for real in a throwaway namespace where possible.
 import { access, stat } from 'node:fs/promises';
 import { run, CommandError } from '../kernel/run.ts';
-import { NETNS_PREFIX } from './names.ts';
-import { isRoot, TOOLS, toolPath } from './preflight.ts';
+import { NETNS_PREFIX } from '../core/names.ts';
+import { isRoot, TOOLS, toolPath } from '../kernel/preflight.ts';
 
 export interface Check {
   name: string;

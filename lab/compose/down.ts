@@ -3,9 +3,9 @@
 // and its state directory. Needs no topology file and works after a crash.
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
-import * as names from './names.ts';
-import { findTaggedProcesses, stopProcesses } from './processes.ts';
-import { listStateLabs, readState } from './state.ts';
+import * as names from '../core/names.ts';
+import { findTaggedProcesses, stopProcesses } from '../core/processes.ts';
+import { listStateLabs, readState } from '../core/state.ts';
 
 export interface DownReport {
   lab: string;
