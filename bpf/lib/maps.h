@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Every map of the datapath. Names are Cilium's; sizes and layouts come from
- * generated.h (table: lab/datapath/layouts.ts).
+ * generated.h (table: lab/abi/layouts.ts).
  *
  * No map has a `pinning` attribute: the loader runs
  *   bpftool prog loadall datapath.o <progs dir> type classifier pinmaps <maps dir>
