@@ -1,5 +1,5 @@
 // `lab capture`: the verb's options and a thin run(), shaped like the
-// entries of COMMANDS in lab/cli/commands.ts (wire it as `capture: captureCommand`).
+// verbs of lab/cli/table.ts (its `capture` entry loads captureCommand).
 //
 //   lab capture NAME --list                 the lab's links
 //   lab capture NAME [LINK…] [-w DIR]       files until Ctrl-C (or --duration S)

@@ -1,7 +1,7 @@
 // `lab bench …`: measurements printed as ratios measured side by side in one run.
 import { isRoot } from '../kernel/preflight.ts';
-import type { Command } from './commands.ts';
-import { UsageError } from './errors.ts';
+import type { Command } from './command.ts';
+import { UsageError } from './command.ts';
 
 /**
  * Runs `bench` with an AbortSignal that SIGINT/SIGTERM abort: the benchmark
@@ -28,8 +28,6 @@ async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Pro
 
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
-    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off)',
-    args: 'up|datapath|auth|sockmap [--runs N] [--json]',
     options: { runs: { type: 'string' }, json: { type: 'boolean' } },
     run: async ([what], v) => {
       if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');

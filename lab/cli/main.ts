@@ -1,36 +1,88 @@
-// The `lab` command line: parse arguments, call lab/core, print. Nothing else.
+// The `mtless` command line: find the verb in the table, load only its
+// module, parse its options, run it, and turn errors into messages and exit
+// codes. Nothing else.
 import { parseArgs } from 'node:util';
-import { COMMANDS, UsageError, usage } from './commands.ts';
+import { COMMAND_TABLE, type CommandEntry } from './table.ts';
+import { UsageError } from './command.ts';
+
+const PROG = 'mtless';
+
+export function usage(): string {
+  const lines = Object.entries(COMMAND_TABLE).map(([n, c]) => `  ${PROG} ${n} ${c.args}\n      ${c.summary}`);
+  return `usage:\n${lines.join('\n')}\n\n${PROG} help CMD (or ${PROG} CMD --help) shows one command.\n`;
+}
+
+function commandUsage(name: string, entry: CommandEntry): string {
+  return `usage: ${PROG} ${name} ${entry.args}\n  ${entry.summary}\n`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '-h' || name === '--help' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    if (topic) {
+      const entry = COMMAND_TABLE[topic];
+      if (!entry) throw new UsageError(`unknown command "${topic}"`);
+      process.stdout.write(commandUsage(topic, entry));
+      return 0;
+    }
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command "${name}"`);
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: command.options ?? {},
-    allowPositionals: true,
-    strict: true,
-  });
-  return command.run(positionals, values as Record<string, string | boolean | undefined>);
+  const entry = COMMAND_TABLE[name];
+  if (!entry) throw new UsageError(`unknown command "${name}"`);
+  // `CMD --help` before `--`: help, whatever else the line says.
+  const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
+    process.stdout.write(commandUsage(name, entry));
+    return 0;
+  }
+  const command = await entry.load();
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) throw new CommandUsageError(name, entry, (e as Error).message);
+    throw e;
+  }
+  try {
+    return await command.run(parsed.positionals, parsed.values as Record<string, string | boolean | undefined>);
+  } catch (e) {
+    if (e instanceof UsageError && !(e instanceof CommandUsageError)) throw new CommandUsageError(name, entry, e.message);
+    throw e;
+  }
 }
+
+/** A usage error of one command: printed with that command's usage only. */
+class CommandUsageError extends UsageError {
+  constructor(readonly command: string, readonly entry: CommandEntry, message: string) {
+    super(message);
+  }
+}
+
+// A closed pipe (`mtless logs LAB | head -1`) ends the command quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: Error) => {
-    if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`lab: ${err.message}\n\n${usage()}`);
+    if (err instanceof CommandUsageError) {
+      process.stderr.write(`${PROG}: ${err.message}\n\n${commandUsage(err.command, err.entry)}`);
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`lab: ${err.message}\n`);
-    if (process.env.LAB_DEBUG) process.stderr.write(`${err.stack}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`${PROG}: ${err.message}\n\n${usage()}`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`${PROG}: ${err.message}\n`);
+    if (process.env.MTLESS_DEBUG || process.env.LAB_DEBUG) process.stderr.write(`${err.stack}\n`);
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
   },
 );

@@ -1,14 +1,14 @@
-// `lab scenario` and `lab demo`: run scripted experiments and report.
+// Runs named scenarios one after another, prints each verdict, writes the
+// HTML report, and tears down on Ctrl-C (exit 130).
 import { runScenario, type ScenarioResult } from '../scenarios/framework.ts';
-import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/index.ts';
+import { SCENARIOS } from '../scenarios/index.ts';
 import { isRoot } from '../kernel/preflight.ts';
-import type { Command } from './commands.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from './command.ts';
 import { printProgress } from './print.ts';
 import { writeReport } from '../report/html.ts';
 import { CAPTURES_ROOT } from '../capture/scenario.ts';
 
-async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean }): Promise<number> {
+export async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean }): Promise<number> {
   if (!isRoot()) throw new Error('scenarios need root: they build real labs (run with sudo)');
   const unknown = names.filter((n) => !SCENARIOS[n]);
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${Object.keys(SCENARIOS).join(', ')})`);
@@ -48,26 +48,3 @@ async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean 
   if (abort.signal.aborted) process.exit(130);
   return results.every((r) => r.ok) ? 0 : 1;
 }
-
-export const SCENARIO_COMMANDS: Record<string, Command> = {
-  scenario: {
-    summary: 'list scenarios, or run them (exit 0 when every check holds, 1 otherwise)',
-    args: 'list | run NAME… [--keep] [--json]',
-    options: { keep: { type: 'boolean' }, json: { type: 'boolean' } },
-    run: async ([op, ...names], v) => {
-      if (op === 'list') {
-        for (const s of Object.values(SCENARIOS)) console.log(`${s.name.padEnd(20)} ${s.claims.join(',').padEnd(8)} ${s.summary}`);
-        return 0;
-      }
-      if (op !== 'run') throw new UsageError('scenario: expected list or run');
-      if (names.length === 0) throw new UsageError('scenario run: name at least one scenario (see `lab scenario list`)');
-      return runNamed(names, { keep: v.keep as boolean, json: v.json as boolean });
-    },
-  },
-  demo: {
-    summary: `the default demo: runs the "${DEFAULT_SCENARIO}" scenario with its narrative, then tears the lab down`,
-    args: '[--keep]',
-    options: { keep: { type: 'boolean' } },
-    run: async (_args, v) => runNamed([DEFAULT_SCENARIO], { keep: v.keep as boolean }),
-  },
-};

@@ -1,0 +1,36 @@
+// What every CLI verb is: its options and a thin run(). Its summary and
+// argument line live in the table (table.ts), so that usage and help never
+// load a command's module.
+import type { ParseArgsConfig } from 'node:util';
+import { isRoot, PreflightError } from '../kernel/preflight.ts';
+import { LAB_NAME_RE } from '../topology/model.ts';
+
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface Command {
+  options?: ParseArgsConfig['options'];
+  run: (args: string[], values: Values) => Promise<number>;
+}
+
+/** A mistake in how the command was called: printed with the command's usage, exit 2. */
+export class UsageError extends Error {}
+
+export function requireRoot(what: string): void {
+  if (!isRoot()) throw Object.assign(new PreflightError(`${what} needs root: the lab creates namespaces and loads BPF programs (run it with sudo)`), { exitCode: 1 });
+}
+
+export function oneLabName(args: string[], what: string): string {
+  const [lab, extra] = args;
+  if (!lab) throw new UsageError(`${what}: missing lab name`);
+  if (extra) throw new UsageError(`${what}: unexpected argument "${extra}"`);
+  if (!LAB_NAME_RE.test(lab)) throw new UsageError(`${what}: invalid lab name "${lab}"`);
+  return lab;
+}
+
+/** A positive number of seconds from an option, in ms. */
+export function seconds(value: string | boolean | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0)) throw new UsageError(`--${name}: expected a positive number of seconds, got "${value}"`);
+  return n * 1000;
+}

@@ -1,0 +1,29 @@
+// `mtless exec`: see lab/cli/table.ts for its summary.
+import { readState } from '../../core/state.ts';
+import { netnsPath } from '../../core/names.ts';
+import { execa } from 'execa';
+import { podLaunchArgv } from '../../sockmap/pod.ts';
+
+import { UsageError, requireRoot, type Command } from '../command.ts';
+
+export const command: Command = {
+  run: async ([target, ...cmd]) => {
+    requireRoot('exec');
+    const m = /^([^/]+)\/([^/]+)$/.exec(target ?? '');
+    if (!m) throw new UsageError('exec: expected NAME/POD');
+    if (cmd.length === 0) throw new UsageError('exec: missing command after --');
+    const [, lab, who] = m as unknown as [string, string, string];
+    const state = await readState(lab);
+    if (!state) throw new Error(`no lab named "${lab}" (see \`lab status\`)`);
+    const pod = state.pods.find((p) => p.name === who);
+    const node = state.nodes.find((n) => n.name === who);
+    if (!pod && !node) {
+      const valid = [...state.pods.map((p) => p.name), ...state.nodes.map((n) => n.name)].join(', ');
+      throw new Error(`lab "${lab}" has no pod or node "${who}" (valid: ${valid})`);
+    }
+    // A pod's command joins its node's cgroup when the lab runs sockmap.
+    const argv = pod ? podLaunchArgv(lab, pod.node, pod.name, cmd) : ['nsenter', `--net=${netnsPath(node!.netns)}`, '--', ...cmd];
+    const r = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', reject: false });
+    return r.exitCode ?? 1;
+  },
+};

@@ -1,0 +1,59 @@
+// `mtless up`: see lab/cli/table.ts for its summary.
+import { LabInUseError } from '../../compose/up.ts';
+import { loadTopologyFile, formatIssues, TopologyError } from '../../topology/validate.ts';
+import { printProgress } from '../print.ts';
+
+import { UsageError, requireRoot, seconds, type Command } from '../command.ts';
+
+export const command: Command = {
+  options: {
+    name: { type: 'string', short: 'n' },
+    'no-agents': { type: 'boolean' },
+    'svid-ttl': { type: 'string' },
+    'gc-interval': { type: 'string' },
+  },
+  run: async ([file], v) => {
+    if (!file) throw new UsageError('up: missing FILE');
+    let topo;
+    try {
+      topo = await loadTopologyFile(file);
+    } catch (e) {
+      if (e instanceof TopologyError) {
+        process.stderr.write(formatIssues(e.issues, file).join('\n') + '\n');
+        return 2;
+      }
+      throw e;
+    }
+    requireRoot('up');
+    const lab = (v.name as string | undefined) ?? topo.name;
+    const abort = new AbortController();
+    const onSignal = () => {
+      process.stderr.write('\ninterrupted: finishing the current step, then rolling back…\n');
+      abort.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const started = performance.now();
+    try {
+      const { upWithDatapath } = await import('../../compose/lab.ts');
+      const plan = await upWithDatapath(topo, {
+        name: lab, topologyFile: file, progress: printProgress, signal: abort.signal,
+        agents: !v['no-agents'],
+        svidTtlMs: seconds(v['svid-ttl'], 'svid-ttl'),
+        gcIntervalMs: seconds(v['gc-interval'], 'gc-interval'),
+      });
+      const pods = plan.nodes.reduce((n, node) => n + node.pods.length, 0);
+      console.log(`lab "${lab}" is up: ${plan.nodes.length} nodes, ${pods} pods in ${Math.round(performance.now() - started)} ms`);
+      return 0;
+    } catch (e) {
+      if (e instanceof LabInUseError) {
+        process.stderr.write(`lab: ${e.message}\n`);
+        return 2;
+      }
+      throw e;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};

@@ -1,0 +1,108 @@
+// Every verb of the command line: its argument line, its summary, and where
+// its code is. Usage and help read only this table; running a verb loads
+// only that verb's module (start-up stays fast).
+import type { Command } from './command.ts';
+
+export interface CommandEntry {
+  args: string;
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+export const COMMAND_TABLE: Record<string, CommandEntry> = {
+  validate: {
+    args: 'FILE…',
+    summary: 'check topology files; touches no kernel state (exit 2 when any is invalid)',
+    load: () => import('./commands/validate.ts').then((m) => m.command),
+  },
+  up: {
+    args: 'FILE [--name N] [--no-agents] [--svid-ttl S] [--gc-interval S]',
+    summary: 'build a lab from a topology file',
+    load: () => import('./commands/up.ts').then((m) => m.command),
+  },
+  down: {
+    args: 'NAME | --all',
+    summary: 'remove a lab and everything it created (no topology file needed)',
+    load: () => import('./commands/down.ts').then((m) => m.command),
+  },
+  status: {
+    args: '[NAME] [--json]',
+    summary: 'nodes, pods, addresses and processes of one lab or all',
+    load: () => import('./commands/status.ts').then((m) => m.command),
+  },
+  exec: {
+    args: 'NAME/POD -- CMD…',
+    summary: 'run a command inside a pod (or node) namespace',
+    load: () => import('./commands/exec.ts').then((m) => m.command),
+  },
+  doctor: {
+    args: '[--json]',
+    summary: 'check the kernel features and tools the lab needs',
+    load: () => import('./commands/doctor.ts').then((m) => m.command),
+  },
+  capture: {
+    args: 'NAME [LINK…] [-w DIR|-] [--duration S] [--keylog FILE] [--wg-keylog FILE] [--filter EXPR] | NAME --list',
+    summary: 'capture links of a lab (pcapng, named interfaces); -w - streams to stdout for `| wireshark -k -i -`',
+    load: () => import('../capture/cli.ts').then((m) => m.captureCommand),
+  },
+  observe: {
+    args: 'NAME [--node N] [--follow | --seconds S] [--json]',
+    summary: 'flow verdicts of the datapath, Hubble-like (drops, new connections)',
+    load: () => import('./commands/observe.ts').then((m) => m.command),
+  },
+  maps: {
+    args: 'NAME NODE MAP [--json]',
+    summary: 'decoded dump of a node map: ipcache, auth, policy, ct, nodes, endpoints, metrics',
+    load: () => import('./commands/maps.ts').then((m) => m.command),
+  },
+  auth: {
+    args: 'NAME NODE set|del LOCAL_ID REMOTE_ID REMOTE_NODE_ID [--ttl S]',
+    summary: 'write or delete an auth-map entry by hand (debugging, tests without agents)',
+    load: () => import('./commands/auth.ts').then((m) => m.command),
+  },
+  logs: {
+    args: 'NAME [NODE|cp]',
+    summary: 'structured logs of the agents and the control plane',
+    load: () => import('./commands/logs.ts').then((m) => m.command),
+  },
+  pod: {
+    args: 'add|del NAME NODE POD [--labels k=v,…] [--ip IP] [--namespace NS] [--service-account SA]',
+    summary: 'add or delete a pod on a running lab (the control plane allocates its identity)',
+    load: () => import('./commands/pod.ts').then((m) => m.command),
+  },
+  restart: {
+    args: 'NAME NODE|cp',
+    summary: 'restart a node agent (it re-reads its maps) or the control plane (it keeps run-time pod changes)',
+    load: () => import('./commands/restart.ts').then((m) => m.command),
+  },
+  partition: {
+    args: 'NAME NODE',
+    summary: 'cut a node off the control plane (its ipcache goes stale)',
+    load: () => import('./commands/partition.ts').then((m) => m.command),
+  },
+  heal: {
+    args: 'NAME NODE',
+    summary: 'reconnect a node to the control plane (it resyncs)',
+    load: () => import('./commands/heal.ts').then((m) => m.command),
+  },
+  delay: {
+    args: 'NAME NODE MS',
+    summary: 'delay the control plane updates a node receives',
+    load: () => import('./commands/delay.ts').then((m) => m.command),
+  },
+  scenario: {
+    args: 'list | run NAME… [--keep] [--json]',
+    summary: 'list scenarios, or run them (exit 0 when every check holds, 1 otherwise)',
+    load: () => import('./commands/scenario.ts').then((m) => m.command),
+  },
+  demo: {
+    args: '[--keep]',
+    summary: 'the default demo: runs the default scenario with its narrative, then tears the lab down',
+    load: () => import('./commands/demo.ts').then((m) => m.command),
+  },
+  bench: {
+    args: 'up|datapath|auth|sockmap [--runs N] [--json]',
+    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off)',
+    load: () => import('./bench-commands.ts').then((m) => m.BENCH_COMMANDS.bench!),
+  },
+};
