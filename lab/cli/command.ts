@@ -2,7 +2,6 @@
 // argument line live in the table (table.ts), so that usage and help never
 // load a command's module.
 import type { ParseArgsConfig } from 'node:util';
-import { isRoot, PreflightError } from '../kernel/preflight.ts';
 import { LAB_NAME_RE } from '../topology/model.ts';
 
 export type Values = Record<string, string | boolean | undefined>;
@@ -15,8 +14,11 @@ export interface Command {
 /** A mistake in how the command was called: printed with the command's usage, exit 2. */
 export class UsageError extends Error {}
 
+// Kept free of lab/kernel imports: loading the process runner costs start-up time.
+export const isRoot = (): boolean => process.getuid?.() === 0;
+
 export function requireRoot(what: string): void {
-  if (!isRoot()) throw Object.assign(new PreflightError(`${what} needs root: the lab creates namespaces and loads BPF programs (run it with sudo)`), { exitCode: 1 });
+  if (!isRoot()) throw Object.assign(new Error(`${what} needs root: the lab creates namespaces and loads BPF programs (run it with sudo)`), { exitCode: 1 });
 }
 
 export function oneLabName(args: string[], what: string): string {
