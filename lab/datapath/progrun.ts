@@ -1,7 +1,7 @@
 // Running a loaded program on a crafted packet (BPF_PROG_RUN through
 // `bpftool prog run`), without any traffic: how the kernel tests exercise
 // the datapath, and a way to ask "what would this node do with this packet?".
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../kernel/run.ts';
@@ -84,17 +84,30 @@ function ipChecksum(header: Buffer): number {
 }
 
 /**
- * A `struct __sk_buff` for ctx_in (192 bytes on 6.x). The kernel accepts
- * only a few fields here (mark, priority, ifindex, cb, tstamp, …) and
- * requires the rest to be 0.
+ * A `struct __sk_buff` for ctx_in and ctx_out (192 bytes on 6.x). The kernel
+ * accepts only a few fields in ctx_in (mark, priority, ingress_ifindex,
+ * ifindex, cb, tstamp, …) and requires the rest to be 0; ctx_out reports
+ * them as the program left them.
  */
 export const SKB_CTX_SIZE = 192;
 const SKB_MARK_OFFSET = 8;
+const SKB_PRIORITY_OFFSET = 32;
+const SKB_INGRESS_IFINDEX_OFFSET = 36;
 const SKB_IFINDEX_OFFSET = 40;
 
-export function skbContext(opts: { ifindex?: number; mark?: number }): Buffer {
+export interface SkbFields {
+  ifindex?: number;
+  /** skb->skb_iif: the device the packet came in on (a forwarded pod packet: its lxc). */
+  ingressIfindex?: number;
+  mark?: number;
+  priority?: number;
+}
+
+export function skbContext(opts: SkbFields): Buffer {
   const ctx = Buffer.alloc(SKB_CTX_SIZE);
   ctx.writeUInt32LE(opts.mark ?? 0, SKB_MARK_OFFSET);
+  ctx.writeUInt32LE(opts.priority ?? 0, SKB_PRIORITY_OFFSET);
+  ctx.writeUInt32LE(opts.ingressIfindex ?? 0, SKB_INGRESS_IFINDEX_OFFSET);
   ctx.writeUInt32LE(opts.ifindex ?? 0, SKB_IFINDEX_OFFSET);
   return ctx;
 }
@@ -106,8 +119,12 @@ export interface ProgRunOptions {
    */
   netns?: string;
   ifindex?: number;
+  /** skb->skb_iif (ctx->ingress_ifindex), which the kernel does not look up. */
+  ingressIfindex?: number;
   /** skb->mark (e.g. an identity from a tunnel program). */
   mark?: number;
+  /** skb->priority: a free u32 a test harness program may read. */
+  priority?: number;
   /**
    * Pin the run to this CPU (`taskset -c`). BPF_PROG_RUN runs the program on
    * the calling CPU, and perf-array records go to that CPU's buffer, which a
@@ -122,6 +139,10 @@ export interface ProgRunResult {
   retval: number;
   /** Kernel-measured run time, ns. */
   durationNs: number;
+  /** skb->mark as the program left it (ctx_out). */
+  mark: number;
+  /** skb->priority as the program left it (ctx_out). */
+  priority: number;
 }
 
 /** Runs a pinned tc program once on `packet` (BPF_PROG_RUN). */
@@ -130,15 +151,24 @@ export async function runProgram(progPin: string, packet: Buffer, opts: ProgRunO
   try {
     const dataIn = join(dir, 'packet');
     const ctxIn = join(dir, 'ctx');
+    const ctxOut = join(dir, 'ctx-out');
     await writeFile(dataIn, packet);
     await writeFile(ctxIn, skbContext(opts));
     if (opts.cpu !== undefined && !(Number.isInteger(opts.cpu) && opts.cpu >= 0)) throw new Error(`cpu must be a CPU number, got ${opts.cpu}`);
     const pin = opts.cpu === undefined ? [] : ['taskset', '-c', String(opts.cpu)];
-    const r = await run([...pin, 'bpftool', '-j', 'prog', 'run', 'pinned', progPin, 'data_in', dataIn, 'ctx_in', ctxIn, 'repeat', '1'], {
+    const r = await run([...pin, 'bpftool', '-j', 'prog', 'run', 'pinned', progPin, 'data_in', dataIn,
+      'ctx_in', ctxIn, 'ctx_out', ctxOut, 'ctx_size_out', String(SKB_CTX_SIZE), 'repeat', '1'], {
       netns: opts.netns,
     });
     const out = JSON.parse(r.stdout) as { retval: number; duration: number };
-    return { retval: out.retval, durationNs: out.duration };
+    const ctx = await readFile(ctxOut);
+    if (ctx.length < SKB_IFINDEX_OFFSET) throw new Error(`bpftool wrote ${ctx.length} bytes of ctx_out, expected ${SKB_CTX_SIZE}`);
+    return {
+      retval: out.retval,
+      durationNs: out.duration,
+      mark: ctx.readUInt32LE(SKB_MARK_OFFSET),
+      priority: ctx.readUInt32LE(SKB_PRIORITY_OFFSET),
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
