@@ -68,7 +68,7 @@ int cil_to_overlay(struct __sk_buff *ctx)
 		return CTX_ACT_DROP;
 
 	__builtin_memset(&key, 0, sizeof(key));
-	key.tunnel_id = source_identity(ctx, p.saddr) & OVERLAY_VNI_MASK;
+	key.tunnel_id = source_identity(ctx, p.saddr) & VXLAN_VNI_MASK;
 	key.remote_ipv4 = bpf_ntohl(node_ip);	/* the helper wants host byte order */
 	key.tunnel_ttl = OVERLAY_TUNNEL_TTL;
 	/* Like Cilium: no outer UDP checksum (the inner packet has its own). */
@@ -88,7 +88,7 @@ int cil_from_overlay(struct __sk_buff *ctx)
 
 	/* VNI 0 says nothing: leave the mark without the magic, and the
 	 * receiver falls back to its ipcache, as in native routing. */
-	identity = key.tunnel_id & OVERLAY_VNI_MASK;
+	identity = key.tunnel_id & VXLAN_VNI_MASK;
 	ctx->mark = identity ? identity_to_mark(identity) : 0;
 	return CTX_ACT_OK;
 }

@@ -30,22 +30,9 @@
 #include "lib/packet.h"
 #include "lib/identity.h"
 #include "lib/drop.h"
+#include "lib/generated_strict.h"	/* struct strict_config and its map, the only one strict.o does not share */
 
 #define STRICT_OBS_POINT	OBS_FROM_ENDPOINT
-
-/* The strict CIDR; mask 0 = not configured (strict mode off, nothing dropped). */
-struct strict_config {
-	__be32 net;	/* network byte order */
-	__be32 mask;	/* network byte order */
-};
-
-/* Its own map (the only one strict.o does not share), one slot. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct strict_config);
-	__uint(max_entries, 1);
-} strict_config SEC(".maps");
 
 static __always_inline bool in_cidr(__be32 addr, const struct strict_config *cfg)
 {

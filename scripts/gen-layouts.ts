@@ -1,22 +1,69 @@
-// Generates bpf/lib/generated.h and lab/abi/generated.ts from the one
-// table in lab/abi/layouts.ts. Run: `npx tsx scripts/gen-layouts.ts`
-// (`--check` only compares). tests/unit/datapath-layouts.test.ts renders in
-// memory and fails when the committed files drift.
+// Generates the C headers of bpf/lib/ (generated.h for the node's tc objects
+// and the wire, generated_strict.h, generated_sockmap.h) and
+// lab/abi/generated.ts from the one table in lab/abi/layouts.ts. Run:
+// `npx tsx scripts/gen-layouts.ts` (`--check` only compares).
+// tests/unit/datapath-layouts.test.ts renders in memory and fails when the
+// committed files drift.
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
-  CONSTANT_GROUPS,
-  MAPS,
-  PROGRAMS,
-  STRUCTS,
+  DATAPATH,
+  OBJECTS,
+  OVERLAY,
+  SOCKMAP,
+  STRICT,
+  WIRE_CONSTANTS,
+  type BpfObject,
+  type Constant,
+  type ConstantGroup,
   type Field,
   type FieldType,
+  type MapLayout,
   type StructLayout,
 } from '../lab/abi/layouts.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface CHeaderSpec {
+  path: string;
+  /** What includes it, for the header's first comment. */
+  doc: string;
+  objects: BpfObject[];
+  /** Carries WIRE_CONSTANTS. */
+  wire: boolean;
+  /** Defines the objects' maps (else the C declares them itself, as bpf/lib/maps.h does). */
+  defineMaps: boolean;
+}
+
+/** One header per standalone set of objects: datapath.c, overlay.c and strict.c include generated.h through common.h. */
+export const C_HEADERS = {
+  c: {
+    path: 'bpf/lib/generated.h',
+    doc: 'Included by bpf/lib/common.h, so by every tc object of a node (datapath.c, overlay.c, strict.c).',
+    objects: [DATAPATH, OVERLAY],
+    wire: true,
+    defineMaps: false,
+  },
+  strictC: {
+    path: 'bpf/lib/generated_strict.h',
+    doc: "Included by bpf/strict.c (after lib/common.h): strict mode's own map.",
+    objects: [STRICT],
+    wire: false,
+    defineMaps: true,
+  },
+  sockmapC: {
+    path: 'bpf/lib/generated_sockmap.h',
+    doc: 'Included by bpf/lib/sockmap.h: the sockmap object stands alone (no common.h, no datapath maps).',
+    objects: [SOCKMAP],
+    wire: false,
+    defineMaps: true,
+  },
+} as const satisfies Record<string, CHeaderSpec>;
+
 export const GENERATED_FILES = {
-  c: 'bpf/lib/generated.h',
+  c: C_HEADERS.c.path,
+  strictC: C_HEADERS.strictC.path,
+  sockmapC: C_HEADERS.sockmapC.path,
   ts: 'lab/abi/generated.ts',
 } as const;
 
@@ -37,7 +84,7 @@ export interface ComputedLayout {
   align: number;
 }
 
-const SCALAR_SIZE = { u8: 1, u16: 2, u32: 4, u64: 8, s64: 8, ipv4: 4 } as const;
+const SCALAR_SIZE = { u8: 1, u16: 2, u32: 4, u64: 8, s64: 8, ipv4: 4, be16: 2 } as const;
 
 /** Lays a struct out with C's natural alignment; throws on hidden padding or a size mismatch. */
 export function computeLayout(struct: StructLayout, known = new Map<string, ComputedLayout>()): ComputedLayout {
@@ -69,8 +116,8 @@ function sizeOf(type: FieldType, known: Map<string, ComputedLayout>, owner: stri
   return { size: inner.size, align: inner.align };
 }
 
-/** Every struct of STRUCTS, laid out in order. */
-export function computeAll(structs: StructLayout[] = STRUCTS): Map<string, ComputedLayout> {
+/** Every struct of every object, laid out in order (struct names are global, as in C). */
+export function computeAll(structs: StructLayout[] = OBJECTS.flatMap((o) => o.structs)): Map<string, ComputedLayout> {
   const known = new Map<string, ComputedLayout>();
   for (const s of structs) {
     if (known.has(s.name)) throw new Error(`struct ${s.name} is defined twice`);
@@ -152,7 +199,7 @@ function center(text: string, width: number): string {
 // ---- C header ---------------------------------------------------------------------
 
 function cType(t: FieldType): { type: string; suffix: string } {
-  if (typeof t === 'string') return { type: t === 'ipv4' ? '__be32' : t === 's64' ? '__s64' : `__${t}`, suffix: '' };
+  if (typeof t === 'string') return { type: t === 'ipv4' ? '__be32' : t === 'be16' ? '__be16' : t === 's64' ? '__s64' : `__${t}`, suffix: '' };
   if ('bytes' in t) return { type: '__u8', suffix: `[${t.bytes}]` };
   if ('pad' in t) return { type: '__u8', suffix: `[${t.pad}]` };
   return { type: `struct ${t.struct}`, suffix: '' };
@@ -173,45 +220,90 @@ const cComment = (text: string, indent = '') => {
   return lines.map((l) => `${indent} * ${l}`);
 };
 
-export function renderCHeader(): string {
+/** Masks and flags read better in hex. */
+const constantValue = (c: Constant) => (c.value >= 256 && /FLAG|MASK|MAGIC|EXPLICIT/.test(c.name) ? `0x${c.value.toString(16)}` : String(c.value));
+
+const cDefine = (c: Constant, group: ConstantGroup, width: number): string => {
+  const isDrop = group.name === 'DROP_REASON_TEXT';
+  const value = isDrop ? `(-${c.value})` : constantValue(c);
+  const note = [c.text ? `"${c.text}"` : '', c.doc ?? ''].filter(Boolean).join(': ');
+  const comment = note ? ` /* ${note} */` : '';
+  if (c.kernel) return `_Static_assert(${c.name} == ${value}, "${c.name}: <${c.kernel}> and lab/abi/layouts.ts disagree");${comment}`;
+  return `#define ${c.name.padEnd(width)} ${value}${comment}`;
+};
+
+function cConstantGroup(group: ConstantGroup): string[] {
+  const out = ['/*', ...cComment(group.doc), ' */'];
+  const width = Math.max(...group.constants.map((c) => c.name.length)) + 1;
+  for (const c of group.constants) out.push(cDefine(c, group, width));
+  out.push('');
+  return out;
+}
+
+const cKeyType = (name: string) => (name === 'u32' ? '__u32' : name === 'u64' ? '__u64' : name === 'ipv4' ? '__be32' : `struct ${name}`);
+
+function cMapDefinition(m: MapLayout): string[] {
+  if (m.maxEntries === 0) throw new Error(`map ${m.name}: the generator defines no per-CPU-sized (perf) maps`);
+  return [
+    '/*', ...cComment(m.doc), ' */',
+    'struct {',
+    `\t__uint(type, BPF_MAP_TYPE_${upper(m.type)});`,
+    `\t__type(key, ${cKeyType(m.key)});`,
+    `\t__type(value, ${cKeyType(m.value)});`,
+    `\t__uint(max_entries, ${upper(m.name)}_MAX_ENTRIES);`,
+    ...m.flags.map((f) => `\t__uint(map_flags, ${f});`),
+    `} ${m.name} SEC(".maps");`,
+    '',
+  ];
+}
+
+function cStruct(layout: ComputedLayout): string[] {
+  const s = layout.struct;
+  const out = ['/*', ` * struct ${s.name} (${layout.size} bytes)`, ' *', ...cComment(s.doc), ' *'];
+  out.push(...diagram(layout).map((l) => ` * ${l}`.trimEnd()), ' */');
+  out.push(`struct ${s.name} {`);
+  for (const f of layout.fields) {
+    const { type, suffix } = cType(f.type);
+    const doc = f.doc ? ` /* ${f.doc} */` : '';
+    out.push(`\t${type} ${f.name}${suffix};${doc}`);
+  }
+  out.push('};');
+  out.push(`_Static_assert(sizeof(struct ${s.name}) == ${layout.size}, "struct ${s.name} must be ${layout.size} bytes");`, '');
+  return out;
+}
+
+export function renderCHeader(spec: CHeaderSpec = C_HEADERS.c): string {
   const layouts = computeAll();
+  const groups = [...(spec.wire ? WIRE_CONSTANTS : []), ...spec.objects.flatMap((o) => o.constants)];
+  const kernelHeaders = [...new Set(groups.flatMap((g) => g.constants.flatMap((c) => (c.kernel ? [c.kernel] : []))))];
   const out: string[] = [
     '/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */',
     `/* ${BANNER} */`,
+    '/*', ...cComment(spec.doc), ' */',
     '#pragma once',
     '',
     '#include <linux/types.h>',
+    ...kernelHeaders.map((h) => `#include <${h}>`),
+    ...(spec.defineMaps ? ['#include <linux/bpf.h>', '#include <bpf/bpf_helpers.h>'] : []),
     '',
   ];
-  for (const group of CONSTANT_GROUPS) {
-    out.push('/*', ...cComment(group.doc), ' */');
-    const isDrop = group.name === 'DROP_REASON_TEXT';
-    const width = Math.max(...group.constants.map((c) => c.name.length)) + 1;
-    for (const c of group.constants) {
-      const value = isDrop ? `(-${c.value})` : c.value >= 256 && /FLAG|MASK|MAGIC|EXPLICIT/.test(c.name) ? `0x${c.value.toString(16)}` : String(c.value);
-      const note = [c.text ? `"${c.text}"` : '', c.doc ?? ''].filter(Boolean).join(': ');
-      out.push(`#define ${c.name.padEnd(width)} ${value}${note ? ` /* ${note} */` : ''}`);
+  for (const o of spec.objects) {
+    out.push('/*', ` * ==== bpf/${o.name}.c`, ' *', ...cComment(o.doc), ' */', '');
+    for (const group of o.constants) out.push(...cConstantGroup(group));
+    const sized = o.maps.filter((m) => m.maxEntries > 0);
+    if (sized.length) {
+      out.push(spec.defineMaps ? '/* Map sizes. */' : '/* Map sizes (the maps themselves are defined in bpf/lib/maps.h). */');
+      for (const m of sized) out.push(`#define ${upper(m.name)}_MAX_ENTRIES ${m.maxEntries}`);
+      out.push('');
     }
-    out.push('');
+    const programs = Object.values(o.programs);
+    out.push(`/* Programs (function names, also their pin names): ${programs.join(', ')}. */`, '');
+    for (const s of o.structs) out.push(...cStruct(layouts.get(s.name)!));
+    if (spec.defineMaps) for (const m of o.maps) out.push(...cMapDefinition(m));
   }
-  out.push('/* Map sizes (the maps themselves are defined in bpf/lib/maps.h). */');
-  for (const m of MAPS.filter((m) => m.maxEntries > 0)) out.push(`#define ${upper(m.name)}_MAX_ENTRIES ${m.maxEntries}`);
-  out.push('');
-  out.push('/* Program names (section "tc", function names). */');
-  out.push(`/* ${PROGRAMS.fromContainer}: tc ingress of the lxc veth; ${PROGRAMS.toContainer}: tc egress. */`, '');
-
-  for (const layout of layouts.values()) {
-    const s = layout.struct;
-    out.push('/*', ` * struct ${s.name} (${layout.size} bytes)`, ' *', ...cComment(s.doc), ' *');
-    out.push(...diagram(layout).map((l) => ` * ${l}`.trimEnd()), ' */');
-    out.push(`struct ${s.name} {`);
-    for (const f of layout.fields) {
-      const { type, suffix } = cType(f.type);
-      const doc = f.doc ? ` /* ${f.doc} */` : '';
-      out.push(`\t${type} ${f.name}${suffix};${doc}`);
-    }
-    out.push('};');
-    out.push(`_Static_assert(sizeof(struct ${s.name}) == ${layout.size}, "struct ${s.name} must be ${layout.size} bytes");`, '');
+  if (spec.wire) {
+    out.push('/*', ' * ==== the wire', ' */', '');
+    for (const group of WIRE_CONSTANTS) out.push(...cConstantGroup(group));
   }
   return out.join('\n');
 }
@@ -235,6 +327,7 @@ function tsWrite(f: PlacedField): string {
   if (typeof t === 'object' && 'bytes' in t) return `writeBytes(buf, ${at}, ${v}, ${t.bytes}, '${f.name}');`;
   if (typeof t === 'object' && 'struct' in t) return `encode${pascal(t.struct)}(${v}, buf, ${at});`;
   switch (t) {
+    case 'be16': return `buf.writeUInt16BE(${v}, ${at});`;
     case 'u8': return `buf.writeUInt8(${v}, ${at});`;
     case 'u16': return `buf.writeUInt16LE(${v}, ${at});`;
     case 'u32': return `buf.writeUInt32LE(${v}, ${at});`;
@@ -250,6 +343,7 @@ function tsRead(f: PlacedField): string {
   if (typeof t === 'object' && 'bytes' in t) return `Buffer.from(buf.subarray(${at}, ${at} + ${t.bytes}))`;
   if (typeof t === 'object' && 'struct' in t) return `decode${pascal(t.struct)}(buf, ${at})`;
   switch (t) {
+    case 'be16': return `buf.readUInt16BE(${at})`;
     case 'u8': return `buf.readUInt8(${at})`;
     case 'u16': return `buf.readUInt16LE(${at})`;
     case 'u32': return `buf.readUInt32LE(${at})`;
@@ -260,14 +354,15 @@ function tsRead(f: PlacedField): string {
   }
 }
 
-const scalarCodec = (name: string) => (name === 'u32' ? 'U32_CODEC' : name === 'u64' ? 'U64_CODEC' : `${upper(name)}_CODEC`);
+const scalarCodec = (name: string) => (name === 'u32' ? 'U32_CODEC' : name === 'u64' ? 'U64_CODEC' : name === 'ipv4' ? 'IPV4_CODEC' : `${upper(name)}_CODEC`);
 
 export function renderTsModule(): string {
   const layouts = computeAll();
   const out: string[] = [
     `// ${BANNER}`,
-    '// Little-endian codecs for every struct the BPF datapath shares with user space,',
-    '// and its numeric codes. The C side is bpf/lib/generated.h.',
+    '// Little-endian codecs for every struct the BPF objects of bpf/ share with user',
+    '// space, their numeric codes, maps and programs, and the wire\'s numbers. The C',
+    `// side is ${Object.values(C_HEADERS).map((h) => h.path).join(', ')}.`,
     '',
     '// ---- helpers ----',
     '',
@@ -302,26 +397,41 @@ export function renderTsModule(): string {
     '',
     "export const U32_CODEC: Codec<number> = { size: 4, encode: (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; }, decode: (b, o = 0) => { need(b, o, 4, 'u32'); return b.readUInt32LE(o); } };",
     "export const U64_CODEC: Codec<bigint> = { size: 8, encode: (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; }, decode: (b, o = 0) => { need(b, o, 8, 'u64'); return b.readBigUInt64LE(o); } };",
+    '/** An IPv4 address as a map key or value (`__be32`): its four bytes in order. */',
+    "export const IPV4_CODEC: Codec<string> = { size: 4, encode: (v) => { const b = Buffer.alloc(4); writeIpv4(b, 0, v); return b; }, decode: (b, o = 0) => { need(b, o, 4, 'ipv4'); return readIpv4(b, o); } };",
     '',
   ];
-
-  for (const group of CONSTANT_GROUPS) {
-    out.push(`// ---- ${group.doc}`);
-    for (const c of group.constants) {
-      const doc = [c.text, c.doc].filter(Boolean).join(': ');
-      if (doc) out.push(`/** ${doc} */`);
-      out.push(`export const ${c.name} = ${c.value};`);
-    }
-    if (group.constants.some((c) => c.text !== undefined)) {
-      out.push(`export const ${group.name}: Readonly<Record<number, string>> = {`);
-      for (const c of group.constants) if (c.text !== undefined) out.push(`  ${c.value}: ${JSON.stringify(c.text)},`);
-      out.push('};');
-    }
-    out.push('');
+  for (const o of OBJECTS) {
+    out.push(`// ==== bpf/${o.name}.c`, '');
+    tsObject(o, layouts, out);
   }
+  out.push('// ==== the wire', '');
+  for (const group of WIRE_CONSTANTS) tsConstantGroup(group, out);
+  return out.join('\n');
+}
 
-  for (const layout of layouts.values()) {
-    const s = layout.struct;
+function tsConstantGroup(group: ConstantGroup, out: string[]): void {
+  out.push(`// ---- ${group.doc}`);
+  for (const c of group.constants) {
+    const doc = [c.text, c.doc].filter(Boolean).join(': ');
+    if (doc) out.push(`/** ${doc} */`);
+    out.push(`export const ${c.name} = ${constantValue(c)};`);
+  }
+  if (group.constants.some((c) => c.text !== undefined)) {
+    out.push(`export const ${group.name}: Readonly<Record<number, string>> = {`);
+    for (const c of group.constants) if (c.text !== undefined) out.push(`  ${c.value}: ${JSON.stringify(c.text)},`);
+    out.push('};');
+  }
+  out.push('');
+}
+
+function tsObject(o: BpfObject, layouts: Map<string, ComputedLayout>, out: string[]): void {
+  const P = upper(o.name);
+  const isDatapath = o === DATAPATH;
+  for (const group of o.constants) tsConstantGroup(group, out);
+
+  for (const s of o.structs) {
+    const layout = layouts.get(s.name)!;
     const T = pascal(s.name);
     const SIZE = `${upper(s.name)}_SIZE`;
     out.push(`// ---- struct ${s.name} (${layout.size} bytes)`, '');
@@ -344,28 +454,57 @@ export function renderTsModule(): string {
     for (const f of layout.fields.filter((f) => !isPad(f))) out.push(`    ${camel(f.name)}: ${tsRead(f)},`);
     out.push('  };', '}', '');
     out.push(`export const ${upper(s.name)}_CODEC: Codec<${T}> = { size: ${SIZE}, encode: (v) => encode${T}(v), decode: decode${T} };`, '');
+    out.push('/** C field offsets (padding included) and size, for comparing with the object\'s BTF. */');
+    out.push(`export const ${upper(s.name)}_LAYOUT = { size: ${layout.size}, fields: { ${layout.fields.map((f) => `${f.name}: ${f.offset}`).join(', ')} } } as const;`, '');
+  }
+  if (o.structs.length) {
+    out.push(`/** The structs of bpf/${o.name}.c by C name. */`);
+    out.push(`export const ${P}_STRUCT_LAYOUTS = { ${o.structs.map((s) => `${s.name}: ${upper(s.name)}_LAYOUT`).join(', ')} } as const;`, '');
   }
 
-  out.push('// ---- maps', '');
-  out.push('/** Every map of bpf/build/datapath.o with the codecs of its key and value. */');
-  out.push('export const MAP_CODECS = {');
-  for (const m of MAPS) {
-    out.push(`  ${m.name}: { key: ${scalarCodec(m.key)}, value: ${scalarCodec(m.value)} },`);
+  out.push(`/** Programs of bpf/${o.name}.c (function names, also their pin names). */`);
+  out.push(`export const ${P}_PROGRAMS = {`);
+  for (const [key, name] of Object.entries(o.programs)) out.push(`  ${key}: '${name}',`);
+  out.push('} as const;');
+  out.push(`export type ${pascal(o.name)}Program = (typeof ${P}_PROGRAMS)[keyof typeof ${P}_PROGRAMS];`, '');
+  if (!o.maps.length) return;
+
+  const roles = o.maps.filter((m) => m.role);
+  if (roles.length) {
+    out.push(`/** Maps of bpf/${o.name}.c by role (values: map and pin names). */`);
+    out.push(`export const ${P}_MAPS = {`);
+    for (const m of roles) out.push(`  ${m.role}: '${m.name}',`);
+    out.push('} as const;', '');
   }
+  // The datapath's names predate the other objects: MAP_CODECS, MapName, MapKey, MapValue.
+  const prefix = isDatapath ? '' : `${P}_`;
+  const codecs = `${prefix}MAP_CODECS`;
+  const T = isDatapath ? 'Map' : `${pascal(o.name)}Map`;
+  out.push(`/** Every map of bpf/build/${o.name}.o with the codecs of its key and value. */`);
+  out.push(`export const ${codecs} = {`);
+  for (const m of o.maps) out.push(`  ${m.name}: { key: ${scalarCodec(m.key)}, value: ${scalarCodec(m.value)} },`);
   out.push('} as const;', '');
-  out.push('export type MapName = keyof typeof MAP_CODECS;', '');
+  out.push(`/** Type, size (0 = one entry per CPU) and flags of every map of bpf/build/${o.name}.o, as the object declares them. */`);
+  out.push(`export const ${prefix}MAP_SPECS = {`);
+  for (const m of o.maps) out.push(`  ${m.name}: { type: '${m.type}', maxEntries: ${m.maxEntries}, flags: [${m.flags.map((f) => `'${f}'`).join(', ')}] },`);
+  out.push('} as const;', '');
+  out.push(`export type ${T}Name = keyof typeof ${codecs};`, '');
   out.push('/** Key type of a map. */');
-  out.push('export type MapKey<M extends MapName> = (typeof MAP_CODECS)[M][\'key\'] extends Codec<infer K> ? K : never;');
+  out.push(`export type ${T}Key<M extends ${T}Name> = (typeof ${codecs})[M]['key'] extends Codec<infer K> ? K : never;`);
   out.push('/** Value type of a map. */');
-  out.push('export type MapValue<M extends MapName> = (typeof MAP_CODECS)[M][\'value\'] extends Codec<infer V> ? V : never;');
+  out.push(`export type ${T}Value<M extends ${T}Name> = (typeof ${codecs})[M]['value'] extends Codec<infer V> ? V : never;`);
   out.push('');
-  return out.join('\n');
 }
 
 // ---- main ----------------------------------------------------------------------------
 
 export function renderAll(): Record<keyof typeof GENERATED_FILES, string> {
-  return { c: renderCHeader(), ts: renderTsModule() };
+  return {
+    c: renderCHeader(C_HEADERS.c),
+    strictC: renderCHeader(C_HEADERS.strictC),
+    sockmapC: renderCHeader(C_HEADERS.sockmapC),
+    ts: renderTsModule(),
+  };
 }
 
 async function main(): Promise<void> {

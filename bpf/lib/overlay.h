@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Tunnel mode (bpf/overlay.c): the VXLAN constants and the identity <->
+ * Tunnel mode (bpf/overlay.c): the tunnel TTL and the identity <->
  * skb->mark encoding. The maps come from maps.h: overlay.o is loaded next to
  * a node's datapath.o reusing every one of its pinned maps
  * (loadSharingMaps in lab/datapath/load.ts), as strict.o is.
@@ -11,10 +11,7 @@
 #include "maps.h"
 #include "identity.h"
 
-/* Cilium's VXLAN port (not IANA's 4789). */
-#define OVERLAY_VXLAN_PORT	8472
-/* The VNI is 24 bits: cluster identities fit, node-local ones (1<<24) do not. */
-#define OVERLAY_VNI_MASK	0xffffff
+/* The wire's numbers (VXLAN_PORT, VXLAN_VNI_MASK) come from generated.h. */
 /* Outer TTL of encapsulated packets (Cilium: IPDEFTTL). */
 #define OVERLAY_TUNNEL_TTL	64
 

@@ -1,8 +1,12 @@
-// THE ONE SOURCE OF TRUTH for everything the BPF datapath and user space share:
-// struct layouts (map keys/values, perf records), numeric codes (drop reasons,
-// signals, identities, verdicts …) and the map list. `scripts/gen-layouts.ts`
-// turns this table into bpf/lib/generated.h and lab/datapath/generated.ts;
-// tests/unit/datapath-layouts.test.ts fails when those drift from it.
+// THE ONE SOURCE OF TRUTH for everything the BPF objects of bpf/ and the wire
+// share with user space: struct layouts (map keys/values, perf records),
+// numeric codes (drop reasons, signals, identities, verdicts, metric slots …),
+// maps and program names of each object (datapath.c, overlay.c, strict.c,
+// sockmap.c), and the wire's numbers (ports, IP protocols, the VNI mask).
+// `scripts/gen-layouts.ts` turns this table into bpf/lib/generated.h,
+// bpf/lib/generated_strict.h, bpf/lib/generated_sockmap.h and
+// lab/abi/generated.ts; tests/unit/datapath-layouts.test.ts fails when those
+// drift from it.
 //
 // Numbers that exist in Cilium keep Cilium's values (bpf/lib/common.h,
 // pkg/monitor/api/drop.go, api/v1/flow/flow.proto) and are never renumbered.
@@ -23,6 +27,8 @@ export type FieldType =
   | ScalarType
   /** An IPv4 address as it is on the wire (C `__be32`); TS sees "10.0.0.1". */
   | 'ipv4'
+  /** A 16-bit number in network byte order (C `__be16`, e.g. a port as a socket holds it); TS sees its value. */
+  | 'be16'
   /** `__u8 name[n]`; TS sees a Buffer. */
   | { bytes: number }
   /** A struct defined earlier in STRUCTS. */
@@ -247,6 +253,12 @@ export interface Constant {
   /** Human text (Cilium's own words where Cilium has the code). */
   text?: string;
   doc?: string;
+  /**
+   * The kernel's headers define it already (e.g. linux/in.h's IPPROTO_TCP):
+   * the generated C includes that header and asserts the value instead of
+   * defining it again.
+   */
+  kernel?: string;
 }
 
 export interface ConstantGroup {
@@ -389,15 +401,43 @@ export const CONSTANT_GROUPS: ConstantGroup[] = [
   },
 ];
 
+// ---- numbers on the wire --------------------------------------------------------
+
+/** Ports and protocol numbers user space and the BPF objects agree on with the wire (and with Cilium). */
+export const WIRE_CONSTANTS: ConstantGroup[] = [
+  {
+    name: 'IPPROTO_TEXT',
+    doc: 'IP protocol numbers (IANA), as in ct4_key.protocol, policy_key.protocol and flow_event.protocol.',
+    constants: [
+      { name: 'IPPROTO_ICMP', value: 1, text: 'ICMP', kernel: 'linux/in.h' },
+      { name: 'IPPROTO_TCP', value: 6, text: 'TCP', kernel: 'linux/in.h' },
+      { name: 'IPPROTO_UDP', value: 17, text: 'UDP', kernel: 'linux/in.h' },
+    ],
+  },
+  {
+    name: 'WIRE',
+    doc: 'Ports and header fields of the lab\'s own traffic between nodes.',
+    constants: [
+      { name: 'AUTH_PORT', value: 4250, doc: "Cilium's mutual-auth port: the node agents' TLS 1.3 handshakes (TCP, between node IPs)" },
+      { name: 'VXLAN_PORT', value: 8472, doc: "Cilium's VXLAN port (IANA's is 4789): tunnel mode, bpf/overlay.c" },
+      { name: 'VXLAN_VNI_MASK', value: 0xffffff, doc: 'the VNI is 24 bits: cluster identities fit, node-local ones (IDENTITY_LOCAL_FLAG) do not' },
+      { name: 'WG_PORT', value: 51871, doc: "Cilium's WireGuard port (UDP; Wireshark's default is 51820)" },
+      { name: 'HBONE_PORT', value: 15008, doc: "ztunnel's inbound HBONE port (the per-connection mTLS mesh)" },
+      { name: 'MESH_OUTBOUND_PORT_BASE', value: 15100, doc: "first node-local port of the mesh's outbound port map (one port per (source pod, destination))" },
+      { name: 'CONTROL_PORT', value: 9443, doc: 'the control plane\'s agent API (HTTPS)' },
+    ],
+  },
+];
+
 // ---- maps -------------------------------------------------------------------
 
-export type MapType = 'hash' | 'lru_hash' | 'lpm_trie' | 'array' | 'percpu_hash' | 'perf_event_array';
+export type MapType = 'hash' | 'lru_hash' | 'lpm_trie' | 'array' | 'percpu_hash' | 'percpu_array' | 'perf_event_array' | 'sockhash';
 
 export interface MapLayout {
-  /** Map name in the object, and its pin name under nodeMapPins(lab, node). */
+  /** Map name in the object, and its pin name. */
   name: string;
   type: MapType;
-  /** Struct name from STRUCTS, or a scalar. */
+  /** Struct name from STRUCTS, or a scalar (u32, u64, ipv4). */
   key: string;
   value: string;
   /** 0 = one entry per CPU (perf arrays). */
@@ -405,6 +445,8 @@ export interface MapLayout {
   /** Map flags, by their C names. */
   flags: ('BPF_F_NO_PREALLOC')[];
   doc: string;
+  /** Property name in the generated <OBJECT>_MAPS (role → map name); objects other than the datapath. */
+  role?: string;
 }
 
 export const MAPS: MapLayout[] = [
@@ -427,3 +469,138 @@ export const PROGRAMS = {
   /** tc egress of the node-side pod veth: packets entering the pod (ingress policy). */
   toContainer: 'cil_to_container',
 } as const;
+
+// ---- the objects of bpf/ ---------------------------------------------------------
+
+export interface BpfObject {
+  /** bpf/<name>.c, built into bpf/build/<name>.o; upper-cased, the prefix of its generated TS names (SOCKMAP_MAPS …). */
+  name: string;
+  doc: string;
+  structs: StructLayout[];
+  constants: ConstantGroup[];
+  /** The object's own maps (not those it reuses from the datapath). */
+  maps: MapLayout[];
+  /** TS name → program (function) name, also its pin name. */
+  programs: Record<string, string>;
+}
+
+export const DATAPATH: BpfObject = {
+  name: 'datapath',
+  doc: 'The tc datapath on every pod veth; its maps are declared in bpf/lib/maps.h (overlay.o and strict.o reuse them all).',
+  structs: STRUCTS,
+  constants: CONSTANT_GROUPS,
+  maps: MAPS,
+  programs: PROGRAMS,
+};
+
+export const OVERLAY: BpfObject = {
+  name: 'overlay',
+  doc: "Tunnel mode on each node's VXLAN device: the source identity travels in the VNI (VXLAN_VNI_MASK) and is handed to cil_to_container in skb->mark (MARK_MAGIC_IDENTITY). No maps of its own: it reuses the node's datapath maps.",
+  structs: [],
+  constants: [],
+  maps: [],
+  programs: {
+    /** tc egress of cilium_vxlan: sets the tunnel key (remote node, VNI = source identity). */
+    toOverlay: 'cil_to_overlay',
+    /** tc ingress of cilium_vxlan: VNI → skb->mark. */
+    fromOverlay: 'cil_from_overlay',
+  },
+};
+
+export const STRICT: BpfObject = {
+  name: 'strict',
+  doc: "WireGuard strict mode at tc egress of each node's underlay device: drops unencrypted pod traffic to another node (DROP_UNENCRYPTED_TRAFFIC). It reuses every datapath map and has one of its own, strict_config, which the loader creates and fills before loading.",
+  structs: [
+    {
+      name: 'strict_config',
+      doc: "Value of strict_config: the strict CIDR (Cilium's --encryption-strict-mode-cidr, the lab's pod range). mask 0 = not configured (strict mode off, nothing dropped).",
+      size: 8,
+      fields: [
+        { name: 'net', type: 'ipv4', doc: 'network address, network byte order' },
+        { name: 'mask', type: 'ipv4', doc: 'netmask, network byte order' },
+      ],
+    },
+  ],
+  constants: [],
+  maps: [
+    { name: 'strict_config', role: 'config', type: 'array', key: 'u32', value: 'strict_config', maxEntries: 1, flags: [], doc: 'One slot (key 0): the strict CIDR.' },
+  ],
+  programs: {
+    /** tc egress of the node's underlay device (eth0). */
+    toNetdev: 'cil_to_netdev_strict',
+  },
+};
+
+const SOCKMAP_SLOTS: Constant[] = [
+  { name: 'SOCKMAP_MSG_REDIRECTED', value: 0, doc: "sk_msg: handed to the peer socket's receive queue (the stack is skipped)" },
+  { name: 'SOCKMAP_MSG_PASSED', value: 1, doc: 'sk_msg: no peer socket in the hash; sent through TCP/IP as usual' },
+  { name: 'SOCKMAP_SOCK_ADDED', value: 2, doc: 'sock_ops: an established socket between two local pods, added' },
+  { name: 'SOCKMAP_SOCK_SKIPPED', value: 3, doc: 'sock_ops: an established socket whose peer is not a local pod' },
+  { name: 'SOCKMAP_SOCK_ADD_FAILED', value: 4, doc: 'sock_ops: bpf_sock_hash_update refused (e.g. map full)' },
+  { name: 'SOCKMAP_SOCK_NETNS_MISMATCH', value: 5, doc: 'sock_ops: the socket claims a pod IP learned in another namespace' },
+];
+
+export const SOCKMAP: BpfObject = {
+  name: 'sockmap',
+  doc: 'Same-node socket acceleration (Cilium <= 1.13 "sockmap"): sock_ops on the node\'s cgroup, sk_msg on the sockhash. A standalone object with maps of its own, loaded once per node.',
+  structs: [
+    {
+      name: 'sock_key',
+      doc: "Key of cilium_sock_ops (the lab's layout): one established socket as it sees itself, under its own namespace's cookie. sip4/sport are the socket's own address and port, dip4/dport its peer's (see bpf/lib/sockmap.h for why the cookie).",
+      size: 24,
+      fields: [
+        { name: 'netns_cookie', type: 'u64', doc: 'bpf_get_netns_cookie() of the socket' },
+        { name: 'sip4', type: 'ipv4' },
+        { name: 'dip4', type: 'ipv4' },
+        { name: 'sport', type: 'be16', doc: 'network byte order' },
+        { name: 'dport', type: 'be16', doc: 'network byte order' },
+        { name: 'family', type: 'u8', doc: 'SOCK_KEY_FAMILY_IPV4' },
+        pad('pad', 3),
+      ],
+    },
+    {
+      name: 'sockmap_pod',
+      doc: 'Value of sockmap_pods (keyed by the pod\'s IPv4 address, be32): user space writes netns_cookie 0 ("not learned yet"); the first socket the pod establishes fills in its namespace\'s cookie.',
+      size: 8,
+      fields: [{ name: 'netns_cookie', type: 'u64' }],
+    },
+    {
+      name: 'sockmap_metric',
+      doc: 'Value of sockmap_metrics (per CPU; user space sums the CPUs): messages (or sockets) and bytes. bytes is 0 for the socket slots.',
+      size: 16,
+      fields: [
+        { name: 'count', type: 'u64' },
+        { name: 'bytes', type: 'u64' },
+      ],
+    },
+  ],
+  constants: [
+    {
+      name: 'SOCKMAP_METRIC_SLOTS',
+      doc: 'sockmap_metrics slots (keys of the per-CPU array).',
+      constants: [...SOCKMAP_SLOTS, { name: 'SOCKMAP_METRICS_MAX', value: SOCKMAP_SLOTS.length, doc: 'number of slots' }],
+    },
+    {
+      name: 'SOCKMAP_MISC',
+      doc: 'sock_key.family.',
+      constants: [{ name: 'SOCK_KEY_FAMILY_IPV4', value: 1, doc: "Cilium's ENDPOINT_KEY_IPV4" }],
+    },
+  ],
+  maps: [
+    {
+      name: 'cilium_sock_ops', role: 'sockhash', type: 'sockhash', key: 'sock_key', value: 'u64', maxEntries: 65535, flags: [],
+      doc: "Cilium's name for its sockhash. The value is declared __u64: a lookup from user space returns the socket's cookie, which only an 8-byte value can hold (tried with __u32: redirects work, but every value of `bpftool map dump` reads \"No space left on device\", \"Found 0 elements\").",
+    },
+    { name: 'sockmap_pods', role: 'pods', type: 'hash', key: 'ipv4', value: 'sockmap_pod', maxEntries: 1024, flags: ['BPF_F_NO_PREALLOC'], doc: 'This node\'s pods: "is the peer local?" and its namespace\'s cookie.' },
+    { name: 'sockmap_metrics', role: 'metrics', type: 'percpu_array', key: 'u32', value: 'sockmap_metric', maxEntries: SOCKMAP_SLOTS.length, flags: [], doc: 'Counters, one slot per SOCKMAP_* slot.' },
+  ],
+  programs: {
+    /** sock_ops on the node's cgroup: established sockets between two local pods go into the sockhash. */
+    sockOps: 'cil_sock_ops',
+    /** sk_msg on the sockhash (msg_verdict): redirects each sendmsg to the peer socket. */
+    skMsg: 'cil_sk_msg',
+  },
+};
+
+/** Every object, in the order the generator lays their structs out. */
+export const OBJECTS: BpfObject[] = [DATAPATH, OVERLAY, STRICT, SOCKMAP];

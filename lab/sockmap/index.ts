@@ -6,5 +6,6 @@
 //   measure:  lab/bench/sockmap.ts
 export * from './load.ts';
 export * from './pod.ts';
-export * from './layout.ts';
+// Structs, maps, programs and metric slots of bpf/sockmap.c: the table in lab/abi.
+export { SOCKMAP_MAPS, SOCKMAP_PROGRAMS, SOCKMAP_MAP_CODECS, type SockKey, type SockmapMetric, type SockmapPod } from '../abi/generated.ts';
 export { appArgv } from './app.ts';

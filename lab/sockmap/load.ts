@@ -16,11 +16,11 @@ import { ensureBpffs } from '../kernel/preflight.ts';
 
 import { BPF_DIR } from '../datapath/load.ts';
 import { applyBatch, dumpMapRaw, dumpPerCpuMap, type MapOp } from '../datapath/bpftool.ts';
-import type { Codec } from '../abi/generated.ts';
 import { CommandError, run } from '../kernel/run.ts';
 import {
+  IPV4_CODEC,
+  SOCKMAP_MAP_CODECS,
   SOCKMAP_MAPS,
-  SOCKMAP_METRIC_LAYOUT,
   SOCKMAP_MSG_PASSED,
   SOCKMAP_MSG_REDIRECTED,
   SOCKMAP_PROGRAMS,
@@ -28,24 +28,21 @@ import {
   SOCKMAP_SOCK_ADD_FAILED,
   SOCKMAP_SOCK_NETNS_MISMATCH,
   SOCKMAP_SOCK_SKIPPED,
-  decodeMetric,
-  decodePodKey,
-  decodePodValue,
   decodeSockKey,
-  encodePodKey,
-  encodePodValue,
+  decodeSockmapPod,
+  encodeSockmapPod,
   type SockKey,
-  type SockmapMap,
+  type SockmapMapName,
   type SockmapMetric,
   type SockmapProgram,
-} from './layout.ts';
+} from '../abi/generated.ts';
 import { type ExtraStep } from '../core/steps.ts';
 
 export const SOCKMAP_OBJECT = `${BPF_DIR}/build/sockmap.o`;
 
 /** <node bpffs dir>/sockmap: this node's sockmap pins. */
 export const sockmapProgPin = (lab: string, node: string, prog: SockmapProgram) => `${sockmapDir(lab, node)}/progs/${prog}`;
-export const sockmapMapPin = (lab: string, node: string, map: SockmapMap) => `${sockmapDir(lab, node)}/maps/${map}`;
+export const sockmapMapPin = (lab: string, node: string, map: SockmapMapName) => `${sockmapDir(lab, node)}/maps/${map}`;
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -147,17 +144,17 @@ export async function unloadSockmap(lab: string, node: string): Promise<void> {
  */
 export async function writeSockmapPods(lab: string, node: string, ips: string[]): Promise<void> {
   const pin = sockmapMapPin(lab, node, SOCKMAP_MAPS.pods);
-  const current = new Set((await dumpMapRaw(pin)).map((e) => decodePodKey(e.key)));
+  const current = new Set((await dumpMapRaw(pin)).map((e) => IPV4_CODEC.decode(e.key)));
   const ops: MapOp[] = [];
-  for (const ip of ips) if (!current.has(ip)) ops.push({ op: 'update', pin, key: encodePodKey(ip), value: encodePodValue(0n) });
-  for (const ip of current) if (!ips.includes(ip)) ops.push({ op: 'delete', pin, key: encodePodKey(ip) });
+  for (const ip of ips) if (!current.has(ip)) ops.push({ op: 'update', pin, key: IPV4_CODEC.encode(ip), value: encodeSockmapPod({ netnsCookie: 0n }) });
+  for (const ip of current) if (!ips.includes(ip)) ops.push({ op: 'delete', pin, key: IPV4_CODEC.encode(ip) });
   await applyBatch(ops);
 }
 
 /** sockmap_pods: pod IP → its namespace's cookie (0n until its first socket). */
 export async function dumpSockmapPods(lab: string, node: string): Promise<Map<string, bigint>> {
   const rows = await dumpMapRaw(sockmapMapPin(lab, node, SOCKMAP_MAPS.pods));
-  return new Map(rows.map((r) => [decodePodKey(r.key), decodePodValue(r.value)]));
+  return new Map(rows.map((r) => [IPV4_CODEC.decode(r.key), decodeSockmapPod(r.value).netnsCookie]));
 }
 
 /** Every socket in the node's sockhash, as it sees itself. */
@@ -178,26 +175,10 @@ export interface SockmapCounters {
   socketsNetnsMismatch: bigint;
 }
 
-const U32: Codec<number> = {
-  size: 4,
-  encode: (v) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
-    return b;
-  },
-  decode: (b, o = 0) => b.readUInt32LE(o),
-};
-const METRIC: Codec<SockmapMetric> = {
-  size: SOCKMAP_METRIC_LAYOUT.size,
-  encode: () => {
-    throw new Error('sockmap_metrics is written by BPF only');
-  },
-  decode: (b, o = 0) => decodeMetric(b.subarray(o)),
-};
-
 /** sockmap_metrics, summed over CPUs. */
 export async function readSockmapCounters(lab: string, node: string): Promise<SockmapCounters> {
-  const rows = await dumpPerCpuMap(sockmapMapPin(lab, node, SOCKMAP_MAPS.metrics), U32, METRIC);
+  const { key, value } = SOCKMAP_MAP_CODECS[SOCKMAP_MAPS.metrics];
+  const rows = await dumpPerCpuMap(sockmapMapPin(lab, node, SOCKMAP_MAPS.metrics), key, value);
   const slot = (i: number): SockmapMetric => {
     const values = rows.find((r) => r.key === i)?.values ?? [];
     return { count: values.reduce((s, v) => s + v.count, 0n), bytes: values.reduce((s, v) => s + v.bytes, 0n) };

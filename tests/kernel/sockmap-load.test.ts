@@ -10,7 +10,7 @@ import { mapInfo } from '../../lab/datapath/bpftool.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { appArgv } from '../../lab/sockmap/app.ts';
 import { SOCKMAP_OBJECT, SOCKMAP_STEP, attachSockOps, countersDelta, detachSockOps, dumpSockhash, dumpSockmapPods, readSockmapCounters, sockOpsAttached, sockmapMapPin, sockmapProgramIds, unloadSockmap, type SockmapCounters } from '../../lab/sockmap/load.ts';
-import { SOCK_KEY_LAYOUT, SOCKMAP_MAPS, SOCKMAP_METRICS_MAX, SOCKMAP_METRIC_LAYOUT, SOCKMAP_POD_LAYOUT } from '../../lab/sockmap/layout.ts';
+import { SOCK_KEY_SIZE, SOCKMAP_MAP_CODECS, SOCKMAP_MAPS, SOCKMAP_METRICS_MAX, SOCKMAP_PROGRAMS, SOCKMAP_STRUCT_LAYOUTS } from '../../lab/abi/generated.ts';
 import { spawnInPod, type PodProcess } from '../../lab/sockmap/pod.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { bpfProgIds, labLeftovers, needsRoot, REPO } from '../helpers/kernel.ts';
@@ -28,17 +28,20 @@ async function until(probe: () => Promise<boolean>, timeoutMs: number): Promise<
   }
 }
 
-t.test('sock_key, sockmap_pod and sockmap_metric match the BTF of sockmap.o', async (t) => {
+t.test('the structs, maps and programs of lab/abi match the BTF of sockmap.o', async (t) => {
   const r = await run(['bpftool', '-j', 'btf', 'dump', 'file', SOCKMAP_OBJECT]);
-  const types = (JSON.parse(r.stdout) as { types: { name?: string; kind: string; size?: number; members?: { name: string; bits_offset: number }[] }[] }).types;
+  type BtfType = { id: number; name?: string; kind: string; size?: number; members?: { name: string; bits_offset: number }[]; vars?: { type_id: number }[] };
+  const types = (JSON.parse(r.stdout) as { types: BtfType[] }).types;
   const layout = (name: string) => {
     const s = types.find((x) => x.kind === 'STRUCT' && x.name === name);
     if (!s) return undefined;
-    return { size: s.size, ...Object.fromEntries(s.members!.filter((m) => m.name !== 'pad').map((m) => [m.name, m.bits_offset / 8])) };
+    return { size: s.size, fields: Object.fromEntries(s.members!.map((m) => [m.name, m.bits_offset / 8])) };
   };
-  t.same(layout('sock_key'), SOCK_KEY_LAYOUT, 'struct sock_key');
-  t.same(layout('sockmap_pod'), SOCKMAP_POD_LAYOUT, 'struct sockmap_pod');
-  t.same(layout('sockmap_metric'), SOCKMAP_METRIC_LAYOUT, 'struct sockmap_metric');
+  for (const [name, expected] of Object.entries(SOCKMAP_STRUCT_LAYOUTS)) t.same(layout(name), expected, `struct ${name}: size and every field's offset`);
+  const mapVars = types.find((x) => x.kind === 'DATASEC' && x.name === '.maps')?.vars?.map((v) => types.find((x) => x.id === v.type_id)?.name) ?? [];
+  t.same(mapVars.sort(), Object.keys(SOCKMAP_MAP_CODECS).sort(), 'maps');
+  const funcs = types.filter((x) => x.kind === 'FUNC').map((x) => x.name);
+  t.same(funcs.sort(), Object.values(SOCKMAP_PROGRAMS).sort(), 'programs');
 });
 
 t.test('sockmap on a lab: load, attach, keys, counters, detach, cleanup', { skip: needsRoot }, async (t) => {
@@ -64,7 +67,7 @@ t.test('sockmap on a lab: load, attach, keys, counters, detach, cleanup', { skip
         const ids = await sockmapProgramIds(lab, node);
         progIds.push(...Object.values(ids));
         const hash = await mapInfo(sockmapMapPin(lab, node, SOCKMAP_MAPS.sockhash));
-        t.match(hash, { type: 'sockhash', bytesKey: SOCK_KEY_LAYOUT.size, bytesValue: 8 }, `${node}: sockhash`);
+        t.match(hash, { type: 'sockhash', bytesKey: SOCK_KEY_SIZE, bytesValue: 8 }, `${node}: sockhash`);
         const metrics = await mapInfo(sockmapMapPin(lab, node, SOCKMAP_MAPS.metrics));
         t.match(metrics, { type: 'percpu_array', maxEntries: SOCKMAP_METRICS_MAX }, `${node}: metrics slots`);
       }
@@ -85,11 +88,11 @@ t.test('sockmap on a lab: load, attach, keys, counters, detach, cleanup', { skip
       const pods = await dumpSockmapPods(lab, 'n1');
       const keys = await dumpSockhash(lab, 'n1');
       t.same(
-        keys.map((k) => ({ ...k, netnsCookie: k.netnsCookie.toString() })).sort((a, b) => a.sip.localeCompare(b.sip)),
+        keys.map((k) => ({ ...k, netnsCookie: k.netnsCookie.toString() })).sort((a, b) => a.sip4.localeCompare(b.sip4)),
         [
-          { netnsCookie: pods.get(ip('client'))!.toString(), sip: ip('client'), dip: ip('local'), sport: 7070, dport: port, family: 1 },
-          { netnsCookie: pods.get(ip('local'))!.toString(), sip: ip('local'), dip: ip('client'), sport: port, dport: 7070, family: 1 },
-        ].sort((a, b) => a.sip.localeCompare(b.sip)),
+          { netnsCookie: pods.get(ip('client'))!.toString(), sip4: ip('client'), dip4: ip('local'), sport: 7070, dport: port, family: 1 },
+          { netnsCookie: pods.get(ip('local'))!.toString(), sip4: ip('local'), dip4: ip('client'), sport: port, dport: 7070, family: 1 },
+        ].sort((a, b) => a.sip4.localeCompare(b.sip4)),
         'keys: own address first, ports in network order, the namespace cookie each pod learned',
       );
       t.not(pods.get(ip('client')), pods.get(ip('local')), 'the two pods have different namespace cookies');
