@@ -1,5 +1,5 @@
 // Small order statistics for benchmarks: min, median, max of a sample and of
-// per-run ratios. Pure, no I/O.
+// per-run ratios, and nearest-rank percentiles. Pure, no I/O.
 
 export interface Summary {
   min: number;
@@ -47,4 +47,21 @@ export function ratios(a: readonly number[], b: readonly number[]): number[] {
 /** `min / median / max` with a fixed number of decimals. */
 export function formatSummary(s: Summary, decimals = 0): string {
   return [s.min, s.median, s.max].map((v) => v.toFixed(decimals)).join(' / ');
+}
+
+export interface Distribution {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank percentiles (p99 of 100 values is the 99th smallest); undefined for an empty sample. */
+export function distribution(values: readonly number[]): Distribution | undefined {
+  if (values.length === 0) return undefined;
+  const s = [...values].sort((a, b) => a - b);
+  const rank = (p: number) => s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1]!;
+  return { n: s.length, min: s[0]!, p50: rank(50), p90: rank(90), p99: rank(99), max: s[s.length - 1]! };
 }

@@ -1,4 +1,4 @@
-// `lab bench …`: measurements printed as ratios measured side by side in one run.
+// `mtless bench …`: measurements printed as ratios measured side by side in one run.
 import { isRoot } from '../kernel/preflight.ts';
 import type { Command } from './command.ts';
 import { UsageError } from './command.ts';
@@ -36,25 +36,25 @@ export const BENCH_COMMANDS: Record<string, Command> = {
       const log = (line: string) => process.stderr.write(`${line}\n`);
       switch (what) {
         case 'up': {
-          const { benchUp, formatBenchUp } = await import('../bench/up.ts');
+          const [{ benchUp }, { formatBenchUp }] = await Promise.all([import('../bench/up/run.ts'), import('../bench/up/format.ts')]);
           const report = await benchUp({ runs, log });
           console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchUp(report));
           return 0;
         }
         case 'datapath': {
-          const { benchDatapath, formatBenchDatapath } = await import('../bench/datapath.ts');
+          const [{ benchDatapath }, { formatBenchDatapath }] = await Promise.all([import('../bench/datapath/run.ts'), import('../bench/datapath/format.ts')]);
           const report = await interruptible((signal) => benchDatapath({ rounds: runs, log, signal }));
           console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchDatapath(report));
           return 0;
         }
         case 'auth': {
-          const { benchAuth, formatBenchAuth } = await import('../bench/auth.ts');
+          const [{ benchAuth }, { formatBenchAuth }] = await Promise.all([import('../bench/auth/run.ts'), import('../bench/auth/format.ts')]);
           const report = await interruptible((signal) => benchAuth({ log, signal }));
           console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchAuth(report));
           return 0;
         }
         case 'sockmap': {
-          const { benchSockmap, formatSockmapBench } = await import('../bench/sockmap.ts');
+          const [{ benchSockmap }, { formatSockmapBench }] = await Promise.all([import('../bench/sockmap/run.ts'), import('../bench/sockmap/format.ts')]);
           const report = await benchSockmap({ runs, log });
           console.log(v.json ? JSON.stringify(report, null, 2) : formatSockmapBench(report));
           return 0;

@@ -3,7 +3,7 @@
 //   operate:  attachSockOps / detachSockOps, unloadSockmap
 //   inspect:  readSockmapCounters, dumpSockhash, dumpSockmapPods, sockOpsAttached
 //   run apps: podCommand / podLaunchArgv / spawnInPod / runInPod (pod netns + node cgroup)
-//   measure:  lab/bench/sockmap.ts
+//   measure:  lab/bench/sockmap/ (run.ts: benchSockmap)
 export * from './load.ts';
 export * from './pod.ts';
 // Structs, maps, programs and metric slots of bpf/sockmap.c: the table in lab/abi.

@@ -1,0 +1,191 @@
+// What the datapath benchmark reports, and the arithmetic from its runs to
+// its verdicts: per-mode summaries, per-round attached/detached ratios, the
+// overhead, and the goals (with why a verdict is NOISY). Pure.
+import type { ProgramName } from '../../datapath/maps.ts';
+import type { PolicyMode } from '../../datapath/load.ts';
+import type { GoalCheck } from '../goal.ts';
+import { QUIET_BUSY } from '../host.ts';
+import { formatSummary, median, ratios, summarize, type Summary } from '../stats.ts';
+import { signed } from '../text.ts';
+
+/** The goal: the programs cost at most this much latency and throughput. */
+export const DATAPATH_GOAL_OVERHEAD_PCT = 10;
+
+export type DatapathMode = 'attached' | 'detached';
+
+/** One client run in one mode. */
+export interface DatapathRun {
+  round: number;
+  mode: DatapathMode;
+  /** sockperf --full-rtt, µs. */
+  rttP50Us: number;
+  rttAvgUs: number;
+  rttP99Us: number;
+  /** Round trips sockperf counted in its valid window. */
+  roundTrips: number;
+  /** iperf3 receiver side, Gbit/s. */
+  throughputGbps: number;
+  retransmits: number;
+  /** Packets the programs counted (cilium_metrics, both nodes) during the two client runs. */
+  programPackets: number;
+  /** Host CPU busy fraction (0..1) during the runs (ours included: iperf3 alone fills both CPUs). */
+  hostBusy: number;
+  /** Host CPU busy fraction just before the runs, while the lab was idle: other jobs on the machine. */
+  backgroundBusy: number;
+}
+
+export interface ModeSummary {
+  rttP50Us: Summary;
+  rttAvgUs: Summary;
+  rttP99Us: Summary;
+  throughputGbps: Summary;
+  programPackets: Summary;
+  hostBusy: Summary;
+  backgroundBusy: Summary;
+}
+
+export interface MapIoRow {
+  op: string;
+  /** Entries the operation handles. */
+  entries: number;
+  /** Wall time per operation (one run() of bpftool, or writeNodeState's dumps + batch), ms. */
+  ms: Summary;
+  /** Median ms / entries × 1000. */
+  usPerEntry: number;
+  note?: string;
+}
+
+/** One program on one packet of the flow, timed by the kernel (BPF_PROG_RUN). */
+export interface ProgramCost {
+  node: string;
+  program: ProgramName;
+  packet: 'request' | 'reply';
+  /** Average ns per run over `repeat` runs. */
+  ns: number;
+  repeat: number;
+  /** 0 = TC_ACT_OK. */
+  retval: number;
+}
+
+/** Per-round attached/detached. */
+export interface RoundRatios {
+  rttP50: Summary;
+  rttAvg: Summary;
+  rttP99: Summary;
+  throughput: Summary;
+}
+
+/** From the median ratios: latency (ratio − 1), throughput (1 − ratio), in %. */
+export interface OverheadPct {
+  rttP50: number;
+  rttAvg: number;
+  rttP99: number;
+  throughput: number;
+}
+
+export interface RunsSummary {
+  attached: ModeSummary;
+  detached: ModeSummary;
+  ratio: RoundRatios;
+  overheadPct: OverheadPct;
+  /** Median attached − median detached p50 RTT, µs: what the programs add per round trip (4 program runs: 2 per direction). */
+  rttP50DeltaUs: number;
+}
+
+export interface DatapathGoals {
+  latency: GoalCheck;
+  throughput: GoalCheck;
+}
+
+export interface BenchDatapathReport extends RunsSummary {
+  lab: string;
+  topologyFile: string;
+  startedAt: string;
+  durationMs: number;
+  host: { kernel: string; cpus: number; loadavg: string };
+  rounds: number;
+  seconds: number;
+  client: { pod: string; node: string; ip: string };
+  server: { pod: string; node: string; ip: string };
+  /** Every run, in the order it ran. */
+  runs: DatapathRun[];
+  policyMode: PolicyMode;
+  /** The four program runs of one round trip, in path order. */
+  programCost?: ProgramCost[];
+  mapIo?: MapIoRow[];
+  /** Node whose maps the map-I/O part used. */
+  mapIoNode?: string;
+  goals: DatapathGoals;
+  /** Things the reader should know (e.g. a mode whose counters contradict it). */
+  notes: string[];
+}
+
+const byRound = (runs: readonly DatapathRun[], mode: DatapathMode) => runs.filter((r) => r.mode === mode).sort((a, b) => a.round - b.round);
+
+function modeSummary(rs: readonly DatapathRun[]): ModeSummary {
+  return {
+    rttP50Us: summarize(rs.map((r) => r.rttP50Us)),
+    rttAvgUs: summarize(rs.map((r) => r.rttAvgUs)),
+    rttP99Us: summarize(rs.map((r) => r.rttP99Us)),
+    throughputGbps: summarize(rs.map((r) => r.throughputGbps)),
+    programPackets: summarize(rs.map((r) => r.programPackets)),
+    hostBusy: summarize(rs.map((r) => r.hostBusy)),
+    backgroundBusy: summarize(rs.map((r) => r.backgroundBusy)),
+  };
+}
+
+/** Both modes' summaries and the per-round ratios; rounds pair by number, so every round must have run in both modes. */
+export function summarizeRuns(runs: readonly DatapathRun[]): RunsSummary {
+  const a = byRound(runs, 'attached');
+  const d = byRound(runs, 'detached');
+  const ratio = {
+    rttP50: summarize(ratios(a.map((r) => r.rttP50Us), d.map((r) => r.rttP50Us))),
+    rttAvg: summarize(ratios(a.map((r) => r.rttAvgUs), d.map((r) => r.rttAvgUs))),
+    rttP99: summarize(ratios(a.map((r) => r.rttP99Us), d.map((r) => r.rttP99Us))),
+    throughput: summarize(ratios(a.map((r) => r.throughputGbps), d.map((r) => r.throughputGbps))),
+  };
+  return {
+    attached: modeSummary(a),
+    detached: modeSummary(d),
+    ratio,
+    overheadPct: {
+      rttP50: (ratio.rttP50.median - 1) * 100,
+      rttAvg: (ratio.rttAvg.median - 1) * 100,
+      rttP99: (ratio.rttP99.median - 1) * 100,
+      throughput: (1 - ratio.throughput.median) * 100,
+    },
+    rttP50DeltaUs: median(a.map((r) => r.rttP50Us)) - median(d.map((r) => r.rttP50Us)),
+  };
+}
+
+/**
+ * The goals' verdicts. A verdict is only as good as its rounds: it is NOISY
+ * when other jobs kept the CPUs busy before a run, or when the per-round
+ * ratios spread wider than the goal.
+ */
+export function checkGoals(summary: Pick<RunsSummary, 'ratio' | 'overheadPct'>, runs: readonly DatapathRun[], goal = DATAPATH_GOAL_OVERHEAD_PCT): DatapathGoals {
+  const { ratio, overheadPct } = summary;
+  const busiest = Math.max(...runs.map((r) => r.backgroundBusy));
+  const noise = (r: Summary) => {
+    const why: string[] = [];
+    if (busiest > QUIET_BUSY) why.push(`other jobs kept the CPUs up to ${(busiest * 100).toFixed(0)} % busy before a run`);
+    if ((r.max - r.min) * 100 > goal) why.push(`per-round ratios spread ${formatSummary(r, 3)}, wider than the ${goal} % goal`);
+    return why.length ? why.join('; ') : undefined;
+  };
+  const latencyNoise = noise(ratio.rttP50);
+  const throughputNoise = noise(ratio.throughput);
+  return {
+    latency: {
+      goal: `round-trip latency overhead ≤ ${goal} % (p50 RTT, median of per-round attached/detached)`,
+      holds: overheadPct.rttP50 <= goal,
+      detail: `${signed(overheadPct.rttP50)} % (avg RTT ${signed(overheadPct.rttAvg)} %, p99 RTT ${signed(overheadPct.rttP99)} %)`,
+      ...(latencyNoise ? { noisy: latencyNoise } : {}),
+    },
+    throughput: {
+      goal: `throughput overhead ≤ ${goal} % (median of per-round attached/detached)`,
+      holds: overheadPct.throughput <= goal,
+      detail: `${signed(overheadPct.throughput)} % (${ratio.throughput.n} rounds, per-round ratios ${formatSummary(ratio.throughput, 3)})`,
+      ...(throughputNoise ? { noisy: throughputNoise } : {}),
+    },
+  };
+}

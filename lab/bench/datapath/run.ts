@@ -1,0 +1,244 @@
+// Datapath benchmark: what the tc programs cost a pod-to-pod flow, and what
+// map I/O through bpftool costs per operation.
+//
+// 1. Flow cost. One lab of topologies/two-node.yaml (no policy, no agents:
+//    pure datapath cost), client on n1, server on n2. Each round measures both
+//    modes back to back, in alternating order so drift hits both alike:
+//      attached  the lab as `up` leaves it: cil_from_container/cil_to_container
+//                on every lxc veth of both nodes;
+//      detached  no programs: the clsact qdiscs removed with detachEndpoint
+//                (routing, routes and neighbours are untouched);
+//    and in each mode runs, from the client pod to the server pod,
+//      sockperf pp --tcp --full-rtt -t S   (request/response round trip)
+//      iperf3 -c … -t S -J                 (bulk TCP throughput).
+//    Overhead = per-round attached/detached ratio (median over rounds). The
+//    programs' own packet counters (cilium_metrics) prove each mode: they
+//    must grow when attached and stay still when detached.
+// 2. The programs alone, timed by the kernel (program-cost.ts).
+// 3. Map I/O on n1's maps of the same lab, no traffic by then (map-io.ts).
+//
+// Every load is bounded (S seconds per client run, a process timeout on each
+// command); servers are killed and the lab destroyed in `finally`. The
+// arithmetic and the goals are in report.ts, the text in format.ts.
+import { resolve } from 'node:path';
+import { upWithDatapath } from '../../compose/lab.ts';
+import { destroyLab } from '../../compose/down.ts';
+import { findPod, type LabPlan, type NodePlan, type PodPlan } from '../../core/plan.ts';
+import { nodeProgPins } from '../../core/names.ts';
+import { run } from '../../kernel/run.ts';
+import { attachEndpoints, detachEndpoint, type PolicyMode } from '../../datapath/load.ts';
+import { readMetrics } from '../../datapath/maps.ts';
+import { allocateIdentities } from '../../policy/identity.ts';
+import { loadTopologyFile } from '../../topology/validate.ts';
+import { busyFraction, cpuTimes, hostFacts, loadavg, waitForQuietHost } from '../host.ts';
+import { refuseLeftovers } from '../leftovers.ts';
+import { benchTag, startPodServer, type PodServer } from '../pod-server.ts';
+import { parseIperf3, parseSockperf } from '../tool-output.ts';
+import { benchMapIo, type MapIoReps } from './map-io.ts';
+import { measureProgramCost } from './program-cost.ts';
+import { checkGoals, summarizeRuns, type BenchDatapathReport, type DatapathMode, type DatapathRun, type MapIoRow, type ProgramCost } from './report.ts';
+
+const REPO = resolve(import.meta.dirname, '../../..');
+
+export const DATAPATH_LAB = 'bench-dp';
+export const DATAPATH_TOPOLOGY = 'topologies/two-node.yaml';
+export const SOCKPERF_PORT = 11111;
+export const IPERF_PORT = 5201;
+
+export interface BenchDatapathOptions {
+  /** A/B rounds; each measures both modes once. Default 3. */
+  rounds?: number;
+  /** Seconds per client run (sockperf -t, iperf3 -t). Default 3. */
+  seconds?: number;
+  /** Lab name. Default bench-dp. */
+  name?: string;
+  /** Topology file, relative to the repository. Default topologies/two-node.yaml. */
+  topologyFile?: string;
+  /** Client and server pods (must be on different nodes for a cross-node flow). Default client, server. */
+  client?: string;
+  server?: string;
+  /** Datapath policy mode (default per-packet, as `mtless up`). */
+  policyMode?: PolicyMode;
+  /** Wait up to this long before each run for other jobs to quiet down (CPU ≤ 30 % busy). Default 5000 ms; 0 = don't. */
+  settleMs?: number;
+  /** Map-I/O part: repetitions, or false to skip it. */
+  mapIo?: MapIoReps | false;
+  /** One line per measurement, for a live view. */
+  log?: (line: string) => void;
+  /** Checked between runs (the CLI sets it on SIGINT). */
+  signal?: AbortSignal;
+}
+
+export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<BenchDatapathReport> {
+  const rounds = opts.rounds ?? 3;
+  const seconds = opts.seconds ?? 3;
+  const lab = opts.name ?? DATAPATH_LAB;
+  const topologyFile = opts.topologyFile ?? DATAPATH_TOPOLOGY;
+  const log = opts.log ?? (() => undefined);
+  const policyMode = opts.policyMode ?? 'per-packet';
+  const settleMs = opts.settleMs ?? 5000;
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`rounds must be an integer in 1..20, got ${rounds}`);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 30) throw new Error(`seconds must be an integer in 1..30, got ${seconds}`);
+  await refuseLeftovers(lab);
+
+  const topology = await loadTopologyFile(resolve(REPO, topologyFile));
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const notes: string[] = [];
+  if (topology.policies.length > 0) notes.push(`${topologyFile} has ${topology.policies.length} policies: the flow may pay for policy lookups, not only the base datapath`);
+  const servers: PodServer[] = [];
+  const runs: DatapathRun[] = [];
+  let mapIo: MapIoRow[] | undefined;
+  let programCost: ProgramCost[] | undefined;
+  let client!: PodPlan;
+  let server!: PodPlan;
+  try {
+    const plan = await upWithDatapath(topology, { name: lab, topologyFile, agents: false, policyMode, signal: opts.signal });
+    client = needPod(plan, opts.client ?? 'client');
+    server = needPod(plan, opts.server ?? 'server');
+    if (client.node === server.node) notes.push(`client and server are both on ${client.node}: the flow is same-node, not cross-node`);
+    log(`lab ${lab} up: ${client.node}/${client.name} ${client.ip} -> ${server.node}/${server.name} ${server.ip}`);
+
+    const tag = benchTag(lab, server);
+    servers.push(await startPodServer(server.netns, ['sockperf', 'sr', '--tcp', '-i', server.ip, '-p', String(SOCKPERF_PORT)], SOCKPERF_PORT, tag));
+    servers.push(await startPodServer(server.netns, ['iperf3', '-s', '-B', server.ip, '-p', String(IPERF_PORT)], IPERF_PORT, tag));
+
+    // Warm-up (not measured): first connections, page cache, CPU frequency.
+    await sockperfRun(client, server, 1);
+    await iperfRun(client, server, 1);
+
+    let current: DatapathMode = 'attached';
+    for (let round = 1; round <= rounds; round++) {
+      const order: DatapathMode[] = round % 2 === 1 ? ['attached', 'detached'] : ['detached', 'attached'];
+      for (const mode of order) {
+        if (opts.signal?.aborted) throw new Error('interrupted');
+        if (mode !== current) {
+          await setMode(plan, mode);
+          current = mode;
+        }
+        const backgroundBusy = await waitForQuietHost(settleMs);
+        const r = { ...(await measureRun(lab, plan, client, server, seconds, round, mode)), backgroundBusy };
+        runs.push(r);
+        log(
+          `round ${round}/${rounds} ${mode.padEnd(8)} rtt p50 ${r.rttP50Us.toFixed(1)} µs (avg ${r.rttAvgUs.toFixed(1)}, p99 ${r.rttP99Us.toFixed(1)}), ` +
+            `${r.throughputGbps.toFixed(2)} Gbit/s, ${r.programPackets} pkts seen by programs, CPU busy ${(r.backgroundBusy * 100).toFixed(0)} % before / ${(r.hostBusy * 100).toFixed(0)} % during`,
+        );
+        if (mode === 'attached' && r.programPackets === 0) notes.push(`round ${round}: attached, but the programs counted no packets`);
+        if (mode === 'detached' && r.programPackets !== 0) notes.push(`round ${round}: detached, yet the programs counted ${r.programPackets} packets`);
+      }
+    }
+    // Leave the lab as `up` made it before touching its maps.
+    if (current !== 'attached') await setMode(plan, 'attached');
+
+    for (const s of servers.splice(0)) await s.stop();
+    programCost = await measureProgramCost(plan, client, server, SOCKPERF_PORT);
+    log(`program runs (BPF_PROG_RUN): ${programCost.map((c) => `${c.node} ${c.program} ${c.packet} ${c.ns} ns`).join(', ')}`);
+    if (opts.mapIo !== false) {
+      if (opts.signal?.aborted) throw new Error('interrupted');
+      mapIo = await benchMapIo(lab, plan, allocateIdentities(topology), opts.mapIo ?? {}, log);
+    }
+  } finally {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    await destroyLab(lab);
+  }
+
+  const summary = summarizeRuns(runs);
+  const goals = checkGoals(summary, runs);
+  const host = { ...hostFacts(), loadavg: await loadavg() };
+  return {
+    lab,
+    topologyFile,
+    startedAt,
+    durationMs: performance.now() - started,
+    host,
+    rounds,
+    seconds,
+    client: { pod: client.name, node: client.node, ip: client.ip },
+    server: { pod: server.name, node: server.node, ip: server.ip },
+    runs,
+    ...summary,
+    policyMode,
+    ...(programCost ? { programCost } : {}),
+    mapIo,
+    ...(mapIo ? { mapIoNode: topology.nodes[0]!.name } : {}),
+    goals,
+    notes,
+  };
+}
+
+function needPod(plan: LabPlan, name: string): PodPlan {
+  const p = findPod(plan, name);
+  if (!p) throw new Error(`topology has no pod "${name}" (pods: ${plan.nodes.flatMap((n) => n.pods.map((x) => x.name)).join(', ')})`);
+  return p;
+}
+
+// ---- modes --------------------------------------------------------------------
+
+/** Detaches (or re-attaches) the programs on every pod veth of every node, then checks tc agrees. */
+export async function setMode(plan: LabPlan, mode: DatapathMode): Promise<void> {
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      const lxcs = n.pods.map((p) => p.lxc);
+      if (mode === 'detached') for (const lxc of lxcs) await detachEndpoint(n.netns, lxc);
+      else await attachEndpoints(n.netns, lxcs, nodeProgPins(plan.lab, n.name));
+      for (const lxc of lxcs) {
+        const has = await hasPrograms(n, lxc);
+        if (has !== (mode === 'attached')) throw new Error(`${n.name}/${lxc}: programs ${has ? 'still attached' : 'missing'} after switching to ${mode}`);
+      }
+    }),
+  );
+}
+
+async function hasPrograms(node: NodePlan, lxc: string): Promise<boolean> {
+  const r = await run(['tc', 'filter', 'show', 'dev', lxc, 'ingress'], { netns: node.netns, okCodes: [1, 2] });
+  return /\bbpf\b/.test(r.stdout) && r.stdout.includes('cil_from_container');
+}
+
+// ---- one run ------------------------------------------------------------------
+
+async function measureRun(lab: string, plan: LabPlan, client: PodPlan, server: PodPlan, seconds: number, round: number, mode: DatapathMode): Promise<Omit<DatapathRun, 'backgroundBusy'>> {
+  const before = await programPackets(lab, plan);
+  const cpu0 = await cpuTimes();
+  const lat = await sockperfRun(client, server, seconds);
+  const thr = await iperfRun(client, server, seconds);
+  const cpu1 = await cpuTimes();
+  const after = await programPackets(lab, plan);
+  return {
+    round,
+    mode,
+    ...lat,
+    ...thr,
+    programPackets: Number(after - before),
+    hostBusy: busyFraction(cpu0, cpu1),
+  };
+}
+
+async function programPackets(lab: string, plan: LabPlan): Promise<bigint> {
+  let sum = 0n;
+  for (const n of plan.nodes) for (const row of await readMetrics(lab, n.name)) sum += row.packets;
+  return sum;
+}
+
+async function sockperfRun(client: PodPlan, server: PodPlan, seconds: number) {
+  const r = await run(['sockperf', 'pp', '--tcp', '--full-rtt', '-i', server.ip, '-p', String(SOCKPERF_PORT), '-t', String(seconds)], {
+    netns: client.netns,
+    timeout: (seconds + 15) * 1000,
+  });
+  return parseSockperf(r.stdout + '\n' + r.stderr);
+}
+
+async function iperfRun(client: PodPlan, server: PodPlan, seconds: number): Promise<{ throughputGbps: number; retransmits: number }> {
+  // The server serves one test at a time and may still be closing the last one: one retry.
+  for (let attempt = 1; ; attempt++) {
+    const r = await run(['iperf3', '-c', server.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000'], {
+      netns: client.netns,
+      timeout: (seconds + 15) * 1000,
+      okCodes: [1],
+    });
+    const out = parseIperf3(r.stdout);
+    if (!out) throw new Error(`iperf3 printed no JSON: ${(r.stderr || r.stdout).trim().slice(0, 400)}`);
+    if (!out.error && out.throughputGbps !== undefined) return { throughputGbps: out.throughputGbps, retransmits: out.retransmits };
+    if (attempt >= 2 || !/busy/i.test(out.error ?? '')) throw new Error(`iperf3 failed: ${out.error ?? 'no result'}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

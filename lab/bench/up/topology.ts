@@ -1,0 +1,40 @@
+// The bring-up benchmark's generated labs: their names, the default sizes,
+// and the topology of one size (nodes n1…nN, pods nXpY, no policies). Pure.
+import { DEFAULT_ADDRESSING, type Topology } from '../../topology/model.ts';
+
+export interface BenchSize {
+  nodes: number;
+  podsPerNode: number;
+}
+
+/** One lab-like name per builder, so `mtless down <name>` also cleans up after a crashed run. */
+export const BENCH_LAB = 'bench-up';
+export const FLOOR_LAB = 'bench-floor';
+export const MININET_LAB = 'bench-mn';
+
+export const DEFAULT_SIZES: BenchSize[] = [
+  { nodes: 2, podsPerNode: 2 },
+  { nodes: 4, podsPerNode: 25 },
+  { nodes: 10, podsPerNode: 50 },
+];
+
+/** The generated topology: nodes n1…nN, pods nXpY, no policies. */
+export function benchTopology(size: BenchSize, name = BENCH_LAB): Topology {
+  return {
+    name,
+    routing: 'native',
+    encryption: { mode: 'none', strict: false },
+    sockmap: false,
+    addressing: DEFAULT_ADDRESSING,
+    policies: [],
+    nodes: Array.from({ length: size.nodes }, (_, i) => ({
+      name: `n${i + 1}`,
+      pods: Array.from({ length: size.podsPerNode }, (_, j) => ({
+        name: `n${i + 1}p${j + 1}`,
+        namespace: 'default',
+        serviceAccount: 'default',
+        labels: { app: `n${i + 1}p${j + 1}` },
+      })),
+    })),
+  };
+}
