@@ -1,13 +1,11 @@
 // Starting the small real applications of lab/apps inside pods.
-import { execa, type ResultPromise } from 'execa';
-import { resolve } from 'node:path';
-import { podNetns, netnsPath, processTag } from '../core/names.ts';
+import { processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
 import { readState } from '../core/state.ts';
-import { podLaunchArgv } from '../sockmap/pod.ts';
+import { nodeScriptArgv, REPO_ROOT } from '../kernel/node-script.ts';
+import { podPlace, run, spawn, type Place, type ResultPromise } from '../kernel/run.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const ECHO_APP = resolve(REPO, 'lab/apps/echo.ts');
+const ECHO_APP = 'lab/apps/echo.ts';
 
 export interface EchoServer {
   proc: ResultPromise;
@@ -17,20 +15,18 @@ export interface EchoServer {
 }
 
 /**
- * argv and environment of an app in a pod: through the node's cgroup when the
- * lab runs sockmap (so its sockets are accelerated), tagged so `down` stops it.
+ * Where and how an app in a pod runs: through the node's cgroup when the lab
+ * runs sockmap (so its sockets are accelerated), tagged so `down` stops it.
  */
-async function inPod(lab: string, pod: string, args: string[]): Promise<{ argv: string[]; env: Record<string, string> }> {
-  const app = [process.execPath, '--import', 'tsx', ECHO_APP, ...args];
+async function inPod(lab: string, pod: string): Promise<{ place: Place; env: Record<string, string> }> {
   const node = (await readState(lab))?.pods.find((p) => p.name === pod)?.node;
-  if (!node) return { argv: ['nsenter', `--net=${netnsPath(podNetns(lab, pod))}`, '--', ...app], env: {} };
-  return { argv: podLaunchArgv(lab, node, pod, app), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') } };
+  return { place: podPlace(lab, node, pod), env: node === undefined ? {} : { [TAG_ENV]: processTag(lab, node, 'pod-app') } };
 }
 
 /** Starts the echo server in a pod and waits (with a deadline) for its READY line. */
 export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | 'udp', port: number, deadlineMs = 15_000): Promise<EchoServer> {
-  const { argv, env } = await inPod(lab, pod, ['serve', proto, String(port)]);
-  const proc = execa(argv[0]!, argv.slice(1), { reject: false, buffer: false, cwd: REPO, env });
+  const { place, env } = await inPod(lab, pod);
+  const proc = spawn(nodeScriptArgv(ECHO_APP, ['serve', proto, String(port)]), { ...place, cwd: REPO_ROOT, env });
   const lines: string[] = [];
   let pending = '';
   await new Promise<void>((resolveReady, reject) => {
@@ -72,8 +68,8 @@ export interface EchoResult {
 
 /** Runs the echo client in a pod; resolves with its exit code and output. */
 export async function echoSend(lab: string, pod: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = []): Promise<EchoResult> {
-  const { argv, env } = await inPod(lab, pod, ['send', proto, host, String(port), text, ...extra]);
+  const { place, env } = await inPod(lab, pod);
   const started = performance.now();
-  const r = await execa(argv[0]!, argv.slice(1), { reject: false, cwd: REPO, env });
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), ms: performance.now() - started };
+  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
 }

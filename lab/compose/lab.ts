@@ -6,22 +6,24 @@ import type { Topology } from '../topology/model.ts';
 import { upLab, type UpOptions } from './up.ts';
 import type { LabPlan } from '../core/plan.ts';
 import { writeState, type LabState } from '../core/state.ts';
-import { startDaemon, waitForLogLine } from '../kernel/daemon.ts';
+import { startLabDaemon, waitForLogLine } from '../kernel/daemon.ts';
+import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
 import { podLabels } from '../topology/validate.ts';
 import { attachEndpoints, loadNodeDatapath, readIfindexes, type PolicyMode } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState } from '../datapath/state.ts';
 import { createCa, saveCa, issueNodeCredential, type Ca } from '../spiffe/ca.ts';
 import { type ControlConfig } from '../control/config.ts';
-import { CONTROL_PLANE_NAME, CONTROL_PORT } from '../control/server.ts';
+import { CONTROL_PLANE_NAME } from '../control/server.ts';
+import { CONTROL_PORT } from '../abi/generated.ts';
 import { type AgentConfig } from '../agent/config.ts';
 import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 import { SOCKMAP_STEP } from '../sockmap/load.ts';
 import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
 import { TUNNEL_STEP } from '../tunnel/tunnel.ts';
 import { STRICT_STEP } from '../wireguard/strict.ts';
-import { agentConfigFile, agentDir, keyLogFile } from '../core/names.ts';
-import { controlConfigFile, controlDir, controlSocket } from '../core/names.ts';
+import { agentDir, keyLogFile } from '../core/names.ts';
+import { controlDir, controlSocket } from '../core/names.ts';
 import { type ExtraStep } from '../core/steps.ts';
 
 export interface LabOptions extends UpOptions {
@@ -113,11 +115,8 @@ async function startControlPlane(plan: LabPlan, state: LabState, identities: Ide
     identities: identities.identities.map((i) => ({ id: i.id, labels: i.labels })),
     policies: plan.topology.policies,
   };
-  await writePrivate(controlConfigFile(plan.lab), JSON.stringify(config, null, 2));
-  const proc = await startDaemon({
-    lab: plan.lab, node: 'cp', role: 'control-plane', netns: plan.controlNetns,
-    script: 'lab/control/main.ts', args: [controlConfigFile(plan.lab)],
-  });
+  await writePrivate(CONTROL_PLANE.configFile(plan.lab, CONTROL_PLANE_NODE), JSON.stringify(config, null, 2));
+  const proc = await startLabDaemon(plan.lab, CONTROL_PLANE, CONTROL_PLANE_NODE);
   state.processes.push(proc);
   await writeState(state);
   return ca;
@@ -145,10 +144,8 @@ async function startAgents(plan: LabPlan, state: LabState, ca: Ca, opts: LabOpti
         gcIntervalMs: opts.gcIntervalMs ?? 5 * 60_000,
         rotateAtFraction: 2 / 3,
       };
-      await writePrivate(agentConfigFile(plan.lab, n.name), JSON.stringify(config, null, 2));
-      const proc = await startDaemon({
-        lab: plan.lab, node: n.name, role: 'agent', netns: n.netns, script: 'lab/agent/main.ts', args: [agentConfigFile(plan.lab, n.name)],
-      });
+      await writePrivate(AGENT.configFile(plan.lab, n.name), JSON.stringify(config, null, 2));
+      const proc = await startLabDaemon(plan.lab, AGENT, n.name);
       state.processes.push(proc);
       // Up means ready: the agent has synced its maps and holds its SVIDs.
       await waitForLogLine(proc.logFile!, '"event":"ready"', proc.pid, 20_000, `agent on ${n.name}`, proc.logOffset);

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { nodeBpffsDir, nodeMapPins, nodeProgPins } from '../core/names.ts';
 import { ensureBpffs } from '../kernel/preflight.ts';
 import { CommandError, run } from '../kernel/run.ts';
+import { tcAttach, tcDetach } from '../kernel/tc.ts';
 import { applyBatch } from './bpftool.ts';
 import {
   POLICY_MODE_CONNECTION,
@@ -195,20 +196,10 @@ export async function setPolicyMode(lab: string, node: string, mode: PolicyMode)
 
 // ---- attaching ---------------------------------------------------------------------
 
-function attachLines(ifname: string, progPins: string): string[] {
-  // replace + fixed prio/handle: attaching twice leaves one filter, not two.
-  return [
-    `qdisc replace dev ${ifname} clsact`,
-    `filter replace dev ${ifname} ingress prio 1 handle 1 bpf da pinned ${progPins}/${PROGRAMS.fromContainer}`,
-    `filter replace dev ${ifname} egress prio 1 handle 1 bpf da pinned ${progPins}/${PROGRAMS.toContainer}`,
-  ];
-}
-
 /**
  * Attaches the node's programs to a pod veth (in the node namespace):
  * cil_from_container at tc ingress (packets leaving the pod),
- * cil_to_container at tc egress (packets entering it). One `tc -batch`
- * process; nsenter (via run's netns) keeps /sys/fs/bpf visible.
+ * cil_to_container at tc egress (packets entering it).
  */
 export async function attachEndpoint(nodeNetns: string, ifname: string, progPins: string): Promise<void> {
   await attachEndpoints(nodeNetns, [ifname], progPins);
@@ -216,14 +207,15 @@ export async function attachEndpoint(nodeNetns: string, ifname: string, progPins
 
 /** attachEndpoint for many veths of one node, in one tc process. */
 export async function attachEndpoints(nodeNetns: string, ifnames: string[], progPins: string): Promise<void> {
-  if (ifnames.length === 0) return;
-  const lines = ifnames.flatMap((ifname) => attachLines(ifname, progPins));
-  await run(['tc', '-batch', '-'], { netns: nodeNetns, input: lines.join('\n') + '\n' });
+  await tcAttach(nodeNetns, ifnames.flatMap((dev) => [
+    { dev, direction: 'ingress' as const, pin: `${progPins}/${PROGRAMS.fromContainer}` },
+    { dev, direction: 'egress' as const, pin: `${progPins}/${PROGRAMS.toContainer}` },
+  ]));
 }
 
-/** Removes both programs from a veth. A veth without clsact is fine (tc exits 2). */
+/** Removes both programs from a veth. A veth without clsact is fine. */
 export async function detachEndpoint(nodeNetns: string, ifname: string): Promise<void> {
-  await run(['tc', 'qdisc', 'del', 'dev', ifname, 'clsact'], { netns: nodeNetns, okCodes: [2] });
+  await tcDetach(nodeNetns, ifname);
 }
 
 /** Interface name → ifindex inside a namespace (what cilium_lxc is keyed by). */
@@ -233,21 +225,52 @@ export async function readIfindexes(netns: string): Promise<Map<string, number>>
   return new Map(links.map((l) => [l.ifname, l.ifindex]));
 }
 
+export interface NodeObject {
+  lab: string;
+  node: string;
+  /** The object file (bpf/build/…, built by `make -C bpf`). */
+  object: string;
+  /** Its folder under the node's bpffs folder: must not exist yet; removed if the load fails. */
+  dir: string;
+  /** Where its programs are pinned (inside `dir`). */
+  progPins: string;
+  /** Names of the node's pinned datapath maps it reuses (the datapath must be loaded first). */
+  sharedMaps: readonly string[];
+  /** Maps of its own that `prepare` pins, by name, reused as well. */
+  ownMaps?: Record<string, string>;
+  /** Runs once `dir` exists, before the load (e.g. create and fill a config map). */
+  prepare?: () => Promise<void>;
+  /** What it is, for messages: "tunnel mode", "strict mode". */
+  feature: string;
+}
+
 /**
  * Loads a further object for a node (overlay, strict mode …) whose programs
- * reuse maps that are already pinned: `shared` maps each map name to its pin.
- * On failure `dir` is removed and the error names libbpf's complaint.
+ * reuse the node's pinned maps instead of making their own: one
+ * `bpftool prog loadall … map name M pinned P` per node. On failure `dir`
+ * is removed and the error names libbpf's complaint.
  */
-export async function loadSharingMaps(object: string, progPins: string, shared: Record<string, string>, dir: string, what: string): Promise<void> {
+export async function loadNodeObject(o: NodeObject): Promise<string> {
+  if (!(await exists(o.object))) throw new Error(`${o.object} does not exist: build it with \`make -C bpf\` (needs clang and libbpf-dev)`);
+  await ensureBpffs();
+  const maps = nodeMapPins(o.lab, o.node);
+  for (const m of o.sharedMaps) {
+    if (!(await exists(`${maps}/${m}`))) throw new Error(`${o.feature} needs the datapath of ${o.lab}/${o.node} first: ${maps}/${m} is not pinned`);
+  }
+  if (await exists(o.dir)) throw new Error(`${o.feature} of ${o.lab}/${o.node} is already loaded (${o.dir})`);
+  await mkdir(o.dir, { recursive: true });
+  const shared = { ...Object.fromEntries(o.sharedMaps.map((m) => [m, `${maps}/${m}`])), ...o.ownMaps };
   const reuse = Object.entries(shared).flatMap(([name, pin]) => ['map', 'name', name, 'pinned', pin]);
   try {
-    await run(['bpftool', 'prog', 'loadall', object, progPins, 'type', 'classifier', ...reuse]);
+    await o.prepare?.();
+    await run(['bpftool', 'prog', 'loadall', o.object, o.progPins, 'type', 'classifier', ...reuse]);
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    if (error instanceof CommandError) {
+    await rm(o.dir, { recursive: true, force: true });
+    if (error instanceof CommandError && error.result.command.startsWith('bpftool prog loadall')) {
       const why = error.result.stderr.split('\n').filter((l) => /libbpf:|Error:/.test(l)).join('; ');
-      throw new Error(`cannot load ${object} for ${what}: ${why || error.message}`, { cause: error });
+      throw new Error(`cannot load ${o.object} for ${o.lab}/${o.node}: ${why || error.message}`, { cause: error });
     }
     throw error;
   }
+  return o.progPins;
 }

@@ -2,8 +2,7 @@
 // agent writes each auth entry in well under a millisecond instead of the
 // ~5–10 ms of starting a bpftool process per update (measured by
 // `lab bench auth`).
-import type { ResultPromise } from 'execa';
-import { spawn } from '../kernel/run.ts';
+import { spawn, type ResultPromise } from '../kernel/run.ts';
 import { opLine, type MapOp } from './bpftool.ts';
 import { JsonObjectStream } from './events.ts';
 

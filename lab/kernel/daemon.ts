@@ -1,15 +1,16 @@
-// Long-lived lab processes (control plane, node agents): started detached
-// inside a namespace, tagged for cleanup, logging to the lab's state
-// directory, and considered started only once they print their READY line.
-import { spawn as spawnChild } from 'node:child_process';
-import { open, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { controlNetns, netnsPath, processTag, stateDir, daemonLogFile } from '../core/names.ts';
-import { TAG_ENV, isAlive, stopProcesses } from '../core/processes.ts';
-import { writeState, type LabState, type ProcessState } from '../core/state.ts';
+// Long-lived lab processes (control plane, node agents, mesh proxies):
+// started detached inside a namespace, tagged for cleanup, logging to the
+// lab's state directory, and considered started only once they print their
+// READY line. Which daemons exist is the table of lab/core/daemons.ts.
+import { readFile } from 'node:fs/promises';
+import { daemonLogFile, processTag } from '../core/names.ts';
+import { CONTROL_PLANE, CONTROL_PLANE_NODE, AGENT, daemonKind, type DaemonKey, type DaemonKind } from '../core/daemons.ts';
+import { TAG_ENV, findTaggedProcesses, isAlive, stopProcesses } from '../core/processes.ts';
+import { readState, withStateLock, writeState, type LabState, type ProcessState } from '../core/state.ts';
+import { nodeScriptArgv, REPO_ROOT } from './node-script.ts';
+import { startDetached } from './run.ts';
 
 export const READY_LINE = 'READY';
-const REPO = resolve(import.meta.dirname, '../..');
 
 export interface DaemonSpec {
   lab: string;
@@ -17,35 +18,35 @@ export interface DaemonSpec {
   node: string;
   role: string;
   netns: string;
-  /** A TypeScript entry point under lab/, and its arguments. */
+  /** A Node entry point, repo-relative (e.g. 'lab/agent/main.ts'), and its arguments. */
   script: string;
   args: string[];
   env?: Record<string, string>;
   readyTimeoutMs?: number;
 }
 
-
 /**
- * Starts `node --import tsx SCRIPT ARGS` in the namespace with nsenter (which
- * keeps /sys/fs/bpf visible), detached from the CLI so it outlives `lab up`.
+ * Starts the Node script in the namespace (nsenter keeps /sys/fs/bpf
+ * visible), detached from the CLI so it outlives `mtless up`, and waits for its
+ * READY line.
  */
 export async function startDaemon(spec: DaemonSpec): Promise<ProcessState> {
   const logFile = daemonLogFile(spec.lab, spec.node, spec.role);
-  const log = await open(logFile, 'a', 0o600);
-  // A restart appends to the same log: only what this process writes counts.
-  const offset = (await log.stat()).size;
   const tag = processTag(spec.lab, spec.node, spec.role);
-  const child = spawnChild(
-    'nsenter',
-    [`--net=${netnsPath(spec.netns)}`, '--', process.execPath, '--import', 'tsx', resolve(REPO, spec.script), ...spec.args],
-    { cwd: REPO, detached: true, stdio: ['ignore', log.fd, log.fd], env: { ...process.env, ...spec.env, [TAG_ENV]: tag } },
-  );
-  child.unref();
-  await log.close();
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${spec.role} for ${spec.node}`);
-  await waitForLogLine(logFile, READY_LINE, pid, spec.readyTimeoutMs ?? 15_000, `${spec.role} on ${spec.node}`, offset);
-  return { pid, tag, node: spec.node, role: spec.role, logFile, logOffset: offset };
+  const { pid, logOffset } = await startDetached(nodeScriptArgv(spec.script, spec.args), {
+    netns: spec.netns, logFile, cwd: REPO_ROOT, env: { ...spec.env, [TAG_ENV]: tag },
+  });
+  // A restart appends to the same log: only what this process writes counts.
+  await waitForLogLine(logFile, READY_LINE, pid, spec.readyTimeoutMs ?? 15_000, `${spec.role} on ${spec.node}`, logOffset);
+  return { pid, tag, node: spec.node, role: spec.role, logFile, logOffset };
+}
+
+/** Starts one daemon of the table for `node` of `lab`, from its config file. */
+export async function startLabDaemon(lab: string, kind: DaemonKind, node: string, opts: { env?: Record<string, string>; readyTimeoutMs?: number } = {}): Promise<ProcessState> {
+  return startDaemon({
+    lab, node, role: kind.role, netns: kind.netns(lab, node),
+    script: kind.script, args: [kind.configFile(lab, node)], ...opts,
+  });
 }
 
 /** Polls the log (a readiness signal, not a sleep) until the line appears, the process dies, or the deadline passes. */
@@ -61,27 +62,40 @@ export async function waitForLogLine(file: string, needle: string, pid: number, 
 }
 
 /**
- * Restarts a lab process from the arguments it was started with (its config
- * file stays in the state directory). The old one is stopped first if alive.
+ * The daemon a CLI word names: "cp" is the control plane, any other word a
+ * node's agent.
  */
-export async function restartDaemon(state: LabState, who: string): Promise<ProcessState> {
-  const old = state.processes.find((p) => p.node === who);
-  if (!old) throw new Error(`lab "${state.lab}" has no agent or control plane "${who}" (valid: ${state.processes.map((p) => p.node).join(', ')})`);
-  const spec = RESTARTABLE[old.role];
-  if (!spec) throw new Error(`cannot restart a ${old.role}`);
-  if (isAlive(old.pid)) await stopProcesses([old.pid]);
-  const node = state.nodes.find((n) => n.name === who);
-  const proc = await startDaemon({
-    lab: state.lab, node: who, role: old.role,
-    netns: node ? node.netns : controlNetns(state.lab),
-    script: spec.script, args: [spec.config(state.lab, who)],
-  });
-  state.processes = state.processes.map((p) => (p === old ? proc : p));
-  await writeState(state);
-  return proc;
+export function daemonKeyOf(who: string): DaemonKey {
+  return who === CONTROL_PLANE_NODE ? { role: CONTROL_PLANE.role, node: CONTROL_PLANE_NODE } : { role: AGENT.role, node: who };
 }
 
-const RESTARTABLE: Record<string, { script: string; config: (lab: string, node: string) => string }> = {
-  agent: { script: 'lab/agent/main.ts', config: (lab, node) => `${stateDir(lab)}/agent-${node}/config.json` },
-  'control-plane': { script: 'lab/control/main.ts', config: (lab) => `${stateDir(lab)}/control/config.json` },
-};
+/**
+ * Restarts a lab daemon from the table, with its config file in the state
+ * directory. Every process carrying its tag (the old daemon, alive or
+ * not, and whatever it started: they inherit the tag) is stopped first, so
+ * no leftover helper of the old one competes with the new one.
+ */
+export async function restartDaemon(state: LabState, who: string | DaemonKey): Promise<ProcessState> {
+  const key = typeof who === 'string' ? daemonKeyOf(who) : who;
+  const old = state.processes.find((p) => p.role === key.role && p.node === key.node);
+  if (!old) {
+    const valid = state.processes.filter((p) => daemonKind(p.role)).map((p) => `${p.role} ${p.node}`).join(', ');
+    throw new Error(`lab "${state.lab}" has no ${key.role} on "${key.node}" (valid: ${valid})`);
+  }
+  const kind = daemonKind(old.role);
+  if (!kind) throw new Error(`cannot restart a ${old.role}`);
+  const tag = processTag(state.lab, key.node, key.role);
+  const tagged = (await findTaggedProcesses(state.lab)).filter((p) => p.tag === tag).map((p) => p.pid);
+  await stopProcesses([...new Set([old.pid, ...tagged])].filter(isAlive));
+  const proc = await startLabDaemon(state.lab, kind, key.node);
+  // The state file may have changed since `state` was read (pods added): replace only this entry.
+  await withStateLock(state.lab, async () => {
+    const fresh = (await readState(state.lab)) ?? state;
+    const at = fresh.processes.findIndex((p) => p.role === key.role && p.node === key.node);
+    if (at >= 0) fresh.processes[at] = proc;
+    else fresh.processes.push(proc);
+    await writeState(fresh);
+  });
+  state.processes = state.processes.map((p) => (p === old ? proc : p));
+  return proc;
+}

@@ -17,6 +17,7 @@ export const TOOLS: Tool[] = [
   { name: 'ip', version: ['ip', '-V'], debianPackage: 'iproute2', requiredForUp: true, purpose: 'namespaces, veths, routes' },
   { name: 'tc', version: ['tc', '-V'], debianPackage: 'iproute2', requiredForUp: true, purpose: 'clsact + cls_bpf attach' },
   { name: 'nsenter', version: ['nsenter', '--version'], debianPackage: 'util-linux', requiredForUp: true, purpose: 'enter namespaces keeping /sys/fs/bpf' },
+  { name: 'setpriv', version: ['setpriv', '--version'], debianPackage: 'util-linux', requiredForUp: true, purpose: 'helpers die with the process that started them' },
   { name: 'sysctl', version: ['sysctl', '--version'], debianPackage: 'procps', requiredForUp: true, purpose: 'forwarding in node namespaces' },
   { name: 'bpftool', version: ['bpftool', 'version'], debianPackage: 'bpftool', requiredForUp: true, purpose: 'load programs, map I/O, events' },
   { name: 'clang', version: ['clang', '--version'], debianPackage: 'clang', requiredForUp: false, purpose: 'build bpf/ (setup)' },

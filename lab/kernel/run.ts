@@ -1,17 +1,43 @@
-// The one way the lab runs an external command. Everything that touches the
-// kernel (ip, tc, bpftool, wg, nft, tcpdump …) goes through run().
+// The one way the lab starts a process. Everything that touches the kernel
+// (ip, tc, bpftool, wg, nft, tcpdump …) and every lab process goes through
+// one of these shapes:
+//   run()          to completion, output collected, a typed CommandError
+//   spawn()        a long-lived child with streamed output; it dies with us
+//   startDetached  a daemon that outlives us, logging to a file
+//   runAttached()  on our terminal (stdio inherited), for `mtless exec`
+// Each runs at a Place: a network namespace, and optionally a cgroup
+// (podPlace: a pod's namespace and its node's cgroup).
+import { spawn as spawnChild } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
-import { netnsPath } from '../core/names.ts';
+import { netnsPath, nodeCgroupDir, podNetns } from '../core/names.ts';
 
-export interface RunOptions {
-  /** Run inside this network namespace (by name), through nsenter. */
+/** A started child (spawn): modules outside lab/kernel/ `import type` it from here. */
+export type { ResultPromise };
+
+/** Where a process runs. */
+export interface Place {
+  /** Inside this network namespace (by name), through nsenter. */
   netns?: string;
+  /**
+   * Inside this cgroup v2 directory, joined before the namespace is entered:
+   * a socket belongs to the cgroup its process was in when it made it
+   * (sockmap's sock_ops runs for the node cgroup's sockets).
+   */
+  cgroup?: string;
+}
+
+export interface RunOptions extends Place {
   /** Data written to the command's stdin. */
   input?: string;
   /** Milliseconds before the command is killed. Default 60 s. */
   timeout?: number;
-  /** Exit codes that are not errors (e.g. a delete of something already gone). */
-  okCodes?: number[];
+  /** Exit codes that are not errors (e.g. a delete of something already gone); 'any': the caller judges the exit code. */
+  okCodes?: number[] | 'any';
+  /** Added to our environment. */
+  env?: Record<string, string>;
+  cwd?: string;
 }
 
 export interface RunResult {
@@ -41,8 +67,28 @@ export function inNetns(netns: string | undefined, argv: string[]): string[] {
   return netns ? ['nsenter', `--net=${netnsPath(netns)}`, '--', ...argv] : argv;
 }
 
+// $0 = the cgroup directory, "$@" = the rest. The shell writes its own pid,
+// then exec keeps that pid through nsenter (which execs too: --net alone
+// needs no fork) into the program: joined first, namespace second.
+const JOIN_CGROUP = 'echo $$ > "$0/cgroup.procs" || exit 125; exec "$@"';
+
+/** argv that runs `argv` at `place` (the pid stays the program's). */
+export function placeArgv(place: Place, argv: string[]): string[] {
+  const entered = inNetns(place.netns, argv);
+  return place.cgroup ? ['sh', '-c', JOIN_CGROUP, place.cgroup, ...entered] : entered;
+}
+
+/**
+ * A pod's place: its namespace, and its node's cgroup when the node has one
+ * (the lab runs sockmap), so the pod's sockets are accelerated there.
+ */
+export function podPlace(lab: string, node: string | undefined, pod: string): Place {
+  const cgroup = node === undefined ? undefined : nodeCgroupDir(lab, node);
+  return { netns: podNetns(lab, pod), cgroup: cgroup !== undefined && existsSync(cgroup) ? cgroup : undefined };
+}
+
 export async function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const full = inNetns(opts.netns, argv);
+  const full = placeArgv(opts, argv);
   const started = performance.now();
   const r = await execa(full[0]!, full.slice(1), {
     reject: false,
@@ -50,6 +96,8 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
     stdin: opts.input === undefined ? 'ignore' : undefined,
     timeout: opts.timeout ?? 60_000,
     stripFinalNewline: false,
+    env: opts.env,
+    cwd: opts.cwd,
   });
   const result: RunResult = {
     command: argv.join(' '),
@@ -59,7 +107,8 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
     stderr: String(r.stderr ?? ''),
     durationMs: performance.now() - started,
   };
-  if (r.failed && !(r.exitCode !== undefined && opts.okCodes?.includes(r.exitCode))) {
+  const ok = r.exitCode !== undefined && (opts.okCodes === 'any' || opts.okCodes?.includes(r.exitCode));
+  if (r.failed && !ok) {
     let reason: string | undefined;
     if ((r as { code?: string }).code === 'ENOENT') reason = `command not found: ${argv[0]} (run \`lab doctor\`)`;
     else if (r.timedOut) reason = `timed out after ${opts.timeout ?? 60_000} ms`;
@@ -76,8 +125,57 @@ export async function ipBatch(lines: string[], netns?: string): Promise<RunResul
   return run(argv, { input: lines.join('\n') + '\n' });
 }
 
-/** Starts a long-running command and hands back the child (for captures, agents, event pipes). */
-export function spawn(argv: string[], opts: { netns?: string; env?: Record<string, string>; stdin?: 'pipe' | 'ignore' } = {}): ResultPromise {
-  const full = inNetns(opts.netns, argv);
-  return execa(full[0]!, full.slice(1), { reject: false, buffer: false, env: opts.env, stdin: opts.stdin ?? 'ignore' });
+export interface SpawnOptions extends Place {
+  env?: Record<string, string>;
+  stdin?: 'pipe' | 'ignore';
+  cwd?: string;
+}
+
+/**
+ * Starts a long-running command and hands back the child, output streamed
+ * (captures, event pipes, bpftool batch, pod apps). The child is ours: it
+ * gets SIGKILL when this process dies (PR_SET_PDEATHSIG through setpriv,
+ * kept across the execs of nsenter, sh and stdbuf), so a killed agent leaves
+ * no event_pipe reader behind to steal its successor's events.
+ */
+export function spawn(argv: string[], opts: SpawnOptions = {}): ResultPromise {
+  const full = ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...placeArgv(opts, argv)];
+  return execa(full[0]!, full.slice(1), { reject: false, buffer: false, env: opts.env, cwd: opts.cwd, stdin: opts.stdin ?? 'ignore' });
+}
+
+/** Runs a command on our terminal (stdin, stdout, stderr inherited): `mtless exec`. */
+export async function runAttached(argv: string[], place: Place = {}): Promise<{ exitCode?: number; signal?: string }> {
+  const full = placeArgv(place, argv);
+  const r = await execa(full[0]!, full.slice(1), { stdio: 'inherit', reject: false });
+  return { exitCode: r.exitCode, signal: r.signal };
+}
+
+export interface DetachedOptions extends Place {
+  /** stdout and stderr are appended here. */
+  logFile: string;
+  /** Added to our environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/**
+ * Starts a daemon detached from us (own session, no pipes), so it outlives
+ * the CLI that started it. `logOffset` is where its output starts in the log
+ * (a restart appends to the same file).
+ */
+export async function startDetached(argv: string[], opts: DetachedOptions): Promise<{ pid: number; logOffset: number }> {
+  const log = await open(opts.logFile, 'a', 0o600);
+  try {
+    const logOffset = (await log.stat()).size;
+    const full = placeArgv(opts, argv);
+    const child = spawnChild(full[0]!, full.slice(1), {
+      cwd: opts.cwd, detached: true, stdio: ['ignore', log.fd, log.fd], env: { ...process.env, ...opts.env },
+    });
+    child.on('error', () => {}); // a failed start shows as a missing pid
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+    return { pid: child.pid, logOffset };
+  } finally {
+    await log.close();
+  }
 }

@@ -5,14 +5,11 @@
 import type { Topology } from '../topology/model.ts';
 import { TRUST_DOMAIN } from '../spiffe/id.ts';
 import { stateDir } from '../core/names.ts';
+import { MESH_PROXY } from '../core/daemons.ts';
 
-/** ztunnel's inbound HBONE port. */
-export const HBONE_PORT = 15008;
-/** First node-local port of the outbound port map (one port per (source pod, destination)). */
-export const OUTBOUND_PORT_BASE = 15100;
 /** nftables table of the redirect, created in each node namespace only (it goes with the namespace). */
 export const MESH_TABLE = 'mtless_mesh';
-export const PROXY_ROLE = 'mesh-proxy';
+export const PROXY_ROLE = MESH_PROXY.role;
 
 
 /** Istio's workload identity: `spiffe://<td>/ns/<namespace>/sa/<service account>`. */

@@ -6,14 +6,16 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
 import { generateSvidKey, issueWorkloadSvid, loadCa, type Ca } from '../spiffe/ca.ts';
-import { startDaemon, waitForLogLine } from '../kernel/daemon.ts';
+import { startLabDaemon, waitForLogLine } from '../kernel/daemon.ts';
+import { MESH_PROXY } from '../core/daemons.ts';
 import { readState, writeState, type LabState } from '../core/state.ts';
 import { run } from '../kernel/run.ts';
+import { MESH_OUTBOUND_PORT_BASE } from '../abi/generated.ts';
 import { POD_IFNAME } from '../core/names.ts';
 import { POD_GATEWAY_IP } from '../core/plan.ts';
-import { controlDir, daemonLogFile, keyLogFile, meshDir, proxyConfigFile, proxyDir } from '../core/names.ts';
+import { controlDir, daemonLogFile, keyLogFile, meshDir, proxyDir } from '../core/names.ts';
 import {
-  MESH_TABLE, OUTBOUND_PORT_BASE, PROXY_ROLE, meshDestinations, workloadSpiffeId,
+  MESH_TABLE, meshDestinations, workloadSpiffeId,
   type MeshPod, type OutboundRoute, type ProxyConfig,
 } from './config.ts';
 
@@ -60,7 +62,7 @@ function proxyConfig(lab: string, state: LabState, mesh: MeshState, node: string
       // Same-node destinations are left alone (ztunnel would short-cut them; not part of this contrast).
       if (dst.node === node) continue;
       const key = `${src.name}>${d.pod}:${d.port}`;
-      ports[key] ??= OUTBOUND_PORT_BASE + Object.keys(ports).length;
+      ports[key] ??= MESH_OUTBOUND_PORT_BASE + Object.keys(ports).length;
       outbound.push({
         localPort: ports[key]!, srcPod: src.name, srcLxc: podState.get(src.name)!.lxc,
         dstPod: dst.name, dstIp: dst.ip, dstPort: d.port,
@@ -113,7 +115,7 @@ export function nftScript(cfg: ProxyConfig, meshed: { ip: string; port: number }
 async function applyNode(lab: string, state: LabState, mesh: MeshState, node: string): Promise<ProxyConfig> {
   const cfg = proxyConfig(lab, state, mesh, node);
   await mkdir(proxyDir(lab, node), { recursive: true, mode: 0o700 });
-  await writeFile(proxyConfigFile(lab, node), JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  await writeFile(MESH_PROXY.configFile(lab, node), JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
   const meshed = meshDestinations({ policies: mesh.policies } as Topology, mesh.pods).map((d) => ({ ip: mesh.pods.find((p) => p.name === d.pod)!.ip, port: d.port }));
   const netns = state.nodes.find((n) => n.name === node)!.netns;
   await run(['nft', '-f', '-'], { netns, input: nftScript(cfg, meshed) });
@@ -144,8 +146,8 @@ export async function startMesh(lab: string, topology: Topology): Promise<void> 
   for (const n of state.nodes) await applyNode(lab, state, mesh, n.name);
   await writeFile(meshStateFile(lab), JSON.stringify(mesh, null, 2) + '\n', { mode: 0o600 });
   for (const n of state.nodes) {
-    const proc = await startDaemon({ lab, node: n.name, role: PROXY_ROLE, netns: n.netns, script: 'lab/mesh/proxy.ts', args: [proxyConfigFile(lab, n.name)] });
-    // Re-read: startDaemon does not write the state file, and others may have.
+    const proc = await startLabDaemon(lab, MESH_PROXY, n.name);
+    // Re-read: startLabDaemon does not write the state file, and others may have.
     const fresh = (await readState(lab))!;
     fresh.processes.push(proc);
     await writeState(fresh);
@@ -171,9 +173,9 @@ export async function enrollPod(lab: string, pod: string, opts: { namespace?: st
   await writeWorkloadSvid(lab, await loadCa(`${controlDir(lab)}/ca.key.pem`), entry);
   await applyNode(lab, state, mesh, p.node);
   await writeFile(meshStateFile(lab), JSON.stringify(mesh, null, 2) + '\n', { mode: 0o600 });
-  const proc = state.processes.find((x) => x.node === p.node && x.role === PROXY_ROLE);
+  const proc = state.processes.find((x) => x.node === p.node && x.role === MESH_PROXY.role);
   if (!proc) throw new Error(`no mesh proxy on node ${p.node}`);
-  const logFile = daemonLogFile(lab, p.node, PROXY_ROLE);
+  const logFile = daemonLogFile(lab, p.node, MESH_PROXY.role);
   const offset = (await readFile(logFile)).length;
   process.kill(proc.pid, 'SIGHUP');
   await waitForLogLine(logFile, `"generation":${mesh.generation}`, proc.pid, 5000, `mesh proxy on ${p.node} (reload)`, offset);
@@ -181,7 +183,7 @@ export async function enrollPod(lab: string, pod: string, opts: { namespace?: st
 
 /** The proxy's structured log lines. */
 export async function proxyLog(lab: string, node: string): Promise<Record<string, unknown>[]> {
-  const text = await readFile(daemonLogFile(lab, node, PROXY_ROLE), 'utf8').catch(() => '');
+  const text = await readFile(daemonLogFile(lab, node, MESH_PROXY.role), 'utf8').catch(() => '');
   return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 

@@ -20,6 +20,7 @@ import { loadTopologyFile } from '../topology/validate.ts';
 import type { Progress } from '../core/progress.ts';
 import { keyLogFile } from '../core/names.ts';
 import { daemonLogFile } from '../core/names.ts';
+import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { wgKeyLogFile } from '../core/names.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -118,7 +119,7 @@ export async function runScenario(
     }
     await Promise.all(streams.map((s) => s.ready));
     const readLog = async (node: string) => {
-      const role = node === 'cp' ? 'control-plane' : 'agent';
+      const role = (node === CONTROL_PLANE_NODE ? CONTROL_PLANE : AGENT).role;
       const text = await readFile(daemonLogFile(lab, node, role), 'utf8').catch(() => '');
       return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     };

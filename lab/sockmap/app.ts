@@ -1,6 +1,6 @@
 // A TCP echo pair for the sockmap scenario, steppable from outside so that
 // policy can change between two messages of one connection. Started by
-// appArgv() through podCommand (pod namespace + node cgroup).
+// appArgv() through spawnInPod (pod namespace + node cgroup).
 //
 //   app.ts serve PORT [--host ADDR]
 //       listens on ADDR (default 0.0.0.0; "::" is dual-stack, so IPv4 peers
@@ -17,10 +17,11 @@
 // one write(), i.e. one sendmsg and one run of the sk_msg program.
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { nodeScriptArgv } from '../kernel/node-script.ts';
 
-/** argv that runs this app (for podCommand): node with tsx, by absolute path. */
+/** argv that runs this app (for spawnInPod). */
 export function appArgv(args: string[]): string[] {
-  return [process.execPath, '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), ...args];
+  return nodeScriptArgv('lab/sockmap/app.ts', args);
 }
 
 function out(line: string): void {

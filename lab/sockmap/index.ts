@@ -2,7 +2,7 @@
 //   install:  SOCKMAP_STEP (an `up` step) = loadSockmap → writeSockmapPods → attachSockmap, per node
 //   operate:  attachSockOps / detachSockOps, unloadSockmap
 //   inspect:  readSockmapCounters, dumpSockhash, dumpSockmapPods, sockOpsAttached
-//   run apps: podCommand / podLaunchArgv / spawnInPod / runInPod (pod netns + node cgroup)
+//   run apps: podCommand / spawnInPod / runInPod (pod netns + node cgroup; lab/kernel/run.ts podPlace when the cgroup is optional)
 //   measure:  lab/bench/sockmap/ (run.ts: benchSockmap)
 export * from './load.ts';
 export * from './pod.ts';

@@ -3,30 +3,18 @@
 // belongs to the cgroup its process was in when it created it (an accepted
 // socket to the listener's). So the process joins the cgroup first, then
 // enters the pod's network namespace, then execs the program.
-import { existsSync } from 'node:fs';
-import type { ResultPromise } from 'execa';
-import { netnsPath, nodeCgroupDir, podNetns, processTag } from '../core/names.ts';
+import { nodeCgroupDir, podNetns, processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
-import { spawn } from '../kernel/run.ts';
+import { placeArgv, spawn, type Place, type ResultPromise } from '../kernel/run.ts';
 
-// $0 = cgroup dir, $1 = netns path, "$@" after the shift = the program. The
-// shell writes its own pid, then exec keeps that pid through nsenter (which
-// execs too: --net alone needs no fork) into the program.
-const JOIN_AND_ENTER = 'echo $$ > "$0/cgroup.procs" || exit 125; ns=$1; shift; exec nsenter --net="$ns" -- "$@"';
+/** `pod`'s namespace inside `node`'s cgroup (which must exist: the lab runs sockmap). */
+export function podInNodeCgroup(lab: string, node: string, pod: string): Place {
+  return { netns: podNetns(lab, pod), cgroup: nodeCgroupDir(lab, node) };
+}
 
 /** argv that runs `argv` in `pod`'s namespace, inside `node`'s cgroup (which must exist). */
 export function podCommand(lab: string, node: string, pod: string, argv: string[]): string[] {
-  return ['sh', '-c', JOIN_AND_ENTER, nodeCgroupDir(lab, node), netnsPath(podNetns(lab, pod)), ...argv];
-}
-
-/**
- * podCommand when the node has a cgroup (its lab runs sockmap), plain
- * `nsenter --net` otherwise: what lab/apps/pod-apps.ts can use for every pod app.
- */
-export function podLaunchArgv(lab: string, node: string, pod: string, argv: string[]): string[] {
-  return existsSync(nodeCgroupDir(lab, node))
-    ? podCommand(lab, node, pod, argv)
-    : ['nsenter', `--net=${netnsPath(podNetns(lab, pod))}`, '--', ...argv];
+  return placeArgv(podInNodeCgroup(lab, node, pod), argv);
 }
 
 /** The role part of the process tag of everything started here. */
@@ -126,7 +114,7 @@ export class PodProcess {
  * stops it (which it must: a cgroup with processes cannot be removed).
  */
 export function spawnInPod(lab: string, node: string, pod: string, argv: string[], opts: { role?: string } = {}): PodProcess {
-  const proc = spawn(podCommand(lab, node, pod, argv), { env: { [TAG_ENV]: processTag(lab, node, opts.role ?? POD_APP_ROLE) } });
+  const proc = spawn(argv, { ...podInNodeCgroup(lab, node, pod), env: { [TAG_ENV]: processTag(lab, node, opts.role ?? POD_APP_ROLE) } });
   return new PodProcess(`${argv[0]} in ${pod}`, proc);
 }
 

@@ -21,27 +21,21 @@
 //
 // Teardown needs nothing of its own: the device dies with the node
 // namespace, the pins with the lab's bpffs folder (`lab down`).
-import { access, mkdir, rm } from 'node:fs/promises';
-import { macAddress, nodeBpffsDir, nodeMapPins, overlayDir, overlayProgPins } from '../core/names.ts';
+import { rm } from 'node:fs/promises';
+import { macAddress, nodeBpffsDir, overlayDir, overlayProgPins } from '../core/names.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
-import { ensureBpffs } from '../kernel/preflight.ts';
+import { tcAttach } from '../kernel/tc.ts';
 
-import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
-import { MAP_CODECS } from '../abi/generated.ts';
+import { BPF_DIR, loadNodeObject } from '../datapath/load.ts';
+import { MAP_CODECS, OVERLAY_PROGRAMS, VXLAN_PORT, type OverlayProgram } from '../abi/generated.ts';
 import { ipBatch, run } from '../kernel/run.ts';
 import { type ExtraStep } from '../core/steps.ts';
 
-/** Cilium's VXLAN port (IANA's is 4789). */
-export const VXLAN_PORT = 8472;
 /** Cilium's device name; 12 characters, within IFNAMSIZ. */
 export const VXLAN_IFNAME = 'cilium_vxlan';
 export const OVERLAY_OBJECT = `${BPF_DIR}/build/overlay.o`;
-export const OVERLAY_PROGRAMS = { toOverlay: 'cil_to_overlay', fromOverlay: 'cil_from_overlay' } as const;
-export type OverlayProgram = (typeof OVERLAY_PROGRAMS)[keyof typeof OVERLAY_PROGRAMS];
 /** Every datapath map: overlay.o includes bpf/lib/maps.h, so it reuses them all. */
 export const OVERLAY_SHARED_MAPS = Object.keys(MAP_CODECS) as (keyof typeof MAP_CODECS)[];
-/** VNIs are 24 bits. */
-export const VNI_MASK = 0xffffff;
 
 export const overlayProgPin = (lab: string, node: string, prog: OverlayProgram) => `${overlayProgPins(lab, node)}/${prog}`;
 /** Deterministic, so each node can name its peers' MACs in static neighbour entries. */
@@ -95,29 +89,18 @@ export async function installTunnel(plan: LabPlan, opts: { objectPath?: string }
  * cilium_ipcache and cilium_lxc (so the datapath must be loaded first).
  */
 export async function loadOverlay(lab: string, node: string, opts: { objectPath?: string } = {}): Promise<string> {
-  const object = opts.objectPath ?? OVERLAY_OBJECT;
-  if (!(await exists(object))) throw new Error(`${object} does not exist: build it with \`make -C bpf\` (needs clang and libbpf-dev)`);
-  await ensureBpffs();
-  const maps = nodeMapPins(lab, node);
-  for (const m of OVERLAY_SHARED_MAPS) {
-    if (!(await exists(`${maps}/${m}`))) throw new Error(`tunnel mode needs the datapath of ${lab}/${node} first: ${maps}/${m} is not pinned`);
-  }
-  const dir = overlayDir(lab, node);
-  if (await exists(dir)) throw new Error(`the overlay of ${lab}/${node} is already loaded (${dir})`);
-  await mkdir(dir, { recursive: true });
-  await loadSharingMaps(object, overlayProgPins(lab, node), Object.fromEntries(OVERLAY_SHARED_MAPS.map((m) => [m, `${maps}/${m}`])), dir, `${lab}/${node}`);
-  return overlayProgPins(lab, node);
+  return loadNodeObject({
+    lab, node, feature: 'tunnel mode', object: opts.objectPath ?? OVERLAY_OBJECT,
+    dir: overlayDir(lab, node), progPins: overlayProgPins(lab, node), sharedMaps: OVERLAY_SHARED_MAPS,
+  });
 }
 
 /** cil_to_overlay at tc egress, cil_from_overlay at tc ingress of the node's VXLAN device. */
 export async function attachOverlay(lab: string, node: string, netns: string): Promise<void> {
-  const lines = [
-    `qdisc replace dev ${VXLAN_IFNAME} clsact`,
-    `filter replace dev ${VXLAN_IFNAME} egress prio 1 handle 1 bpf da pinned ${overlayProgPin(lab, node, OVERLAY_PROGRAMS.toOverlay)}`,
-    `filter replace dev ${VXLAN_IFNAME} ingress prio 1 handle 1 bpf da pinned ${overlayProgPin(lab, node, OVERLAY_PROGRAMS.fromOverlay)}`,
-  ];
-  // nsenter (run's netns), not `tc -n`: the pins must stay visible.
-  await run(['tc', '-batch', '-'], { netns, input: lines.join('\n') + '\n' });
+  await tcAttach(netns, [
+    { dev: VXLAN_IFNAME, direction: 'egress', pin: overlayProgPin(lab, node, OVERLAY_PROGRAMS.toOverlay) },
+    { dev: VXLAN_IFNAME, direction: 'ingress', pin: overlayProgPin(lab, node, OVERLAY_PROGRAMS.fromOverlay) },
+  ]);
 }
 
 /** Only the pins; the device and its filters go with the node namespace. */
@@ -150,11 +133,4 @@ export async function readVxlan(netns: string): Promise<VxlanInfo | undefined> {
     mac: link.address,
     up: link.flags.includes('UP'),
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }

@@ -14,24 +14,26 @@
 // loaded, so the program never runs unconfigured. Teardown needs nothing of
 // its own: the filter dies with the node namespace, the pins with the lab's
 // bpffs folder (`lab down`).
-import { access, mkdir, rm } from 'node:fs/promises';
-import { NODE_UNDERLAY_IFNAME, nodeBpffsDir, nodeMapPins, strictDir, strictProgPins } from '../core/names.ts';
+import { rm } from 'node:fs/promises';
+import { NODE_UNDERLAY_IFNAME, nodeBpffsDir, strictDir, strictProgPins } from '../core/names.ts';
 import type { LabPlan } from '../core/plan.ts';
-import { ensureBpffs } from '../kernel/preflight.ts';
+import { tcAttach, tcDetach } from '../kernel/tc.ts';
 
 import { mapUpdate } from '../datapath/bpftool.ts';
-import { MAP_CODECS } from '../abi/generated.ts';
-import { BPF_DIR, loadSharingMaps } from '../datapath/load.ts';
+import { DROP_UNENCRYPTED_TRAFFIC, MAP_CODECS, STRICT_MAP_CODECS, STRICT_MAP_SPECS, STRICT_MAPS, STRICT_PROGRAMS, encodeStrictConfig } from '../abi/generated.ts';
+import { BPF_DIR, loadNodeObject } from '../datapath/load.ts';
 import { run } from '../kernel/run.ts';
 import { type ExtraStep } from '../core/steps.ts';
 
 export const STRICT_OBJECT = `${BPF_DIR}/build/strict.o`;
-export const STRICT_PROGRAM = 'cil_to_netdev_strict';
-export const STRICT_CONFIG_MAP = 'strict_config';
+export const STRICT_PROGRAM = STRICT_PROGRAMS.toNetdev;
+export const STRICT_CONFIG_MAP = STRICT_MAPS.config;
+const STRICT_CONFIG_CODECS = STRICT_MAP_CODECS[STRICT_CONFIG_MAP];
+const STRICT_CONFIG_SPEC = STRICT_MAP_SPECS[STRICT_CONFIG_MAP];
 /** Every datapath map: strict.o includes bpf/lib/maps.h (for drop.h), so it reuses them all. */
 export const STRICT_SHARED_MAPS = Object.keys(MAP_CODECS) as (keyof typeof MAP_CODECS)[];
 /** Cilium's DROP_UNENCRYPTED_TRAFFIC. */
-export const DROP_UNENCRYPTED = 195;
+export const DROP_UNENCRYPTED = DROP_UNENCRYPTED_TRAFFIC;
 
 export const strictConfigPin = (lab: string, node: string) => `${strictDir(lab, node)}/${STRICT_CONFIG_MAP}`;
 export const strictProgPin = (lab: string, node: string) => `${strictProgPins(lab, node)}/${STRICT_PROGRAM}`;
@@ -50,10 +52,8 @@ export function strictConfigValue(cidr: string): Buffer {
   if (bits < 1 || bits > 32) throw new Error(`strict mode: prefix /${bits} of ${cidr} is out of range (1-32)`);
   const mask = bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
   const addr = m.slice(1, 5).reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
-  const out = Buffer.alloc(8);
-  out.writeUInt32BE((addr & mask) >>> 0, 0);
-  out.writeUInt32BE(mask, 4);
-  return out;
+  const dotted = (n: number) => [24, 16, 8, 0].map((shift) => (n >>> shift) & 0xff).join('.');
+  return encodeStrictConfig({ net: dotted((addr & mask) >>> 0), mask: dotted(mask) });
 }
 
 /** Load and attach on every node; the strict CIDR is the lab's pod range. */
@@ -71,45 +71,29 @@ export async function installStrict(plan: LabPlan, opts: { objectPath?: string; 
 
 /** Creates and fills strict_config, then loads bpf/build/strict.o reusing it and the node's datapath maps. */
 export async function loadStrict(lab: string, node: string, cidr: string, opts: { objectPath?: string } = {}): Promise<string> {
-  const object = opts.objectPath ?? STRICT_OBJECT;
-  if (!(await exists(object))) throw new Error(`${object} does not exist: build it with \`make -C bpf\` (needs clang and libbpf-dev)`);
   const value = strictConfigValue(cidr);
-  await ensureBpffs();
-  const maps = nodeMapPins(lab, node);
-  for (const m of STRICT_SHARED_MAPS) {
-    if (!(await exists(`${maps}/${m}`))) throw new Error(`strict mode needs the datapath of ${lab}/${node} first: ${maps}/${m} is not pinned`);
-  }
-  const dir = strictDir(lab, node);
-  if (await exists(dir)) throw new Error(`strict mode of ${lab}/${node} is already loaded (${dir})`);
-  await mkdir(dir, { recursive: true });
-  try {
-    // Same type and sizes as strict.c declares, or libbpf refuses to reuse it.
-    await run(['bpftool', 'map', 'create', strictConfigPin(lab, node), 'type', 'array', 'key', '4', 'value', '8', 'entries', '1', 'name', STRICT_CONFIG_MAP]);
-    await mapUpdate(strictConfigPin(lab, node), Buffer.alloc(4), value);
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  await loadSharingMaps(object, strictProgPins(lab, node), {
-    ...Object.fromEntries(STRICT_SHARED_MAPS.map((m) => [m, `${maps}/${m}`])),
-    [STRICT_CONFIG_MAP]: strictConfigPin(lab, node),
-  }, dir, `${lab}/${node}`);
+  await loadNodeObject({
+    lab, node, feature: 'strict mode', object: opts.objectPath ?? STRICT_OBJECT,
+    dir: strictDir(lab, node), progPins: strictProgPins(lab, node), sharedMaps: STRICT_SHARED_MAPS,
+    ownMaps: { [STRICT_CONFIG_MAP]: strictConfigPin(lab, node) },
+    prepare: async () => {
+      // Same type and sizes as strict.c declares, or libbpf refuses to reuse it.
+      await run(['bpftool', 'map', 'create', strictConfigPin(lab, node), 'type', STRICT_CONFIG_SPEC.type,
+        'key', String(STRICT_CONFIG_CODECS.key.size), 'value', String(STRICT_CONFIG_CODECS.value.size), 'entries', String(STRICT_CONFIG_SPEC.maxEntries), 'name', STRICT_CONFIG_MAP]);
+      await mapUpdate(strictConfigPin(lab, node), STRICT_CONFIG_CODECS.key.encode(0), value);
+    },
+  });
   return strictProgPin(lab, node);
 }
 
 /** cil_to_netdev_strict at tc egress of the node's underlay device. */
 export async function attachStrict(lab: string, node: string, netns: string): Promise<void> {
-  const lines = [
-    `qdisc replace dev ${NODE_UNDERLAY_IFNAME} clsact`,
-    `filter replace dev ${NODE_UNDERLAY_IFNAME} egress prio 1 handle 1 bpf da pinned ${strictProgPin(lab, node)}`,
-  ];
-  // nsenter (run's netns), not `tc -n`: the pins must stay visible.
-  await run(['tc', '-batch', '-'], { netns, input: lines.join('\n') + '\n' });
+  await tcAttach(netns, [{ dev: NODE_UNDERLAY_IFNAME, direction: 'egress', pin: strictProgPin(lab, node) }]);
 }
 
 /** Removes the filter (the node falls back to no strict check) and the pins. */
 export async function detachStrict(lab: string, node: string, netns: string): Promise<void> {
-  await run(['tc', 'filter', 'del', 'dev', NODE_UNDERLAY_IFNAME, 'egress', 'prio', '1', 'handle', '1', 'bpf'], { netns, okCodes: [0, 1, 2] });
+  await tcDetach(netns, NODE_UNDERLAY_IFNAME, 'egress');
   await rm(strictDir(lab, node), { recursive: true, force: true });
 }
 
@@ -117,11 +101,4 @@ export async function detachStrict(lab: string, node: string, netns: string): Pr
 export async function strictAttached(netns: string): Promise<boolean> {
   const r = await run(['tc', '-j', 'filter', 'show', 'dev', NODE_UNDERLAY_IFNAME, 'egress'], { netns, okCodes: [0, 1, 2] });
   return r.stdout.includes(STRICT_PROGRAM);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }

@@ -11,22 +11,20 @@
 // the control plane and configures its peers from the node list. Here `up`
 // makes every key pair and configures every peer statically (see
 // lab/wireguard/README.md).
-import { spawn as spawnChild } from 'node:child_process';
-import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 
-import { netnsPath, processTag, stateDir, wgIfname, wgInfoFile, wgKeyFile, wgKeyLogFile } from '../core/names.ts';
+import { processTag, stateDir, wgIfname, wgInfoFile, wgKeyFile, wgKeyLogFile } from '../core/names.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
 import { isAlive, TAG_ENV } from '../core/processes.ts';
 import { writeState, type LabState, type ProcessState } from '../core/state.ts';
 
-import { run } from '../kernel/run.ts';
+import { run, startDetached } from '../kernel/run.ts';
 import { generateWgKeyPair, type WgKeyPair } from './keys.ts';
 import { agentDir } from '../core/names.ts';
 import { daemonLogFile } from '../core/names.ts';
 import { type ExtraStep } from '../core/steps.ts';
+import { WG_PORT } from '../abi/generated.ts';
 
-/** Cilium's WireGuard port. */
-export const WG_PORT = 51871;
 export const WG_ROLE = 'wireguard';
 /** wireguard-go's UAPI sockets: host-wide, shared by every namespace. */
 export const WG_SOCKET_DIR = '/var/run/wireguard';
@@ -91,17 +89,13 @@ async function startWireguardGo(lab: string, n: NodePlan): Promise<ProcessState>
   const ifname = wgIfname(lab, n.name);
   const logFile = daemonLogFile(lab, n.name, WG_ROLE);
   const tag = processTag(lab, n.name, WG_ROLE);
-  const log = await open(logFile, 'a', 0o600);
-  const child = spawnChild('nsenter', [`--net=${netnsPath(n.netns)}`, '--', 'wireguard-go', '-f', ifname], {
-    detached: true,
-    stdio: ['ignore', log.fd, log.fd],
+  const { pid } = await startDetached(['wireguard-go', '-f', ifname], {
+    netns: n.netns,
+    logFile,
     // verbose: handshakes appear in the log ("Sending handshake initiation").
-    env: { ...process.env, LOG_LEVEL: 'verbose', [TAG_ENV]: tag },
+    env: { LOG_LEVEL: 'verbose', [TAG_ENV]: tag },
   });
-  child.unref();
-  await log.close();
-  if (child.pid === undefined) throw new Error(`could not start wireguard-go for ${n.name}`);
-  return { pid: child.pid, tag, node: n.name, role: WG_ROLE, logFile };
+  return { pid, tag, node: n.name, role: WG_ROLE, logFile };
 }
 
 /** Ready when its UAPI socket exists and the TUN device is in the namespace. */

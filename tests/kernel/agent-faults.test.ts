@@ -1,18 +1,21 @@
 // Node agents facing bad peers and a missing control plane: no auth entry is
 // written, traffic stays dropped, one clear log line says why, and the agent
-// survives every case.
+// survives every case. A killed agent's helpers (bpftool event_pipe, bpftool
+// batch) die with it, so a restart leaves one reader of its perf array.
 import t from 'tap';
-import { execa } from 'execa';
 import { upWithDatapath } from '../../lab/compose/lab.ts';
 import { destroyLab } from '../../lab/compose/down.ts';
 import { findPod } from '../../lab/core/plan.ts';
 import { readState } from '../../lab/core/state.ts';
 import { restartDaemon } from '../../lab/kernel/daemon.ts';
-import { stopProcesses, isAlive } from '../../lab/core/processes.ts';
-import { nodeNetns, stateDir } from '../../lab/core/names.ts';
+import { nodeScriptArgv } from '../../lab/kernel/node-script.ts';
+import { spawn } from '../../lab/kernel/run.ts';
+import { AGENT } from '../../lab/core/daemons.ts';
+import { findTaggedProcesses, stopProcesses, isAlive } from '../../lab/core/processes.ts';
+import { nodeMapPins, nodeNetns, processTag, stateDir } from '../../lab/core/names.ts';
 import { dumpAuth, deleteAuthEntry } from '../../lab/datapath/auth.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 import { daemonLogFile } from '../../lab/core/names.ts';
 
@@ -21,6 +24,18 @@ const lab = 't-faults';
 async function logLines(node: string, role = 'agent'): Promise<Record<string, unknown>[]> {
   const text = await readFile(daemonLogFile(lab, node, role), 'utf8').catch(() => '');
   return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+/** Live `bpftool map event_pipe` processes on a node's perf arrays, found by command line (not by tag). */
+async function eventPipeReaders(node: string): Promise<number[]> {
+  const dir = `${nodeMapPins(lab, node)}/`;
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv.includes('event_pipe') && argv.some((a) => a.startsWith(dir)) && isAlive(Number(entry))) found.push(Number(entry));
+  }
+  return found;
 }
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 8000): Promise<T | undefined> {
@@ -54,8 +69,7 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
 
       for (const mode of ['other-ca', 'expired', 'wrong-id', 'two-sans'] as const) {
         await t.test(`the peer presents a certificate: ${mode}`, async (t) => {
-          const fake = execa('nsenter', [`--net=/run/netns/${nodeNetns(lab, 'n1')}`, '--', process.execPath, '--import', 'tsx',
-            `${REPO}/tests/fixtures/fake-peer.ts`, stateDir(lab), n1.underlayIp, mode], { reject: false, buffer: false });
+          const fake = spawn(nodeScriptArgv('tests/fixtures/fake-peer.ts', [stateDir(lab), n1.underlayIp, mode]), { netns: nodeNetns(lab, 'n1') });
           try {
             await new Promise<void>((resolve, reject) => {
               fake.stdout?.on('data', (d: Buffer) => d.toString().includes('READY') && resolve());
@@ -87,6 +101,23 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
         t.equal((await dumpAuth(lab, 'n2')).length, 1, 'the entry is written');
       });
 
+      await t.test('a killed agent takes its helpers along; its restart is the only event reader', async (t) => {
+        const agentTag = processTag(lab, 'n1', AGENT.role);
+        t.equal((await eventPipeReaders('n1')).length, 1, 'the running agent reads its signals through one event_pipe');
+        const pid = (await n1Agent()).pid;
+        process.kill(pid, 'SIGKILL');
+        const left = async () => (await findTaggedProcesses(lab)).filter((p) => p.tag === agentTag);
+        const gone = await waitFor(async () => ((await left()).length === 0 ? true : undefined));
+        t.ok(gone, `nothing tagged ${agentTag} outlives the agent (left: ${(await left()).map((p) => p.pid).join(', ') || 'none'})`);
+        t.same(await eventPipeReaders('n1'), [], 'no event_pipe reader of n1 without its agent');
+        const proc = await restartDaemon((await readState(lab))!, { role: AGENT.role, node: 'n1' });
+        t.not(proc.pid, pid, 'a new agent');
+        const readers = await eventPipeReaders('n1');
+        t.equal(readers.length, 1, `exactly one event_pipe reader of n1 after the restart (${readers.join(', ')})`);
+        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-kill', ['--timeout', '6000']);
+        t.equal(r.exitCode, 0, `traffic flows with the restarted agent: ${r.stderr}`);
+      });
+
       await t.test('the control plane is down at agent start', async (t) => {
         const state = (await readState(lab))!;
         await stopProcesses([state.processes.find((p) => p.role === 'control-plane')!.pid]);
@@ -113,4 +144,5 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
     await destroyLab(lab);
   }
   t.same(await labLeftovers(lab), []);
+  t.same([...(await eventPipeReaders('n1')), ...(await eventPipeReaders('n2'))], [], 'no event_pipe reader of the lab after down');
 });

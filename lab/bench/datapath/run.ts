@@ -25,6 +25,7 @@ import { upWithDatapath } from '../../compose/lab.ts';
 import { destroyLab } from '../../compose/down.ts';
 import { findPod, type LabPlan, type NodePlan, type PodPlan } from '../../core/plan.ts';
 import { nodeProgPins } from '../../core/names.ts';
+import { REPO_ROOT } from '../../core/repo.ts';
 import { run } from '../../kernel/run.ts';
 import { attachEndpoints, detachEndpoint, type PolicyMode } from '../../datapath/load.ts';
 import { readMetrics } from '../../datapath/maps.ts';
@@ -37,8 +38,6 @@ import { parseIperf3, parseSockperf } from '../tool-output.ts';
 import { benchMapIo, type MapIoReps } from './map-io.ts';
 import { measureProgramCost } from './program-cost.ts';
 import { checkGoals, summarizeRuns, type BenchDatapathReport, type DatapathMode, type DatapathRun, type MapIoRow, type ProgramCost } from './report.ts';
-
-const REPO = resolve(import.meta.dirname, '../../..');
 
 export const DATAPATH_LAB = 'bench-dp';
 export const DATAPATH_TOPOLOGY = 'topologies/two-node.yaml';
@@ -81,7 +80,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 30) throw new Error(`seconds must be an integer in 1..30, got ${seconds}`);
   await refuseLeftovers(lab);
 
-  const topology = await loadTopologyFile(resolve(REPO, topologyFile));
+  const topology = await loadTopologyFile(resolve(REPO_ROOT, topologyFile));
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const notes: string[] = [];

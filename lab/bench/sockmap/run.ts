@@ -18,6 +18,7 @@ import { resolve } from 'node:path';
 import { upWithDatapath } from '../../compose/lab.ts';
 import { destroyLab } from '../../compose/down.ts';
 import { findPod } from '../../core/plan.ts';
+import { REPO_ROOT } from '../../core/repo.ts';
 import { loadTopologyFile } from '../../topology/validate.ts';
 import { attachSockOps, detachSockOps, readSockmapCounters, sockOpsAttached } from '../../sockmap/load.ts';
 import { runInPod, spawnInPod, type PodProcess } from '../../sockmap/pod.ts';
@@ -102,7 +103,7 @@ export async function benchSockmap(opts: SockmapBenchOptions = {}): Promise<Sock
   const log = opts.log ?? (() => undefined);
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const topology = await loadTopologyFile(opts.topologyFile ?? resolve(import.meta.dirname, '../../../topologies/sockmap.yaml'));
+  const topology = await loadTopologyFile(opts.topologyFile ?? resolve(REPO_ROOT, 'topologies/sockmap.yaml'));
   const cases = benchCases(opts.rrSizes ?? [64, SOCKPERF_MAX_MSG], opts.streamSizes ?? [64, 65_536]);
   let port = 20_000;
   try {

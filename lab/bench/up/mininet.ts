@@ -1,16 +1,18 @@
 // Mininet as a bring-up builder: mininet-driver.py (beside this file), run by
 // Debian's python3 in a root namespace of ours, builds as many hosts as the
 // lab has pods; whatever it leaves behind is found by our tag and removed.
-import { resolve } from 'node:path';
+import { join } from 'node:path';
 import { CommandError, run } from '../../kernel/run.ts';
 import { destroyLab } from '../../compose/down.ts';
 import * as names from '../../core/names.ts';
+import { REPO_ROOT } from '../../core/repo.ts';
 import { findTaggedProcesses, stopProcesses, TAG_ENV } from '../../core/processes.ts';
 import { MININET_LAB, type BenchSize } from './topology.ts';
 
 /** Debian's mininet is installed for the system interpreter, not pyenv's. */
 const SYSTEM_PYTHON = '/usr/bin/python3';
-export const MININET_DRIVER = resolve(import.meta.dirname, 'mininet-driver.py');
+/** The Python side, run from the sources (tsc does not copy it into dist/). */
+export const MININET_DRIVER = join(REPO_ROOT, 'lab/bench/up/mininet-driver.py');
 const MININET_ROOT_NETNS = `${names.labNetnsPrefix(MININET_LAB)}root`;
 const MININET_TIMEOUT_MS = 10 * 60_000;
 

@@ -1,8 +1,6 @@
 // `mtless exec`: see lab/cli/table.ts for its summary.
 import { readState } from '../../core/state.ts';
-import { netnsPath } from '../../core/names.ts';
-import { execa } from 'execa';
-import { podLaunchArgv } from '../../sockmap/pod.ts';
+import { podPlace, runAttached } from '../../kernel/run.ts';
 
 import { UsageError, requireRoot, type Command } from '../command.ts';
 
@@ -22,8 +20,7 @@ export const command: Command = {
       throw new Error(`lab "${lab}" has no pod or node "${who}" (valid: ${valid})`);
     }
     // A pod's command joins its node's cgroup when the lab runs sockmap.
-    const argv = pod ? podLaunchArgv(lab, pod.node, pod.name, cmd) : ['nsenter', `--net=${netnsPath(node!.netns)}`, '--', ...cmd];
-    const r = await execa(argv[0]!, argv.slice(1), { stdio: 'inherit', reject: false });
+    const r = await runAttached(cmd, pod ? podPlace(lab, pod.node, pod.name) : { netns: node!.netns });
     return r.exitCode ?? 1;
   },
 };
