@@ -20,6 +20,7 @@ import {
   ETH_P_ARP,
   ETH_P_IPV6,
   ethernetFrame,
+  identityToMark,
   ipv4Packet,
   loadNodeDatapath,
   mapInfo,
@@ -39,6 +40,7 @@ import {
 } from '../../lab/datapath/index.ts';
 import * as gen from '../../lab/abi/generated.ts';
 import { MAPS } from '../../lab/abi/layouts.ts';
+import { expectProgramsGone, observe as observeRecords, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel } from '../helpers/progrun.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (BPF_PROG_RUN, bpffs, namespaces)';
 const LAB = 't-progrun';
@@ -52,8 +54,6 @@ const SERVER = { ip: '10.244.0.3', id: 258, lxc: 'lxc-server' };
 const REMOTE = { ip: '10.244.1.2', id: 257, node: '172.30.0.11', nodeId: 2 };
 const FAR = { ip: '10.244.2.2', id: 259, node: '172.30.0.12' };
 const SPIRE_EXPLICIT = gen.AUTH_TYPE_SPIRE | gen.AUTH_TYPE_EXPLICIT;
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
 
 const state: NodeDatapathState = {
   node: NODE,
@@ -94,21 +94,11 @@ const toContainer = () => progPin(LAB, NODE, 'cil_to_container');
 let nextPort = 40000;
 const port = () => nextPort++;
 
-/**
- * Every program run of this file is pinned to one CPU: BPF_PROG_RUN emits on
- * the calling CPU's perf buffer, read in order, so a record that arrives
- * vouches for all records of earlier runs (see observe()).
- */
-const RUN_CPU = 0;
-
 /** Runs `prog` on a packet crafted from `spec` at the given lxc ifindex. */
 async function send(prog: string, spec: Ipv4PacketSpec | Buffer, at: number, mark = 0): Promise<number> {
   const packet = Buffer.isBuffer(spec) ? spec : ipv4Packet(spec);
   return (await runProgram(prog, packet, { netns: NETNS, ifindex: at, mark, cpu: RUN_CPU })).retval;
 }
-
-/** Cilium's encoding: identity bits 15..0 in mark bits 31..16, MARK_MAGIC_IDENTITY in 11..8. */
-const markFor = (id: number) => (((id & 0xffff) << 16) | gen.MARK_MAGIC_IDENTITY | ((id >> 16) & 0xff)) >>> 0;
 
 /**
  * The sentinel: a packet that raises exactly one flow event and one signal
@@ -119,52 +109,24 @@ const markFor = (id: number) => (((id & 0xffff) << 16) | gen.MARK_MAGIC_IDENTITY
  * ingress auth test. It drops with 189 and signals every time.
  */
 const SENTINEL_KEY = { localSecLabel: SERVER.id, remoteSecLabel: CLIENT.id, remoteNodeId: REMOTE.nodeId, authType: gen.AUTH_TYPE_SPIRE };
-const SENTINEL_TIMEOUT_MS = 5000;
 const sameKey = (a: gen.SignalMsg['auth'], b: gen.SignalMsg['auth']) =>
   a.localSecLabel === b.localSecLabel && a.remoteSecLabel === b.remoteSecLabel && a.remoteNodeId === b.remoteNodeId && a.authType === b.authType;
 
-/**
- * Runs `during` with readers attached to both perf arrays (records sent
- * while no reader is attached are lost), and collects what arrives: all of
- * it, so "no record" assertions hold. After `during`, a sentinel packet runs
- * on the same CPU; once its flow event and its signal have arrived, every
- * record `during` raised has arrived before them. The sentinel's records are
- * not returned.
- */
-async function observe<T>(during: () => Promise<T>): Promise<{ result: T; flows: gen.FlowEvent[]; signals: gen.SignalMsg[] }> {
-  const flows: gen.FlowEvent[] = [];
-  const signals: gen.SignalMsg[] = [];
+function sentinel(): Sentinel {
   const sentinelPort = port();
-  const isSentinelFlow = (f: gen.FlowEvent) => f.saddr === REMOTE.ip && f.daddr === SERVER.ip && f.sport === sentinelPort && f.dport === 7070;
-  const isSentinelSignal = (s: gen.SignalMsg) => s.signalNr === gen.SIGNAL_AUTH_REQUIRED && sameKey(s.auth, SENTINEL_KEY);
-  const seen = { flow: false, signal: false };
-  let wake = () => {};
-  const arrived = new Promise<void>((resolve) => (wake = resolve));
-  const sentinel = (what: keyof typeof seen) => {
-    seen[what] = true;
-    if (seen.flow && seen.signal) wake();
+  return {
+    send: async () => {
+      const spec = { src: REMOTE.ip, dst: SERVER.ip, protocol: 'tcp' as const, sport: sentinelPort, dport: 7070 };
+      const retval = await send(toContainer(), spec, ifindex.server, identityToMark(CLIENT.id));
+      if (retval !== TC_ACT_SHOT) throw new Error(`the sentinel packet passed (retval ${retval}): it raises no records to wait for`);
+    },
+    isFlow: (f) => f.saddr === REMOTE.ip && f.daddr === SERVER.ip && f.sport === sentinelPort && f.dport === 7070,
+    isSignal: (s) => s.signalNr === gen.SIGNAL_AUTH_REQUIRED && sameKey(s.auth, SENTINEL_KEY),
   };
-  const flowStream = streamFlows(LAB, NODE, (f) => (isSentinelFlow(f) ? sentinel('flow') : flows.push(f)));
-  const signalStream = streamSignals(LAB, NODE, (s) => (isSentinelSignal(s) ? sentinel('signal') : signals.push(s)));
-  try {
-    await Promise.all([flowStream.ready, signalStream.ready]);
-    const result = await during();
-    const spec = { src: REMOTE.ip, dst: SERVER.ip, protocol: 'tcp' as const, sport: sentinelPort, dport: 7070 };
-    const retval = await send(toContainer(), spec, ifindex.server, markFor(CLIENT.id));
-    if (retval !== TC_ACT_SHOT) throw new Error(`the sentinel packet passed (retval ${retval}): it raises no records to wait for`);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), SENTINEL_TIMEOUT_MS)));
-    const late = await Promise.race([arrived.then(() => false), timedOut]);
-    clearTimeout(timer);
-    if (late) {
-      const missing = (['flow', 'signal'] as const).filter((w) => !seen[w]);
-      throw new Error(`the sentinel's ${missing.join(' and ')} record did not arrive within ${SENTINEL_TIMEOUT_MS} ms`);
-    }
-    return { result, flows, signals };
-  } finally {
-    await Promise.all([flowStream.stop(), signalStream.stop()]);
-  }
 }
+
+/** Every flow event and signal `during` raised (see tests/helpers/progrun.ts observe()). */
+const observe = <T>(during: () => Promise<T>) => observeRecords(LAB, NODE, sentinel(), during);
 
 async function cleanup(): Promise<void> {
   await rm(labBpffsDir(LAB), { recursive: true, force: true });
@@ -190,15 +152,7 @@ t.before(async () => {
 t.teardown(async () => {
   if (skip) return;
   await cleanup();
-  // Programs are freed once neither a pin nor a tc filter holds them (RCU may take a moment).
-  const deadline = Date.now() + 5000;
-  let left: number[] = [];
-  do {
-    const progs = JSON.parse((await run(['bpftool', '-j', 'prog', 'show'])).stdout) as { id: number }[];
-    left = progIds.filter((id) => progs.some((p) => p.id === id));
-    if (left.length) await new Promise((r) => setTimeout(r, 50));
-  } while (left.length && Date.now() < deadline);
-  if (left.length) throw new Error(`programs ${left.join(', ')} outlived the test`);
+  await expectProgramsGone(progIds);
   progIds = [];
 });
 
@@ -238,10 +192,14 @@ t.test('writeNodeState is idempotent and deletes what the state drops', { skip }
 
 t.test('allowed: a NEW connection passes and reports FORWARDED', { skip }, async (t) => {
   const sport = port();
-  const sentAt = Date.now();
-  const { result, flows } = await observe(
-    () => send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport, dport: 9090 }, ifindex.client),
-  );
+  let ranFrom = 0;
+  let ranUntil = 0;
+  const { result, flows } = await observe(async () => {
+    ranFrom = Date.now();
+    const retval = await send(fromContainer(), { src: CLIENT.ip, dst: REMOTE.ip, protocol: 'tcp', sport, dport: 9090 }, ifindex.client);
+    ranUntil = Date.now();
+    return retval;
+  });
   t.equal(result, TC_ACT_OK);
   t.equal(flows.length, 1);
   t.match(flows[0], {
@@ -260,9 +218,11 @@ t.test('allowed: a NEW connection passes and reports FORWARDED', { skip }, async
     ifindex: ifindex.client,
     ctStatus: gen.CT_NEW,
   });
-  // The event's Unix time comes from the loader's clock offset.
+  // The event's Unix time comes from the loader's clock offset: it falls
+  // within the run (bpftool's start to its exit), give or take the 1 ms of
+  // Date.now()'s resolution, however long bpftool took to start.
   const eventMs = Number(flows[0]!.timestamp / 1_000_000n);
-  t.ok(Math.abs(eventMs - sentAt) < 2000, `timestamp ${eventMs} is close to ${sentAt}`);
+  t.ok(eventMs >= ranFrom - 1 && eventMs <= ranUntil + 1, `timestamp ${eventMs} within the run [${ranFrom}, ${ranUntil}]`);
 
   // Same tuple again: established, no new event.
   const again = await observe(() =>
@@ -410,7 +370,7 @@ t.test('ingress auth between pods of one node: remote node id 0', { skip }, asyn
 t.test('an identity in skb->mark overrides the ipcache', { skip }, async (t) => {
   const spec = { src: CLIENT.ip, dst: SERVER.ip, protocol: 'udp' as const, sport: port(), dport: 53 };
   t.equal(await send(toContainer(), spec, ifindex.server), TC_ACT_OK, 'ipcache says client: allowed');
-  const { result, flows } = await observe(() => send(toContainer(), { ...spec, sport: port() }, ifindex.server, markFor(999)));
+  const { result, flows } = await observe(() => send(toContainer(), { ...spec, sport: port() }, ifindex.server, identityToMark(999)));
   t.equal(result, TC_ACT_SHOT, 'mark says 999: denied');
   t.match(flows, [{ srcIdentity: 999, dropReason: gen.DROP_POLICY }]);
 });
