@@ -10,11 +10,11 @@ import { dumpAuth, deleteAuthEntry, toAuthExpiration, type AuthEntry } from '../
 import { MapWriter } from '../datapath/map-writer.ts';
 import { mapPin } from '../datapath/maps.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
-import { IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, encodeAuthInfo, encodeAuthKey, type AuthKey } from '../abi/generated.ts';
+import { AUTH_PORT, AUTH_TYPE_EXPLICIT, IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, encodeAuthInfo, encodeAuthKey, type AuthKey } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
-import { AuthError, authenticate, startAuthServer, AUTH_PORT, type AuthServer, type CertAndKey } from './handshake.ts';
+import { AuthError, authenticate, startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
 import type { AgentConfig } from './config.ts';
 import { planFromSnapshot } from './cluster.ts';
 import { nodeNetns } from '../core/names.ts';
@@ -354,7 +354,7 @@ export class NodeAgent {
     const local = new Map(this.compiled.endpoints.map((e) => [e.lxc, e.identity]));
     const required = new Set<string>();
     for (const p of this.compiled.policy) {
-      if ((p.authType & 0x7f) === 0) continue;
+      if ((p.authType & ~AUTH_TYPE_EXPLICIT) === 0) continue;
       required.add(`${local.get(p.lxc)}:${p.peerIdentity}`);
     }
     const requires = (l: number, r: number) => required.has(`${l}:${r}`) || required.has(`${l}:0`);

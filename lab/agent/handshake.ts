@@ -29,9 +29,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { pemToDer, readCertDer } from '../spiffe/der.ts';
 import { isIdentity, parseSniIdentity, parseSpiffeIdentity, sniOf, spiffeIdOf, TRUST_DOMAIN } from '../spiffe/id.ts';
+import { AUTH_PORT } from '../abi/generated.ts';
 
-/** Cilium's mesh-auth-mutual-listener-port. */
-export const AUTH_PORT = 4250;
 /** Cilium's mesh-auth-mutual-connect-timeout. */
 export const DIAL_TIMEOUT_MS = 5000;
 

@@ -1,5 +1,5 @@
 // IPv4 addresses and ranges as unsigned 32-bit numbers (the lab is IPv4-only).
-// Pure: used by validation, the address plan and `lab pod add`.
+// Pure: used by validation, the address plan and `mtless pod add`.
 
 export interface Cidr {
   /** The address as written, as an unsigned 32-bit number (host bits included). */
@@ -60,4 +60,20 @@ export function mustParseCIDR(text: string): Cidr {
   const cidr = parseCIDR(text);
   if (!cidr) throw new Error(`not an IPv4 CIDR: "${text}"`);
   return cidr;
+}
+
+/** Special-purpose IPv4 blocks (RFC 6890) that no lab network can use: the kernel refuses them as gateways, or gives them other meanings. */
+export const UNUSABLE_RANGES: readonly { cidr: Cidr; text: string; what: string }[] = [
+  ['0.0.0.0/8', 'this network'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved'],
+].map(([text, what]) => ({ cidr: mustParseCIDR(text!), text: text!, what: what! }));
+
+/** True when the two ranges share an address. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  const x = networkOf(a);
+  const y = networkOf(b);
+  return x.base < y.base + cidrSize(y) && y.base < x.base + cidrSize(x);
 }

@@ -6,6 +6,17 @@ export const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
 /** Node and pod names: DNS labels (Kubernetes object names). */
 export const OBJECT_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/**
+ * Names the command line gives its own parts where a node or pod name may
+ * stand (`mtless restart LAB cp`, `mtless logs LAB cp`, capture links
+ * `cp/DEV` and `fabric/DEV`): no node or pod may take them. A Map, so that
+ * no name is looked up on Object.prototype.
+ */
+export const RESERVED_NAMES: ReadonlyMap<string, string> = new Map([
+  ['cp', 'the control plane'],
+  ['fabric', 'the underlay fabric'],
+]);
+
 export type Labels = Record<string, string>;
 
 export interface Selector {

@@ -9,7 +9,11 @@ import { LAB_NAME_RE } from './model.ts';
 
 const PORT_MESSAGE = 'expected a port number such as 8080 or "8080"';
 
-/** Label maps. Key and value syntax is checked in validate.ts. */
+/**
+ * Label maps. Key and value syntax is checked in validate.ts, on the file's
+ * own keys: zod's record output drops an own "__proto__" key, which must be
+ * reported (it is not a label name), not lost.
+ */
 const Labels = z.record(z.string(), z.string());
 
 const Selector = z
@@ -72,26 +76,32 @@ const Policy = z
   })
   .describe('A CiliumNetworkPolicy spec with its name beside it.');
 
+const NAMES_RULE = 'a DNS label of at most 40 characters, not "cp" or "fabric" (the command line\'s own names)';
+
 const Pod = z.strictObject({
-  name: z.string(),
+  name: z.string().describe(`Unique in the lab: ${NAMES_RULE}, and not the name of a node.`),
   namespace: z.string().default('default'),
   serviceAccount: z.string().default('default'),
   // A pod without labels has no identity worth a policy; demand one.
   labels: Labels.refine((labels) => Object.keys(labels).length > 0, { error: 'needs at least one label' })
     // refine() is invisible to JSON Schema; tell editors the same rule.
     .meta({ minProperties: 1 }),
-  ip: z.string().optional().describe("Fixed IPv4 address inside the node's /24; default: the next free one."),
+  ip: z.string().optional().describe("Fixed IPv4 address inside the node's /24 (.2 to .254); default: the next free one."),
 });
 
 const Node = z.strictObject({
-  name: z.string(),
+  name: z.string().describe(`Unique in the lab: ${NAMES_RULE}.`),
   pods: z.array(Pod).default([]),
 });
 
+// Every range: not in 0/8, 127/8, 169.254/16, 224/4 or 240/4 (validate.ts).
+const UNUSABLE = 'Not in 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4 or 240.0.0.0/4.';
+const NODE_RANGE = `/16 to /29; node i gets host .10+i, so a /28 holds 5 nodes, a /27 21. ${UNUSABLE}`;
+
 const Addressing = z.strictObject({
-  podCIDR: z.string().default(DEFAULT_ADDRESSING.podCIDR).describe('/8 to /16; node i gets its i-th /24.'),
-  underlayCIDR: z.string().default(DEFAULT_ADDRESSING.underlayCIDR).describe('/16 to /29.'),
-  managementCIDR: z.string().default(DEFAULT_ADDRESSING.managementCIDR).describe('/16 to /29.'),
+  podCIDR: z.string().default(DEFAULT_ADDRESSING.podCIDR).describe(`/8 to /16; node i gets its i-th /24. ${UNUSABLE}`),
+  underlayCIDR: z.string().default(DEFAULT_ADDRESSING.underlayCIDR).describe(NODE_RANGE),
+  managementCIDR: z.string().default(DEFAULT_ADDRESSING.managementCIDR).describe(NODE_RANGE),
 });
 
 const Encryption = z.strictObject({

@@ -277,8 +277,8 @@ policies:
     ],
   },
   {
-    // Several shape errors in different places: all reported, and the
-    // semantic checks (duplicate n1) wait until the shape is right.
+    // Several shape errors in different places: all reported, with the
+    // semantic checks of what did parse (duplicate n1) among them, in file order.
     name: 'several shape errors at once',
     yaml: `
 name: a
@@ -299,6 +299,7 @@ policies:
       issue('encryption.strict', 'expected true or false, got "yes"'),
       issue('sockmap', 'expected true or false, got 1'),
       issue('nodes[0].pods[0]', 'unknown key "image"'),
+      issue('nodes[1].name', 'duplicate "n1"'),
       issue('nodes[1].pods', 'expected a list, got a mapping'),
       issue('policies[0].name', 'required'),
     ],
@@ -446,14 +447,14 @@ policies:
     name: 'more nodes than the underlay and management ranges hold',
     yaml: manyNodes(6, 'addressing: {underlayCIDR: 172.30.0.0/28, managementCIDR: 172.31.0.16/28}\n'),
     issues: [
-      issue('nodes', '6 nodes but underlayCIDR 172.30.0.0/28 has room for 5'),
-      issue('nodes', '6 nodes but managementCIDR 172.31.0.16/28 has room for 5'),
+      issue('nodes', '6 nodes but underlayCIDR 172.30.0.0/28 has room for 5 (node addresses start at .10): use a /27 or larger'),
+      issue('nodes', '6 nodes but managementCIDR 172.31.0.16/28 has room for 5 (node addresses start at .10): use a /27 or larger'),
     ],
   },
   {
     name: 'a /29 is a valid range that holds no node',
     yaml: manyNodes(1, 'addressing: {underlayCIDR: 172.30.0.0/29}\n'),
-    issues: [issue('nodes', '1 node but underlayCIDR 172.30.0.0/29 has room for 0')],
+    issues: [issue('nodes', '1 node but underlayCIDR 172.30.0.0/29 has room for 0 (node addresses start at .10): use a /28 or larger')],
   },
   {
     name: 'more nodes than the pod range has /24s',
@@ -646,9 +647,9 @@ t.test('formatIssues and loadTopologyFile', async (t) => {
   const error = await loadTopologyFile(file).catch((e: unknown) => e);
   t.ok(error instanceof TopologyError);
   if (!(error instanceof TopologyError)) return;
-  t.strictSame(error.issues, [issue('nodes[1]', 'unknown key "colour"')]);
+  t.strictSame(error.issues, [issue('nodes[1]', 'unknown key "colour"'), issue('nodes[1].name', 'duplicate "n1"')]);
   t.equal(error.file, file);
-  t.equal(error.message, `${file}: nodes[1]: unknown key "colour"`);
+  t.equal(error.message, `${file}: nodes[1]: unknown key "colour"\n${file}: nodes[1].name: duplicate "n1"`);
 
   const missing = await loadTopologyFile(join(dir, 'absent.yaml')).catch((e: unknown) => e);
   t.ok(missing instanceof TopologyError);
