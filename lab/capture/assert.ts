@@ -10,13 +10,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AUTH_PORT } from '../abi/generated.ts';
 import { readCapture, writeCapture } from './pcapng.ts';
 import { dfString, onInterface, tsharkCounts, tsharkFields, captureInfo, type DissectOptions, type FileInfo } from './tshark.ts';
 
 export { captureInfo, dfString, onInterface, type FileInfo, type DissectOptions };
-
-/** Cilium's mutual-auth handshake port (TLS 1.3 between node agents). */
-export const AUTH_PORT = 4250;
 
 export interface QueryOptions extends DissectOptions {
   /** Only frames of this link (interface name in a merged file). */

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { readState, type LabState } from '../core/state.ts';
 import { CaptureError, startCapture, type CaptureHandle, type CaptureOptions, type CaptureResult } from './capture.ts';
 import type { CaptureLink } from './links.ts';
+import { AUTH_PORT } from '../abi/generated.ts';
 import { annotateDrops, embedSecrets, mergeLinkCaptures, type DropEvent, type DropMatch, type KeyLogs } from './merge.ts';
 
 /** captures/ at the repository root (git-ignored except its README). */
@@ -62,7 +63,7 @@ export async function finishCapture(handle: CaptureHandle, opts: FinishOptions):
       `links: ${result.links.map((l) => `${l.link} = ${l.description}`).join('; ')}`,
       ...(failed.length > 0 ? [`NOT INCLUDED (capture failed): ${[...new Set(failed)].join(', ')}`] : []),
       `captured ${result.startedAt.toISOString()} to ${result.stoppedAt.toISOString()} on ${hostname()} (Linux ${release()}) by mtless-lab`,
-      'Wireshark: Decode As tcp.port 4250 -> TLS for the auth handshakes; drops: frame.comment contains "DROPPED"',
+      `Wireshark: Decode As tcp.port ${AUTH_PORT} -> TLS for the auth handshakes; drops: frame.comment contains "DROPPED"`,
     ];
     const m = await mergeLinkCaptures(result.links.map((l) => ({ link: l.link, file: l.file, description: l.description })), merged, { comments });
     files.packets = m.packets;

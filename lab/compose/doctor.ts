@@ -3,6 +3,7 @@
 import { access, stat } from 'node:fs/promises';
 import { run, CommandError } from '../kernel/run.ts';
 import { NETNS_PREFIX } from '../core/names.ts';
+import { VXLAN_PORT } from '../abi/generated.ts';
 import { isRoot, TOOLS, toolPath } from '../kernel/preflight.ts';
 
 export interface Check {
@@ -78,7 +79,7 @@ export async function kernelChecks(): Promise<Check[]> {
     checks.push({ name: 'veth', ok: veth.ok, detail: veth.ok ? 'created a veth pair' : veth.why });
     const clsact = veth.ok ? await tryRun(['tc', 'qdisc', 'add', 'dev', 'dv0', 'clsact'], ns) : { ok: false, why: 'needs veth' };
     checks.push({ name: 'clsact qdisc', ok: clsact.ok, detail: clsact.ok ? 'added clsact to a veth' : clsact.why });
-    const vxlan = await tryRun(['ip', 'link', 'add', 'dvx', 'type', 'vxlan', 'external', 'dstport', '8472'], ns);
+    const vxlan = await tryRun(['ip', 'link', 'add', 'dvx', 'type', 'vxlan', 'external', 'dstport', String(VXLAN_PORT)], ns);
     checks.push({ name: 'VXLAN (tunnel mode)', ok: vxlan.ok, detail: vxlan.ok ? 'created a collect-metadata VXLAN device' : vxlan.why });
     const bridge = await tryRun(['ip', 'link', 'add', 'dbr', 'type', 'bridge'], ns);
     checks.push({ name: 'bridge', ok: bridge.ok, detail: bridge.ok ? 'created a bridge' : bridge.why });

@@ -7,8 +7,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from './registry.ts';
+import { CONTROL_PORT } from '../abi/generated.ts';
 
-export const CONTROL_PORT = 9443;
 /** The control plane's own credential (issued as the node credential of "control-plane"). */
 export const CONTROL_PLANE_NAME = 'control-plane';
 export const CONTROL_PLANE_SPIFFE_ID = `spiffe://spiffe.cilium/node/${CONTROL_PLANE_NAME}`;

@@ -12,6 +12,9 @@ import {
   TCP_F_URG,
   VERDICT_DROPPED,
   VERDICT_TEXT,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
   type FlowEvent,
 } from '../abi/generated.ts';
 
@@ -21,10 +24,6 @@ export interface FormatOptions {
   /** Print the time in UTC rather than local time. */
   utc?: boolean;
 }
-
-const IPPROTO_ICMP = 1;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 
 /** Hubble's order. */
 const TCP_FLAG_NAMES: [number, string][] = [

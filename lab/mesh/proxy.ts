@@ -14,7 +14,8 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { HBONE_PORT, parseWorkloadSpiffeId, type ProxyConfig } from './config.ts';
+import { parseWorkloadSpiffeId, type ProxyConfig } from './config.ts';
+import { HBONE_PORT } from '../abi/generated.ts';
 
 const configFile = process.argv[2];
 if (!configFile) {

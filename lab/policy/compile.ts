@@ -21,13 +21,10 @@
 //   default `allow-localhost: always` does (kubelet probes).
 import type { PortProtocol, Selector, Topology } from '../topology/model.ts';
 import { podLabels, selectorMatches } from '../topology/validate.ts';
-import { AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST } from '../abi/generated.ts';
+import { AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST, IPPROTO_TCP, IPPROTO_UDP } from '../abi/generated.ts';
 import type { IdentityAllocation } from './identity.ts';
 
 export type Direction = 'ingress' | 'egress';
-
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
 
 /** One allow entry of one endpoint; 0 in peer, port or protocol is a wildcard. */
 export interface PolicyEntry {

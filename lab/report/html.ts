@@ -5,15 +5,16 @@ import { writeFile } from 'node:fs/promises';
 import { relative, dirname } from 'node:path';
 import type { ScenarioResult } from '../scenarios/framework.ts';
 import { SCENARIOS } from '../scenarios/index.ts';
+import { AUTH_PORT, WG_PORT } from '../abi/generated.ts';
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** The lab's claims, as the scenarios name them (README: What the scenarios show). */
 const CLAIMS: Record<string, string> = {
   C1: 'the first packet of an unauthenticated flow is dropped (189); TCP recovers on SYN retransmit, UDP loses it',
-  C2: 'the handshake runs between node agents (TLS 1.3, 4250, SPIFFE), not between pods, and closes at once',
+  C2: `the handshake runs between node agents (TLS 1.3, ${AUTH_PORT}, SPIFFE), not between pods, and closes at once`,
   C3: 'after the handshake the payload crosses the underlay in plaintext',
-  C4: 'WireGuard: only UDP 51871 on the underlay; same-node unencrypted; keys per node',
+  C4: `WireGuard: only UDP ${WG_PORT} on the underlay; same-node unencrypted; keys per node`,
   C5: 'identity confusion through a stale ipcache and IP reuse (native routing)',
   C6: 'which modes stop identity confusion',
   C7: 'per-connection mTLS keeps payload encrypted and is not fooled by IP reuse',

@@ -11,10 +11,9 @@
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { addPod, deletePod } from '../compose/pods.ts';
 import { dumpAuth, toAuthExpiration, type AuthEntry } from '../datapath/auth.ts';
-import { DROP_POLICY_AUTH_REQUIRED, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
+import { DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
 
-const IPPROTO_TCP = 6;
 const SVID_TTL_MS = 30_000;
 const GC_INTERVAL_MS = 2_000;
 const PORT = 8080;

@@ -5,11 +5,9 @@
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { AUTH_BACKOFF_MS } from '../agent/agent.ts';
 import { deleteAuthEntry, dumpAuth } from '../datapath/auth.ts';
-import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, type AuthKey, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
+import { AUTH_PORT, AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, IPPROTO_UDP, type AuthKey, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
 
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 const keyText = (local: number, remote: number, node: number) => `${local}:${remote}:${node}:1`;
 
 /** TCP through a policy that requires auth; returns the auth key it made. */
@@ -121,14 +119,14 @@ export const mtlessBasic: Scenario = {
     const [local, remote] = (ctx.memo.get('identities:cross-node TCP') as number[] | undefined) ?? [];
     const certs = await tlsCertificateUriSans(files.merged, { iface: 'fabric/underlay' });
     const want = [`spiffe://spiffe.cilium/identity/${local}`, `spiffe://spiffe.cilium/identity/${remote}`];
-    ctx.check('capture: the port-4250 handshake decrypts with the embedded key log and shows both SPIFFE IDs (C2)',
+    ctx.check(`capture: the port-${AUTH_PORT} handshake decrypts with the embedded key log and shows both SPIFFE IDs (C2)`,
       want.every((u) => certs.uris.includes(u)), `URI SANs: ${certs.uris.join(', ') || 'none'}`);
     const nodeIps = ctx.plan.nodes.map((n) => n.underlayIp);
     const anyNode = (field: string) => `(${nodeIps.map((ip) => `${field} == ${ip}`).join(' || ')})`;
-    const onUnderlay = await countPackets(files.merged, `tcp.port == 4250 && ${anyNode('ip.src')} && ${anyNode('ip.dst')}`, { iface: 'fabric/underlay' });
-    const onPods = await countPackets(files.merged, 'tcp.port == 4250', { iface: 'n2/lxc-server' });
+    const onUnderlay = await countPackets(files.merged, `tcp.port == ${AUTH_PORT} && ${anyNode('ip.src')} && ${anyNode('ip.dst')}`, { iface: 'fabric/underlay' });
+    const onPods = await countPackets(files.merged, `tcp.port == ${AUTH_PORT}`, { iface: 'n2/lxc-server' });
     ctx.check('capture: the handshake runs between the node agents, never on a pod veth (C2)', onUnderlay > 0 && onPods === 0, `${onUnderlay} on the underlay, ${onPods} on n2/lxc-server`);
-    const appData = await countPackets(files.merged, 'tcp.port == 4250 && tls.app_data', { iface: 'fabric/underlay', tlsPort: 4250 });
+    const appData = await countPackets(files.merged, `tcp.port == ${AUTH_PORT} && tls.app_data`, { iface: 'fabric/underlay', tlsPort: AUTH_PORT });
     ctx.check('capture: the handshake carries no application data and closes', appData === 0, `${appData} application-data records`);
 
     const secret = String(ctx.memo.get('secret:cross-node TCP'));

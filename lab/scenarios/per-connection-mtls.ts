@@ -8,7 +8,8 @@
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
 import { countMany, countPackets, frames, payloadContains, tlsCertificateUriSans } from '../capture/assert.ts';
-import { HBONE_PORT, workloadSpiffeId } from '../mesh/config.ts';
+import { workloadSpiffeId } from '../mesh/config.ts';
+import { HBONE_PORT } from '../abi/generated.ts';
 import { TRUST_DOMAIN } from '../spiffe/id.ts';
 import { enrollPod, listRedirect, proxyLog, startMesh } from '../mesh/mesh.ts';
 import type { Scenario } from './framework.ts';
@@ -94,7 +95,7 @@ export const perConnectionMtls: Scenario = {
       other: `tcp.len > 0 && !(${hbone})`,
       direct: 'tcp.port == 8080',
     }, { iface: UNDERLAY, tlsPort: HBONE_PORT });
-    ctx.check('capture: every TCP payload on the underlay is TLS on 15008 between node IPs',
+    ctx.check(`capture: every TCP payload on the underlay is TLS on ${HBONE_PORT} between node IPs`,
       c.payload > 0 && c.hboneTls === c.payload && c.other === 0 && c.direct === 0, `${c.hboneTls}/${c.payload} TLS on ${HBONE_PORT}, ${c.other} other, ${c.direct} on 8080`);
     // (b) one handshake per connection: as many ClientHellos as TCP streams on 15008 as pod connections.
     const hellos = await frames(file, `${hbone} && tls.handshake.type == 1`, ['tcp.stream', 'tls.handshake.extensions_server_name'], { iface: UNDERLAY, tlsPort: HBONE_PORT });

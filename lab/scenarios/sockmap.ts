@@ -16,7 +16,7 @@ import { startCapture } from '../capture/capture.ts';
 import { countMany, plaintextFilter } from '../capture/assert.ts';
 import { scenarioDir } from '../capture/scenario.ts';
 import { deleteAuthEntry, writeAuthEntry } from '../datapath/auth.ts';
-import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, TCP_F_FIN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
+import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, IPPROTO_TCP, TCP_F_FIN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { readMetrics } from '../datapath/maps.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
@@ -30,7 +30,6 @@ import { sockmapDir } from '../core/names.ts';
 const NODE = 'n1';
 const SENDER = 'local';
 const RECEIVER = 'client';
-const IPPROTO_TCP = 6;
 /** Echo-timeout of one message: far above a same-node RTT, and above TCP's first retransmit (200 ms). */
 const ECHO_TIMEOUT_MS = 1500;
 

@@ -7,12 +7,11 @@
 // network outside the tunnel (Cilium encrypts node-to-node traffic only with
 // its separate node-encryption option).
 import { echoSend, startEchoServer, type EchoServer } from '../apps/pod-apps.ts';
-import { DROP_POLICY_AUTH_REQUIRED, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
+import { AUTH_PORT, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED, WG_PORT } from '../abi/generated.ts';
 import { wgMessages, WG_DECODE_AS } from '../wireguard/capture.ts';
-import { readWgInfo, wgShow, WG_PORT, type WgInfo } from '../wireguard/wireguard.ts';
+import { readWgInfo, wgShow, type WgInfo } from '../wireguard/wireguard.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
 
-const IPPROTO_TCP = 6;
 
 /** Bytes through a node's tunnel, both directions, every peer. */
 async function tunnelBytes(ctx: ScenarioContext, node: string): Promise<{ bytes: number; handshakes: number }> {
@@ -44,7 +43,7 @@ async function authFlow(ctx: ScenarioContext, srv: EchoServer, o: { client: stri
 
 export const wireguardScenario: Scenario = {
   name: 'wireguard',
-  summary: 'node-to-node WireGuard under mutual auth: only UDP 51871 on the underlay, same-node traffic plaintext, one tunnel per node pair',
+  summary: `node-to-node WireGuard under mutual auth: only UDP ${WG_PORT} on the underlay, same-node traffic plaintext, one tunnel per node pair`,
   claims: ['C4', 'C1'],
   topology: 'topologies/two-node-wireguard.yaml',
   captureLinks: ['fabric/underlay', 'n1/lxc-client', 'n1/lxc-local', 'n1/lxc-other', 'n2/lxc-server'],
@@ -89,19 +88,19 @@ export const wireguardScenario: Scenario = {
     const { countPackets, onlyProtocol, payloadContains } = await import('../capture/assert.ts');
     const info = ctx.memo.get('wg') as WgInfo;
     // The framework has embedded the WireGuard key log (keylogs.wg) with the TLS one.
-    const dissect = { decodeAs: [WG_DECODE_AS], tlsPort: 4250 };
+    const dissect = { decodeAs: [WG_DECODE_AS], tlsPort: AUTH_PORT };
     const nodeIps = ctx.plan.nodes.map((n) => n.underlayIp);
     const anyNode = (field: string) => `(${nodeIps.map((ip) => `${field} == ${ip}`).join(' || ')})`;
     const tunnel = `(wg && udp.srcport == ${WG_PORT} && udp.dstport == ${WG_PORT} && ${anyNode('ip.src')} && ${anyNode('ip.dst')})`;
-    const agents = `(tcp.port == 4250 && ${anyNode('ip.src')} && ${anyNode('ip.dst')})`;
+    const agents = `(tcp.port == ${AUTH_PORT} && ${anyNode('ip.src')} && ${anyNode('ip.dst')})`;
     const only = await onlyProtocol(files.merged, 'fabric/underlay', `arp || ${tunnel} || ${agents}`, dissect);
     const wgCount = await countPackets(files.merged, tunnel, { ...dissect, iface: 'fabric/underlay' });
     const authCount = await countPackets(files.merged, agents, { ...dissect, iface: 'fabric/underlay' });
-    ctx.check('capture: the underlay carries pod traffic only as WireGuard UDP 51871 between node IPs (plus ARP and the agents\' 4250 handshakes) (C4)',
-      only.ok && wgCount > 0, `${only.total} frames: ${wgCount} WireGuard, ${authCount} agent TLS on 4250, ${only.offendingCount} other${only.offending.length ? ` e.g. ${only.offending.map((o) => `#${o.frame} ${o.protocols}`).join('; ')}` : ''}`);
-    const podTcpOnUnderlay = await countPackets(files.merged, `tcp && !(tcp.port == 4250)`, { ...dissect, iface: 'fabric/underlay' });
+    ctx.check(`capture: the underlay carries pod traffic only as WireGuard UDP ${WG_PORT} between node IPs (plus ARP and the agents' ${AUTH_PORT} handshakes) (C4)`,
+      only.ok && wgCount > 0, `${only.total} frames: ${wgCount} WireGuard, ${authCount} agent TLS on ${AUTH_PORT}, ${only.offendingCount} other${only.offending.length ? ` e.g. ${only.offending.map((o) => `#${o.frame} ${o.protocols}`).join('; ')}` : ''}`);
+    const podTcpOnUnderlay = await countPackets(files.merged, `tcp && !(tcp.port == ${AUTH_PORT})`, { ...dissect, iface: 'fabric/underlay' });
     ctx.check('capture: no pod TCP segment crosses the underlay outside the tunnel', podTcpOnUnderlay === 0, `${podTcpOnUnderlay} frames`);
-    ctx.check('capture: the agents\' mutual-auth handshake (4250) runs between node IPs outside the tunnel, like Cilium without node encryption', authCount > 0, `${authCount} frames`);
+    ctx.check(`capture: the agents' mutual-auth handshake (${AUTH_PORT}) runs between node IPs outside the tunnel, like Cilium without node encryption`, authCount > 0, `${authCount} frames`);
 
     for (const [label, veths] of [['client->server', ['n1/lxc-client', 'n2/lxc-server']], ['other->server', ['n1/lxc-other', 'n2/lxc-server']]] as const) {
       const secret = String(ctx.memo.get(`secret:${label}`));

@@ -3,7 +3,7 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { readCapture, writeCapture, SECRETS_WIREGUARD } from '../capture/pcapng.ts';
 import { frames, type QueryOptions } from '../capture/assert.ts';
-import { WG_PORT } from './wireguard.ts';
+import { WG_PORT } from '../abi/generated.ts';
 
 /** Wireshark does not know 51871 (its default is 51820). */
 export const WG_DECODE_AS = `udp.port==${WG_PORT},wg`;

@@ -21,6 +21,7 @@ import { UnknownLinkError, resolveLink } from '../../lab/capture/links.ts';
 import { readCapture } from '../../lab/capture/pcapng.ts';
 import { annotatePackets, mergeLinkCaptures } from '../../lab/capture/merge.ts';
 import { captureInfo, countMany, frames, payloadContains, plaintextFilter, tlsCertificateUriSans } from '../../lab/capture/assert.ts';
+import { AUTH_PORT } from '../../lab/abi/generated.ts';
 import { MERGED_FILE, ScenarioFailedError, withScenarioCapture } from '../../lab/capture/scenario.ts';
 import { echoSend, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 
@@ -181,7 +182,7 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       }
       const keylog = join(pki, 'keylog.txt');
       const files = await withScenarioCapture(LAB, 'tls', ['n1/lxc-client', 'fabric/underlay'], async (ctx) => {
-        const server = execa('nsenter', [`--net=/run/netns/${podNetns(LAB, 'server')}`, '--', 'openssl', 's_server', '-accept', '4250', '-naccept', '1', '-tls1_3',
+        const server = execa('nsenter', [`--net=/run/netns/${podNetns(LAB, 'server')}`, '--', 'openssl', 's_server', '-accept', String(AUTH_PORT), '-naccept', '1', '-tls1_3',
           '-cert', 'server.crt', '-key', 'server.key', '-CAfile', 'ca.crt', '-Verify', '1'], { cwd: pki, reject: false, buffer: false });
         try {
           await new Promise<void>((resolve, reject) => {
@@ -189,7 +190,7 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
             server.stdout!.on('data', (d: Buffer) => ((out += d), out.includes('ACCEPT') && resolve()));
             void server.then(() => reject(new Error(`s_server exited: ${out}`)));
           });
-          const c = await execa('nsenter', [`--net=/run/netns/${podNetns(LAB, 'client')}`, '--', 'openssl', 's_client', '-connect', `${serverIp}:4250`, '-tls1_3',
+          const c = await execa('nsenter', [`--net=/run/netns/${podNetns(LAB, 'client')}`, '--', 'openssl', 's_client', '-connect', `${serverIp}:${AUTH_PORT}`, '-tls1_3',
             '-cert', 'client.crt', '-key', 'client.key', '-CAfile', 'ca.crt', '-keylogfile', keylog, '-quiet', '-no_ign_eof'], { cwd: pki, input: 'hello\n', reject: false });
           if (c.exitCode !== 0) throw new Error(`s_client: ${c.stderr}`);
         } finally {

@@ -15,7 +15,8 @@ import { startCapture } from '../../lab/capture/capture.ts';
 import { upWithDatapath } from '../../lab/compose/lab.ts';
 import { UNDERLAY_LINK } from '../../lab/capture/links.ts';
 import { tsharkFields } from '../../lab/capture/tshark.ts';
-import { loadOverlay, OVERLAY_PROGRAMS, overlayProgPin, readVxlan, vxlanMac, VXLAN_IFNAME, VXLAN_PORT } from '../../lab/tunnel/index.ts';
+import { loadOverlay, overlayProgPin, readVxlan, vxlanMac, VXLAN_IFNAME } from '../../lab/tunnel/index.ts';
+import { OVERLAY_PROGRAMS, VXLAN_PORT } from '../../lab/abi/generated.ts';
 import { bpfProgIds, echoSend, labLeftovers, needsRoot, ping, REPO, startEchoServer } from '../helpers/kernel.ts';
 import { overlayDir } from '../../lab/core/names.ts';
 

@@ -13,7 +13,8 @@ import { wgIfname } from '../../lab/core/names.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { FAIL_AFTER_ENV } from '../../lab/compose/up.ts';
-import { readWgInfo, wgShow, wgSocket, WG_PORT, WG_ROLE, WG_SOCKET_DIR, WIREGUARD_STEP } from '../../lab/wireguard/index.ts';
+import { readWgInfo, wgShow, wgSocket, WG_ROLE, WG_SOCKET_DIR, WIREGUARD_STEP } from '../../lab/wireguard/index.ts';
+import { WG_PORT } from '../../lab/abi/generated.ts';
 import { labLeftovers, needsRoot, ping, REPO } from '../helpers/kernel.ts';
 import { wgKeyFile, wgKeyLogFile } from '../../lab/core/names.ts';
 

@@ -16,6 +16,7 @@ import { dfString, tsharkCounts } from '../../lab/capture/tshark.ts';
 import { annotatePackets, matchDropEvents } from '../../lab/capture/merge.ts';
 import { captureInfo, countMany, frames, plaintextFilter } from '../../lab/capture/assert.ts';
 import type { LabState } from '../../lab/core/state.ts';
+import { AUTH_PORT } from '../../lab/abi/generated.ts';
 
 // ---- hand-built files -----------------------------------------------------------
 
@@ -295,7 +296,7 @@ t.test('the Wireshark profile loads: filters compile, port 4250 decodes as TLS',
   await cp(resolve(import.meta.dirname, '../../lab/capture/wireshark-profile'), join(conf, 'profiles', 'mtless-lab'), { recursive: true });
   // A TLS record (handshake, ClientHello) to port 4250: Wireshark does not know that port as TLS.
   const hello = Buffer.from('16030100050100000100', 'hex');
-  const c = capture('n1/eth0', [[1n, tcpFrame('172.30.0.10', '172.30.0.11', 40000, 4250, PSH_ACK, hello)], [2n, tcpFrame('10.244.0.2', '10.244.1.2', 1, 2, PSH_ACK, Buffer.from('hi'))]]);
+  const c = capture('n1/eth0', [[1n, tcpFrame('172.30.0.10', '172.30.0.11', 40000, AUTH_PORT, PSH_ACK, hello)], [2n, tcpFrame('10.244.0.2', '10.244.1.2', 1, 2, PSH_ACK, Buffer.from('hi'))]]);
   c.packets[1]!.comments.push('DROPPED: x');
   const file = join(tmp, 'profile.pcapng');
   await writeFile(file, writeCapture(c));

@@ -1,9 +1,12 @@
 // The one layout table, its generated C and TS, and Cilium's numbers.
 import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import t from 'tap';
 import { computeAll, computeLayout, GENERATED_FILES, renderAll, REPO_ROOT } from '../../scripts/gen-layouts.ts';
 import * as gen from '../../lab/abi/generated.ts';
-import { CONSTANT_GROUPS, MAPS, STRUCTS } from '../../lab/abi/layouts.ts';
+import { CONSTANT_GROUPS, MAPS, OBJECTS, SOCKMAP, STRICT, STRUCTS, WIRE_CONSTANTS } from '../../lab/abi/layouts.ts';
+
+const ALL_GROUPS = [...OBJECTS.flatMap((o) => o.constants), ...WIRE_CONSTANTS];
 
 t.test('committed generated files match the table', async (t) => {
   const rendered = renderAll();
@@ -75,13 +78,96 @@ t.test('Cilium\'s numbers, never renumbered', async (t) => {
 });
 
 t.test('no code is defined twice within a group', async (t) => {
-  for (const group of CONSTANT_GROUPS) {
+  for (const group of ALL_GROUPS) {
     const names = group.constants.map((c) => c.name);
     t.equal(new Set(names).size, names.length, `${group.name}: unique names`);
     if (group.name.endsWith('_TEXT')) {
       const values = group.constants.map((c) => c.value);
       t.equal(new Set(values).size, values.length, `${group.name}: unique values`);
     }
+  }
+});
+
+t.test('every name is defined once across objects and the wire (C macros share one namespace)', async (t) => {
+  const names = ALL_GROUPS.flatMap((g) => g.constants.map((c) => c.name));
+  t.same(names.filter((n, i) => names.indexOf(n) !== i), [], 'constants');
+  const structs = OBJECTS.flatMap((o) => o.structs.map((s) => s.name));
+  t.same(structs.filter((n, i) => structs.indexOf(n) !== i), [], 'structs');
+  const maps = OBJECTS.flatMap((o) => o.maps.map((m) => m.name));
+  t.same(maps.filter((n, i) => maps.indexOf(n) !== i), [], 'maps');
+  t.equal(CONSTANT_GROUPS, OBJECTS[0]!.constants, 'the datapath is the first object');
+});
+
+t.test('the wire\'s numbers', async (t) => {
+  // Cilium's ports (and ztunnel's), the IANA protocol numbers.
+  t.same([gen.AUTH_PORT, gen.VXLAN_PORT, gen.WG_PORT, gen.HBONE_PORT], [4250, 8472, 51871, 15008]);
+  t.equal(gen.VXLAN_VNI_MASK, 0xffffff, 'a VNI is 24 bits');
+  t.same([gen.IPPROTO_ICMP, gen.IPPROTO_TCP, gen.IPPROTO_UDP], [1, 6, 17]);
+  t.ok(gen.IDENTITY_MIN_CLUSTER <= gen.VXLAN_VNI_MASK && (gen.IDENTITY_LOCAL_FLAG & gen.VXLAN_VNI_MASK) === 0, 'cluster identities fit the VNI, node-local ones do not');
+  t.ok(gen.MESH_OUTBOUND_PORT_BASE > gen.HBONE_PORT, 'the mesh\'s outbound ports start above HBONE');
+  const header = renderAll().c;
+  t.match(header, /#define VXLAN_VNI_MASK\s+0xffffff/);
+  t.match(header, /#define AUTH_PORT\s+4250/);
+  // The kernel's headers own IPPROTO_*: the C asserts them instead of redefining them.
+  t.match(header, '#include <linux/in.h>');
+  t.match(header, '_Static_assert(IPPROTO_TCP == 6,');
+  t.notMatch(header, /#define IPPROTO_/);
+});
+
+t.test('sockmap: structs, slots, maps and programs', async (t) => {
+  const layouts = computeAll();
+  t.same(
+    layouts.get('sock_key')!.fields.map((f) => [f.name, f.offset, f.size]),
+    [['netns_cookie', 0, 8], ['sip4', 8, 4], ['dip4', 12, 4], ['sport', 16, 2], ['dport', 18, 2], ['family', 20, 1], ['pad', 21, 3]],
+  );
+  t.same(gen.SOCK_KEY_LAYOUT, { size: 24, fields: { netns_cookie: 0, sip4: 8, dip4: 12, sport: 16, dport: 18, family: 20, pad: 21 } });
+  t.same([gen.SOCKMAP_POD_SIZE, gen.SOCKMAP_METRIC_SIZE], [8, 16]);
+  // Ports as the socket holds them: network byte order.
+  const key: gen.SockKey = { netnsCookie: 0x0102n, sip4: '10.244.0.2', dip4: '10.244.0.3', sport: 7070, dport: 40000, family: gen.SOCK_KEY_FAMILY_IPV4 };
+  const bytes = gen.encodeSockKey(key);
+  t.same([...bytes.subarray(16, 20)], [0x1b, 0x9e, 0x9c, 0x40], 'sport 7070 and dport 40000 big-endian');
+  t.same([...bytes.subarray(8, 12)], [10, 244, 0, 2]);
+  t.same(gen.decodeSockKey(bytes), key);
+  t.same(gen.SOCKMAP_MAP_CODECS.sockmap_pods.key.encode('10.244.0.2'), Buffer.from([10, 244, 0, 2]), 'sockmap_pods is keyed by the be32 address');
+  const slots = [gen.SOCKMAP_MSG_REDIRECTED, gen.SOCKMAP_MSG_PASSED, gen.SOCKMAP_SOCK_ADDED, gen.SOCKMAP_SOCK_SKIPPED, gen.SOCKMAP_SOCK_ADD_FAILED, gen.SOCKMAP_SOCK_NETNS_MISMATCH];
+  t.same(slots, [0, 1, 2, 3, 4, 5]);
+  t.equal(gen.SOCKMAP_METRICS_MAX, slots.length);
+  t.equal(gen.SOCKMAP_MAP_SPECS.sockmap_metrics.maxEntries, gen.SOCKMAP_METRICS_MAX, 'one array slot per metric');
+  t.same(gen.SOCKMAP_MAPS, { sockhash: 'cilium_sock_ops', pods: 'sockmap_pods', metrics: 'sockmap_metrics' });
+  t.same(gen.SOCKMAP_PROGRAMS, { sockOps: 'cil_sock_ops', skMsg: 'cil_sk_msg' });
+  t.equal(gen.SOCKMAP_MAP_CODECS.cilium_sock_ops.value.size, 8, 'the sockhash value is a u64 (the socket cookie)');
+  // The generated header defines every map of the object, with the table's names.
+  const header = renderAll().sockmapC;
+  for (const m of SOCKMAP.maps) t.match(header, `} ${m.name} SEC(".maps");`, `defines ${m.name}`);
+  t.match(header, /__type\(key, struct sock_key\);\n\t__type\(value, __u64\);/);
+  t.match(header, 'BPF_MAP_TYPE_PERCPU_ARRAY');
+  t.match(header, '#define SOCKMAP_METRICS_MAX_ENTRIES 6');
+});
+
+t.test('strict mode: its config map', async (t) => {
+  t.same(gen.STRICT_CONFIG_LAYOUT, { size: 8, fields: { net: 0, mask: 4 } });
+  t.same([...gen.encodeStrictConfig({ net: '10.244.0.0', mask: '255.255.0.0' })], [10, 244, 0, 0, 255, 255, 0, 0], 'network byte order');
+  t.same(gen.STRICT_MAPS, { config: 'strict_config' });
+  t.same(gen.STRICT_MAP_SPECS.strict_config, { type: 'array', maxEntries: 1, flags: [] });
+  t.same(gen.STRICT_PROGRAMS, { toNetdev: 'cil_to_netdev_strict' });
+  const header = renderAll().strictC;
+  for (const m of STRICT.maps) t.match(header, `} ${m.name} SEC(".maps");`);
+  t.same(gen.OVERLAY_PROGRAMS, { toOverlay: 'cil_to_overlay', fromOverlay: 'cil_from_overlay' });
+});
+
+const multiarch = await execa('clang', ['-print-multiarch'], { reject: false }).then((r) => (r.exitCode === 0 ? r.stdout.trim() : undefined), () => undefined);
+
+t.test('bpf/Makefile lists every header each object includes', { skip: multiarch === undefined ? 'needs clang' : false }, async (t) => {
+  // -p prints make's database (every rule with its prerequisites expanded), -q builds nothing.
+  const make = await execa('make', ['-C', `${REPO_ROOT}bpf`, '-pq'], { reject: false });
+  const prereqs = (object: string) => {
+    const line = make.stdout.split('\n').find((l) => l.startsWith(`build/${object}.o:`)) ?? '';
+    return line.replace(/^[^:]+:/, '').split('|')[0]!.trim().split(/\s+/).filter((p) => p.endsWith('.h')).sort();
+  };
+  for (const o of OBJECTS) {
+    const deps = await execa('clang', ['-MM', '-target', 'bpf', `-I/usr/include/${multiarch}`, `${o.name}.c`], { cwd: `${REPO_ROOT}bpf` });
+    const local = deps.stdout.replace(/\\\n/g, ' ').replace(/^[^:]+:/, '').trim().split(/\s+/).filter((p) => p.endsWith('.h') && !p.startsWith('/')).sort();
+    t.same(prereqs(o.name), local, `build/${o.name}.o`);
   }
 });
 
@@ -129,13 +215,19 @@ t.test('pad bytes are zeroed even in a reused buffer', async (t) => {
 
 t.test('map codecs match the map table', async (t) => {
   const layouts = computeAll();
-  const sizeOf = (type: string) => (type === 'u32' ? 4 : type === 'u64' ? 8 : layouts.get(type)!.size);
-  for (const m of MAPS) {
-    const codecs = gen.MAP_CODECS[m.name as gen.MapName];
-    t.ok(codecs, `${m.name} has codecs`);
-    t.equal(codecs.key.size, sizeOf(m.key), `${m.name} key`);
-    t.equal(codecs.value.size, sizeOf(m.value), `${m.name} value`);
+  const sizeOf = (type: string) => (type === 'u32' || type === 'ipv4' ? 4 : type === 'u64' ? 8 : layouts.get(type)!.size);
+  const byObject: Record<string, Record<string, { key: gen.Codec<unknown>; value: gen.Codec<unknown> }>> = {
+    datapath: gen.MAP_CODECS, strict: gen.STRICT_MAP_CODECS, sockmap: gen.SOCKMAP_MAP_CODECS,
+  };
+  for (const o of OBJECTS.filter((o) => o.maps.length)) {
+    t.same(Object.keys(byObject[o.name] ?? {}), o.maps.map((m) => m.name), `${o.name}: every map has codecs`);
+    for (const m of o.maps) {
+      const codecs = byObject[o.name]![m.name]!;
+      t.equal(codecs.key.size, sizeOf(m.key), `${m.name} key`);
+      t.equal(codecs.value.size, sizeOf(m.value), `${m.name} value`);
+    }
   }
+  t.equal(MAPS, OBJECTS[0]!.maps);
   const auth = MAPS.find((m) => m.name === 'cilium_auth_map')!;
   t.equal(auth.type, 'hash');
   t.equal(auth.maxEntries, 512000);

@@ -3,8 +3,8 @@
 import t from 'tap';
 import { planLab } from '../../lab/core/plan.ts';
 import { compileNodeState } from '../../lab/datapath/state.ts';
-import { AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST, IDENTITY_REMOTE_NODE } from '../../lab/abi/generated.ts';
-import { compilePolicies, IPPROTO_TCP, IPPROTO_UDP, type PolicyEntry } from '../../lab/policy/compile.ts';
+import { AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST, IDENTITY_REMOTE_NODE, IPPROTO_TCP, IPPROTO_UDP } from '../../lab/abi/generated.ts';
+import { compilePolicies, type PolicyEntry } from '../../lab/policy/compile.ts';
 import { allocateIdentities, identityName, labelKey } from '../../lab/policy/identity.ts';
 import { DEFAULT_ADDRESSING, type Pod, type Policy, type Topology } from '../../lab/topology/model.ts';
 
