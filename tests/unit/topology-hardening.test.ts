@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import t, { type Test } from 'tap';
 import { stringify } from 'yaml';
 import type { TopologyIssue } from '../../lab/topology/model.ts';
-import { labelKey } from '../../lab/policy/identity.ts';
+import { compilePolicies } from '../../lab/policy/compile.ts';
+import { allocateIdentities, labelKey } from '../../lab/policy/identity.ts';
 import { parseTopology, podLabels, selectorMatches } from '../../lab/topology/validate.ts';
 
 const TOPOLOGIES = new URL('../../topologies/', import.meta.url);
@@ -364,6 +365,37 @@ policies:
   t.match(labelKey(labels), /k8s:__proto__=x/, 'the identity key counts it');
   t.notOk(selectorMatches({ matchLabels: odd }, podLabels({ labels: { app: 'y' }, namespace: 'default', serviceAccount: 'default' })));
   t.ok(selectorMatches({ matchLabels: odd }, labels));
+});
+
+t.test('identities and policies keep label keys that are Object.prototype names', async (t) => {
+  const { topology, issues } = parseTopology(`
+name: a
+nodes:
+  - name: n1
+    pods:
+      - {name: a, labels: {constructor: x}}
+      - {name: b, labels: {toString: x}}
+      - {name: c, labels: {app: c}}
+policies:
+  - name: only-constructor
+    endpointSelector: {matchLabels: {constructor: x}}
+    ingress: [{fromEndpoints: [{matchLabels: {toString: x}}]}]
+`);
+  t.strictSame(issues, []);
+  if (!topology) return;
+  const identities = allocateIdentities(topology);
+  t.equal(new Set(identities.byPod.values()).size, 3, 'three label sets, three identities');
+  const policies = compilePolicies(topology, identities);
+  t.strictSame(
+    [...policies.values()].filter((p) => p.ingressEnforced).map((p) => p.pod),
+    ['a'],
+    'the selector picks the pod that has the key, not every pod (whose objects all inherit "constructor")',
+  );
+  t.strictSame(
+    policies.get('a')!.entries.map((e) => e.peerIdentity),
+    [identities.byPod.get('b'), 1].sort((x, y) => x! - y!),
+    'peer: pod b only (plus the local host)',
+  );
 });
 
 t.test('nesting deeper than a topology needs', async (t) => {
