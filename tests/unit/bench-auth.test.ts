@@ -1,0 +1,172 @@
+// The auth benchmark's pure parts: the agent's log (lab/bench/auth/agent-log.ts,
+// on real lines of an agent's log), one pair's numbers from flow events and
+// that log, the distributions and goals (lab/bench/auth/report.ts), and the
+// generated lab (lab/bench/auth/topology.ts). No root.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PodPlan } from '../../lab/core/plan.ts';
+import { validateTopology } from '../../lab/topology/validate.ts';
+import { allocateIdentities } from '../../lab/policy/identity.ts';
+import {
+  DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_FROM_ENDPOINT, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED,
+} from '../../lab/abi/generated.ts';
+import { failureCounts, keyAuth, parseAgentLog, svidIdentities } from '../../lab/bench/auth/agent-log.ts';
+import { checkGoals, pairResult, resultNotes, summarizeAuth, type AuthPairResult, type Flow } from '../../lab/bench/auth/report.ts';
+import { benchAuthTopology, pairOrder } from '../../lab/bench/auth/topology.ts';
+
+const LOG = parseAgentLog(readFileSync(join(import.meta.dirname, '../fixtures/bench/agent-n2-log.txt'), 'utf8'));
+
+t.test('agent log: JSON lines only; READY and a line cut mid-write are skipped', async (t) => {
+  t.equal(LOG.length, 14);
+  t.equal(LOG[0]!.event, 'started');
+  t.ok(LOG.every((l) => typeof l.time === 'string'));
+});
+
+t.test('agent log: SVIDs held, failures by reason', async (t) => {
+  t.same([...svidIdentities(LOG)], [266, 267, 268]);
+  t.same(failureCounts(LOG), { timeout: 1, 'no-local-svid': 1 });
+  t.same(failureCounts([]), {});
+});
+
+t.test('agent log: one key, from signal to entry', async (t) => {
+  t.same(keyAuth(LOG, '266:257:1:1'), {
+    requestedAt: Date.parse('2026-12-02T03:15:32.506Z'),
+    completedAt: Date.parse('2026-12-02T03:15:32.579Z'),
+    totalMs: 72.28,
+    handshakeMs: 66.55,
+    failures: [],
+  });
+  const retried = keyAuth(LOG, '269:259:1:1');
+  t.same(retried.failures, ['timeout'], 'a failed attempt before the one that completed');
+  t.equal(retried.totalMs, 23.68);
+  t.same(keyAuth(LOG, '999:1:1:1'), { requestedAt: undefined, completedAt: undefined, totalMs: undefined, handshakeMs: undefined, failures: [] });
+});
+
+// ---- one pair ----------------------------------------------------------------
+
+const client = { name: 'c1', node: 'n1', ip: '10.244.0.2' } as PodPlan;
+const server = { name: 's1', node: 'n2', ip: '10.244.1.2' } as PodPlan;
+const T0 = Date.parse('2026-12-02T03:15:32.500Z'); // the first drop, ms
+const ns = (ms: number) => BigInt(Math.round(ms * 1e6));
+
+function flow(ms: number, f: Partial<Flow>): Flow {
+  return {
+    timestamp: ns(ms), srcIdentity: 257, dstIdentity: 266, saddr: client.ip, daddr: server.ip, sport: 40_000, dport: 8080, protocol: IPPROTO_TCP,
+    tcpFlags: TCP_F_SYN, verdict: VERDICT_FORWARDED, dropReason: 0, obsPoint: OBS_TO_ENDPOINT, authType: 1, remoteNodeId: 1, ifindex: 7, node: 'n2',
+    ...f,
+  } as Flow;
+}
+const synOut = (ms: number) => flow(ms, { node: 'n1', obsPoint: OBS_FROM_ENDPOINT });
+const synDropped = (ms: number) => flow(ms, { verdict: VERDICT_DROPPED, dropReason: DROP_POLICY_AUTH_REQUIRED });
+const synPassed = (ms: number) => flow(ms, {});
+const synAck = (ms: number) => flow(ms, { saddr: server.ip, daddr: client.ip, sport: 8080, dport: 40_000, tcpFlags: TCP_F_SYN | TCP_F_ACK, node: 'n1' });
+const ok = { ms: 1016, ok: true };
+const KEY = '266:257:1:1';
+
+t.test('pair: dropped once, through on the first retransmit', async (t) => {
+  // Out of order on purpose: the two nodes' streams interleave.
+  const flows = [synPassed(T0 + 1010), synOut(T0 - 0.1), synDropped(T0), synAck(T0 + 1010.2), synOut(T0 + 1009.9)];
+  const r = pairResult(client, server, KEY, flows, keyAuth(LOG, KEY), ok);
+  t.equal(r.passedOn, 'first');
+  t.equal(r.drops, 1);
+  t.same(r.otherDrops, []);
+  t.equal(r.dropAt, T0);
+  t.equal(r.dropToSignalMs, 6, 'drop event → auth-requested line');
+  t.equal(r.dropToEntryMs, 79, 'drop event → auth-completed line');
+  t.equal(r.signalToEntryMs, 72.28);
+  t.equal(r.handshakeMs, 66.55);
+  t.ok(Math.abs(r.synGapMs! - 1010) < 1e-3, 'first drop → forwarded SYN');
+  t.equal(r.clientOk, true);
+  t.notOk('error' in r);
+});
+
+t.test('pair: which SYN passed', async (t) => {
+  const auth = keyAuth(LOG, KEY);
+  t.equal(pairResult(client, server, KEY, [synDropped(T0), synDropped(T0 + 1000), synPassed(T0 + 3000)], auth, ok).passedOn, 'second');
+  t.equal(pairResult(client, server, KEY, [synDropped(T0), synDropped(T0 + 1000), synDropped(T0 + 3000), synPassed(T0 + 7000)], auth, ok).passedOn, 'later');
+  t.equal(pairResult(client, server, KEY, [synPassed(T0)], auth, ok).passedOn, 'not-dropped');
+  const never = pairResult(client, server, KEY, [synDropped(T0), synDropped(T0 + 1000)], keyAuth(LOG, 'none'), { ms: 5003, ok: false, error: 'Connection timed out' });
+  t.equal(never.passedOn, 'never');
+  t.equal(never.synGapMs, undefined);
+  t.equal(never.dropToEntryMs, undefined, 'no auth-completed line');
+  t.equal(never.error, 'Connection timed out');
+});
+
+t.test("pair: other drops are reported, other pairs' flows ignored", async (t) => {
+  const denied = flow(T0 + 2, { node: 'n1', obsPoint: OBS_FROM_ENDPOINT, verdict: VERDICT_DROPPED, dropReason: DROP_POLICY, tcpFlags: TCP_F_ACK });
+  const otherPair = flow(T0 + 1, { saddr: '10.244.0.3', verdict: VERDICT_DROPPED, dropReason: DROP_POLICY_AUTH_REQUIRED });
+  const r = pairResult(client, server, KEY, [synDropped(T0), denied, otherPair, synPassed(T0 + 1010)], keyAuth(LOG, KEY), ok);
+  t.equal(r.drops, 1);
+  t.same(r.otherDrops, [`n1 10.244.0.2:40000->10.244.1.2:8080 flags ${TCP_F_ACK} reason ${DROP_POLICY}`]);
+});
+
+// ---- all pairs -----------------------------------------------------------------
+
+function result(over: Partial<AuthPairResult>): AuthPairResult {
+  return {
+    client: 'c1', server: 's1', key: KEY, drops: 1, otherDrops: [], passedOn: 'first', clientMs: 1016, clientOk: true, failures: [],
+    dropAt: T0, dropToSignalMs: 1, signalToEntryMs: 4, handshakeMs: 3, dropToEntryMs: 5, synGapMs: 1010, ...over,
+  };
+}
+
+t.test('distributions over the pairs that have each number', async (t) => {
+  const results = [
+    ...Array.from({ length: 98 }, (_, i) => result({ dropToEntryMs: i + 1 })),
+    result({ dropToEntryMs: 99, passedOn: 'second', signalToEntryMs: undefined, handshakeMs: undefined }),
+    result({ dropToEntryMs: undefined, passedOn: 'not-dropped', dropAt: undefined, clientOk: false }),
+  ];
+  const s = summarizeAuth(results, [2.1, 1.9]);
+  t.same(s.dropToEntry, { n: 99, min: 1, p50: 50, p90: 90, p99: 99, max: 99 }, 'ranks round up: p99 of 99 is the largest');
+  t.equal(s.signalToEntry?.n, 99);
+  t.same(s.afterHandshake, { n: 99, min: 1, p50: 1, p90: 1, p99: 1, max: 1 }, 'signal → entry − handshake');
+  t.same(s.passedOn, { first: 98, second: 1, later: 0, never: 0, 'not-dropped': 1 });
+  t.equal(s.ttfbNew?.n, 99, 'only clients that succeeded');
+  t.same(s.ttfbWarm, { n: 2, min: 1.9, p50: 1.9, p90: 2.1, p99: 2.1, max: 2.1 });
+  t.equal(summarizeAuth([], []).dropToEntry, undefined);
+
+  const goals = checkGoals(s, results.length);
+  t.equal(goals.p50.holds, false, 'p50 50 ms > 10 ms: MISSED');
+  t.equal(goals.p50.detail, '50.0 ms (signal → entry 4.0 ms), 99 pairs');
+  t.equal(goals.p99.holds, false);
+  t.equal(goals.firstRetransmit.holds, false, 'one pair needed the second retransmit');
+  t.equal(goals.firstRetransmit.detail, '98 first, 1 second, 0 later, 0 never, of 99 new pairs (1 not dropped at all)');
+});
+
+t.test('goals hold when every pair is fast and first; NOT MEASURED without drops', async (t) => {
+  const fast = Array.from({ length: 100 }, () => result({}));
+  const goals = checkGoals(summarizeAuth(fast, []), fast.length);
+  t.same([goals.p50.holds, goals.p99.holds, goals.firstRetransmit.holds], [true, true, true]);
+  const none = [result({ passedOn: 'not-dropped', dropToEntryMs: undefined })];
+  const unmeasured = checkGoals(summarizeAuth(none, []), 1);
+  t.same([unmeasured.p50.holds, unmeasured.p99.holds, unmeasured.firstRetransmit.holds], [undefined, undefined, undefined]);
+  t.equal(unmeasured.p50.detail, 'not measured');
+});
+
+t.test('notes on missing times, warm drops, entries not in the map', async (t) => {
+  const results = [result({}), result({ dropToEntryMs: undefined })];
+  t.same(resultNotes(results, 0, 2), ['1 pair(s) have no drop→entry time (no drop event, or no auth-completed line)']);
+  t.same(resultNotes([result({})], 3, 0), ['3 drop(s) during second connections of authenticated pairs', "0 of 1 pairs' entries are in the auth map at the end"]);
+});
+
+// ---- the generated lab ----------------------------------------------------------
+
+t.test('the generated lab: one identity per pod, every server requires auth', async (t) => {
+  const topo = benchAuthTopology(3, 2, 8080, 'bench-auth');
+  t.same(validateTopology(topo), []);
+  t.same(topo.nodes.map((n) => n.pods.map((p) => p.name)), [['c1', 'c2', 'c3'], ['s1', 's2']]);
+  const ids = allocateIdentities(topo);
+  t.equal(new Set(['c1', 'c2', 'c3', 's1', 's2'].map((p) => ids.byPod.get(p))).size, 5, 'distinct identities');
+  t.equal(topo.policies[0]!.ingress![0]!.authentication?.mode, 'required');
+});
+
+t.test('pair order: every pair once, consecutive attempts change both ends', async (t) => {
+  const order = pairOrder(3, 3);
+  t.equal(order.length, 9);
+  t.equal(new Set(order.map(([c, s]) => `${c},${s}`)).size, 9);
+  for (let i = 1; i < order.length; i++) {
+    t.not(order[i]![0], order[i - 1]![0], `attempt ${i}: another client`);
+    t.not(order[i]![1], order[i - 1]![1], `attempt ${i}: another server`);
+  }
+  t.same(pairOrder(2, 3), [[0, 0], [1, 1], [0, 1], [1, 2], [0, 2], [1, 0]]);
+});
