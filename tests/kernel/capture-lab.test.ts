@@ -18,11 +18,11 @@ import { upLab } from '../../lab/compose/up.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { CaptureError, rawTapFile, startCapture, streamCapture } from '../../lab/capture/capture.ts';
 import { UnknownLinkError, resolveLink } from '../../lab/capture/links.ts';
-import { readCapture } from '../../lab/capture/pcapng.ts';
+import { LINKTYPE_ETHERNET, readCapture } from '../../lab/capture/pcapng.ts';
 import { annotatePackets, mergeLinkCaptures } from '../../lab/capture/merge.ts';
 import { captureInfo, countMany, frames, payloadContains, plaintextFilter, tlsCertificateUriSans } from '../../lab/capture/assert.ts';
 import { AUTH_PORT } from '../../lab/abi/generated.ts';
-import { MERGED_FILE, ScenarioFailedError, withScenarioCapture } from '../../lab/capture/scenario.ts';
+import { MERGED_FILE, ScenarioFailedError, withScenarioCapture, type ScenarioContext } from '../../lab/capture/scenario.ts';
 import { echoSend, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 
 const LAB = 't-capture';
@@ -32,6 +32,36 @@ const SYN = 'tcp.flags.syn == 1 && tcp.flags.ack == 0';
 /** Capture processes of this lab still running, found like `lab down` finds them: MTLAB_TAG in their environment. */
 async function labCaptures(): Promise<string[]> {
   return (await findTaggedProcesses(LAB)).filter((p) => p.tag.endsWith(':capture')).map((p) => `${p.pid} ${p.tag}`);
+}
+
+/** TCP SYN (no ACK) from src to dst:dport in an Ethernet frame. */
+function isSyn(frame: Buffer, want: { src: string; dst: string; dport: number }): boolean {
+  if (frame.length < 14 + 20 || frame.readUInt16BE(12) !== 0x0800 || frame[14 + 9] !== 6) return false;
+  const ip = (at: number) => Array.from(frame.subarray(at, at + 4)).join('.');
+  const tcp = 14 + (frame[14]! & 0x0f) * 4;
+  if (frame.length < tcp + 14 || ip(14 + 12) !== want.src || ip(14 + 16) !== want.dst || frame.readUInt16BE(tcp + 2) !== want.dport) return false;
+  return (frame[tcp + 13]! & 0x12) === 0x02;
+}
+
+/**
+ * The capture timestamp of the SYN on `link`, read from that link's live
+ * tcpdump file while the scenario runs. tcpdump writes each packet at once but
+ * may lag on a busy machine: wait for it, with a deadline that only ends a
+ * broken run.
+ */
+async function liveSynTime(ctx: ScenarioContext, link: string, want: { src: string; dst: string; dport: number }): Promise<Date> {
+  const l = ctx.links.find((c) => c.name === link);
+  if (!l) throw new Error(`${link} is not captured`);
+  const file = rawTapFile(ctx.dir, l, l.taps[0]!);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    // A record still being written makes the file read as truncated: read again.
+    const capture = await readFile(file).then(readCapture, () => undefined).catch(() => undefined);
+    const syn = capture?.interfaces[0]?.linkType === LINKTYPE_ETHERNET ? capture.packets.find((p) => isSyn(p.data, want)) : undefined;
+    if (syn) return new Date(Number(syn.timestampNs / 1_000_000n));
+    if (Date.now() > deadline) throw new Error(`no SYN ${want.src} -> ${want.dst}:${want.dport} in ${file} after 30 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
@@ -46,15 +76,18 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
     await t.test('a TCP echo across nodes: named links, comment, plaintext, SYNs, drop and packet comments', async (t) => {
       const secret = `secret-${process.pid}-${Date.now()}`;
       const server = await startEchoServer(LAB, 'server', 'tcp', 8080);
-      let sentAt!: Date;
       let files;
       try {
         files = await withScenarioCapture(LAB, 'echo-plaintext', LINKS, async (ctx) => {
-          sentAt = new Date();
           const r = await echoSend(LAB, 'client', 'tcp', serverIp, 8080, secret);
           if (r.exitCode !== 0) throw new Error(`echo failed: ${r.stderr}`);
-          // As the datapath will report a drop: the SYN, as it reached the server's veth.
-          ctx.addDropEvents([{ time: sentAt, src: clientIp, dst: serverIp, dport: 8080, proto: 'tcp', comment: 'test drop (reason 189)', iface: 'n2/lxc-server' }]);
+          // A drop event as the datapath reports one for the SYN at the server's
+          // veth: dated by the kernel as the packet passed. Here that date is the
+          // SYN's own capture timestamp on the client's veth, so the match runs on
+          // packet and event timestamps alone, however long the echo client took
+          // to start.
+          const synSent = await liveSynTime(ctx, 'n1/lxc-client', { src: clientIp, dst: serverIp, dport: 8080 });
+          ctx.addDropEvents([{ time: synSent, src: clientIp, dst: serverIp, dport: 8080, proto: 'tcp', comment: 'test drop (reason 189)', iface: 'n2/lxc-server' }]);
           return r.stdout;
         });
       } finally {
