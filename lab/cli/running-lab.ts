@@ -1,12 +1,14 @@
 // Shared by the verbs that act on a running lab: find it, check a node name,
 // name addresses by their pods.
 import { readState, type LabState } from '../core/state.ts';
-import { UsageError } from './command.ts';
+import { requireRoot, UsageError } from './command.ts';
 
 export async function runningLab(lab: string | undefined, what: string): Promise<LabState> {
   if (!lab) throw new UsageError(`${what}: missing lab name`);
+  // The lab's state is readable by root only.
+  requireRoot(what);
   const state = await readState(lab);
-  if (!state) throw new Error(`no lab named "${lab}" (see \`lab status\`)`);
+  if (!state) throw new Error(`no lab named "${lab}" (see \`mtless status\`)`);
   return state;
 }
 

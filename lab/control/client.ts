@@ -19,7 +19,10 @@ function call<T>(lab: string, method: string, path: string, body?: unknown): Pro
     });
     req.on('timeout', () => req.destroy(new Error('control plane did not answer within 5 s')));
     req.on('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? new Error(`lab "${lab}" has no control plane running (was it started with --no-agents?)`) : e));
+      reject(
+        e.code === 'ENOENT' ? new Error(`lab "${lab}" has no control plane (it was brought up with --no-agents)`)
+        : e.code === 'ECONNREFUSED' ? new Error(`the control plane of lab "${lab}" is not running (crashed or stopped): see \`mtless logs ${lab} cp\`, then \`mtless restart ${lab} cp\``)
+        : e));
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }

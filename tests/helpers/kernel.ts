@@ -12,11 +12,12 @@ export const ROOT = process.getuid?.() === 0;
 export const needsRoot: string | false = ROOT ? false : 'needs root: builds real namespaces and BPF programs (CI runs as root)';
 
 export const REPO = resolve(import.meta.dirname, '../..');
-export const LAB_CLI = resolve(REPO, 'lab/cli/lab.mjs');
+/** The real `mtless` command, as users run it: the compiled build (scripts/setup makes it). */
+export const LAB_CLI = resolve(REPO, 'bin/mtless');
 
-/** Runs the real `lab` command. */
+/** Runs the real `mtless` command. */
 export function labCli(args: string[], opts: { env?: Record<string, string> } = {}) {
-  return execa('node', [LAB_CLI, ...args], { reject: false, env: opts.env, all: true });
+  return execa(LAB_CLI, args, { reject: false, env: opts.env, all: true });
 }
 
 /** The host namespace's links, addresses and routes, to compare before and after. */

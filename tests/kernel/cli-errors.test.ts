@@ -7,7 +7,7 @@ import { listNetns } from '../../lab/compose/down.ts';
 
 t.test('not root: up refuses with the reason, validate still works', { skip: needsRoot }, async (t) => {
   const asNobody = (args: string[]) =>
-    execa('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'node', LAB_CLI, ...args], { reject: false, all: true, cwd: REPO });
+    execa('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', LAB_CLI, ...args], { reject: false, all: true, cwd: REPO });
   const up = await asNobody(['up', `${REPO}/topologies/two-node.yaml`]);
   t.equal(up.exitCode, 1);
   t.match(String(up.all), /up needs root: .*run it with sudo/);

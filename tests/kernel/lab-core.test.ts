@@ -6,7 +6,7 @@ import { destroyLab } from '../../lab/compose/down.ts';
 import { planLab, findPod } from '../../lab/core/plan.ts';
 import { upLab, FAIL_AFTER_ENV, HOLD_AFTER_ENV, LabInUseError } from '../../lab/compose/up.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
-import { echoSend, hostNetSnapshot, labCli, labLeftovers, needsRoot, ping, REPO, startEchoServer } from '../helpers/kernel.ts';
+import { echoSend, hostNetSnapshot, LAB_CLI, labCli, labLeftovers, needsRoot, ping, REPO, startEchoServer } from '../helpers/kernel.ts';
 
 const topologies = (await readdir(`${REPO}/topologies`)).filter((f) => f.endsWith('.yaml')).sort();
 
@@ -105,10 +105,10 @@ t.test('a BPF verifier refusal stops up with the verifier\'s message and rolls b
   }
 });
 
-t.test('SIGINT during `lab up` rolls back', { skip: needsRoot }, async (t) => {
+t.test('SIGINT during `mtless up` rolls back', { skip: needsRoot }, async (t) => {
   const lab = 't-core-sigint';
   const { execa } = await import('execa');
-  const child = execa('node', [`${REPO}/lab/cli/lab.mjs`, 'up', `${REPO}/topologies/two-node.yaml`, '--name', lab], {
+  const child = execa(LAB_CLI, ['up', `${REPO}/topologies/two-node.yaml`, '--name', lab], {
     reject: false, env: { [HOLD_AFTER_ENV]: 'nodes' },
   });
   let err = '';
@@ -122,7 +122,7 @@ t.test('SIGINT during `lab up` rolls back', { skip: needsRoot }, async (t) => {
   });
   child.kill('SIGINT');
   const r = await child;
-  t.not(r.exitCode, 0, 'up exits non-zero');
+  t.equal(r.exitCode, 130, 'up exits 130, the shell\'s code for an interrupt');
   t.match(String(r.stderr), /rolling back/);
   t.same(await labLeftovers(lab), [], 'nothing left after SIGINT');
   await destroyLab(lab);

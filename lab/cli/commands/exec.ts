@@ -12,7 +12,7 @@ export const command: Command = {
     if (cmd.length === 0) throw new UsageError('exec: missing command after --');
     const [, lab, who] = m as unknown as [string, string, string];
     const state = await readState(lab);
-    if (!state) throw new Error(`no lab named "${lab}" (see \`lab status\`)`);
+    if (!state) throw new Error(`no lab named "${lab}" (see \`mtless status\`)`);
     const pod = state.pods.find((p) => p.name === who);
     const node = state.nodes.find((n) => n.name === who);
     if (!pod && !node) {

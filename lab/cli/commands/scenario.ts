@@ -11,7 +11,7 @@ export const command: Command = {
       return 0;
     }
     if (op !== 'run') throw new UsageError('scenario: expected list or run');
-    if (names.length === 0) throw new UsageError('scenario run: name at least one scenario (see `lab scenario list`)');
+    if (names.length === 0) throw new UsageError('scenario run: name at least one scenario (see `mtless scenario list`)');
     return runNamed(names, { keep: v.keep as boolean, json: v.json as boolean });
   },
 };

@@ -1,11 +1,12 @@
 // `mtless status`: see lab/cli/table.ts for its summary.
 import { labStatus, allLabStatuses, type LabStatus } from '../../compose/status.ts';
 
-import { oneLabName, type Command } from '../command.ts';
+import { oneLabName, requireRoot, type Command } from '../command.ts';
 
 export const command: Command = {
   options: { json: { type: 'boolean' } },
   run: async (args, v) => {
+    requireRoot('status');
     const statuses = args.length > 0 ? [await labStatus(oneLabName(args, 'status'))] : await allLabStatuses();
     const found = statuses.filter((s): s is LabStatus => s !== undefined);
     if (v.json) {
@@ -30,6 +31,6 @@ function formatStatus(s: LabStatus): string {
     }
   }
   for (const p of s.processes) lines.push(`  process ${p.pid} ${p.role ?? p.tag} ${p.alive ? 'running' : 'DEAD'}`);
-  if (s.strayNetns.length > 0) lines.push(`  stray namespaces (run \`lab down ${s.lab}\`): ${s.strayNetns.join(', ')}`);
+  if (s.strayNetns.length > 0) lines.push(`  stray namespaces (run \`mtless down ${s.lab}\`): ${s.strayNetns.join(', ')}`);
   return lines.join('\n');
 }

@@ -46,8 +46,13 @@ export const command: Command = {
       console.log(`lab "${lab}" is up: ${plan.nodes.length} nodes, ${pods} pods in ${Math.round(performance.now() - started)} ms`);
       return 0;
     } catch (e) {
+      if (abort.signal.aborted) {
+        // Interrupted and rolled back: the shell's convention for Ctrl-C.
+        process.stderr.write(`mtless: ${(e as Error).message}\n`);
+        return 130;
+      }
       if (e instanceof LabInUseError) {
-        process.stderr.write(`lab: ${e.message}\n`);
+        process.stderr.write(`mtless: ${e.message}\n`);
         return 2;
       }
       throw e;
