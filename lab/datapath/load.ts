@@ -7,8 +7,9 @@
 //
 // Removing the node folder (lab down does) and the veths frees everything.
 import { access, mkdir, rm } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { nodeBpffsDir, nodeMapPins, nodeProgPins } from '../core/names.ts';
+import { REPO_ROOT } from '../core/repo.ts';
 import { ensureBpffs } from '../kernel/preflight.ts';
 import { CommandError, run } from '../kernel/run.ts';
 import { tcAttach, tcDetach } from '../kernel/tc.ts';
@@ -24,8 +25,8 @@ import {
 import { PROGRAMS } from '../abi/layouts.ts';
 import { mapPin } from './maps.ts';
 
-/** bpf/ of this checkout and the object `make -C bpf` builds. */
-export const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
+/** bpf/ of this checkout (also when this module runs compiled from dist/) and the object `make -C bpf` builds. */
+export const BPF_DIR = join(REPO_ROOT, 'bpf');
 export const DATAPATH_OBJECT = `${BPF_DIR}/build/datapath.o`;
 
 /** Builds (or refreshes) bpf/build/datapath.o. Needs clang, make and libbpf-dev. */

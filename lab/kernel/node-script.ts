@@ -1,10 +1,10 @@
 // How the lab runs one of its own Node scripts (agents, control plane, mesh
 // proxies, pod apps): the only place that knows they are TypeScript run
-// through tsx. Imports nothing of the lab, so a pod app may import it cheaply.
+// through tsx. Cheap to import (a pod app imports it).
 import { resolve } from 'node:path';
+import { REPO_ROOT } from '../core/repo.ts';
 
-/** The checkout's root: scripts are named relative to it. */
-export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export { REPO_ROOT };
 
 /** Resolved from this module, not from the child's cwd. */
 const TSX_LOADER = import.meta.resolve('tsx');
