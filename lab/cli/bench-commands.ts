@@ -59,8 +59,14 @@ export const BENCH_COMMANDS: Record<string, Command> = {
           console.log(v.json ? JSON.stringify(report, null, 2) : formatSockmapBench(report));
           return 0;
         }
+        case 'cli': {
+          const [{ benchCli }, { formatBenchCli }] = await Promise.all([import('../bench/cli/run.ts'), import('../bench/cli/format.ts')]);
+          const report = await interruptible((signal) => benchCli({ runs, log, signal }));
+          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchCli(report));
+          return 0;
+        }
         default:
-          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap)`);
+          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap, cli)`);
       }
     },
   },

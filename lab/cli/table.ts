@@ -101,8 +101,8 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/demo.ts').then((m) => m.command),
   },
   bench: {
-    args: 'up|datapath|auth|sockmap [--runs N] [--json]',
-    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off)',
+    args: 'up|datapath|auth|sockmap|cli [--runs N] [--json]',
+    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off), cli (start-up of mtless vs node -e 0)',
     load: () => import('./bench-commands.ts').then((m) => m.BENCH_COMMANDS.bench!),
   },
 };
