@@ -1,14 +1,17 @@
-// Tear a lab down by ownership: its tagged processes, its namespaces (which
-// take every link and route inside them along), its bpffs pins, its cgroups
-// and its state directory. Needs no topology file and works after a crash.
+// Tear a lab down by ownership: its processes (tagged ones, and every other
+// process in its namespaces or cgroups, such as `mtless exec LAB/POD -- CMD &`),
+// its namespaces (which take every link and route inside them along), its
+// bpffs pins, its cgroups and its state directory. Needs no topology file and
+// works after a crash.
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
 import * as names from '../core/names.ts';
-import { findTaggedProcesses, stopProcesses } from '../core/processes.ts';
+import { findTaggedProcesses, isAlive, stopProcesses } from '../core/processes.ts';
 import { listStateLabs, readState } from '../core/state.ts';
 
 export interface DownReport {
   lab: string;
+  /** Processes ended: tagged ones and any other in the lab's namespaces and cgroups. */
   processes: number;
   netns: string[];
   removedPins: boolean;
@@ -102,6 +105,42 @@ async function cgroupPids(dir: string): Promise<number[]> {
   return [...own, ...nested.flat()];
 }
 
+/** Every process in the namespaces (`ip netns pids` matches by namespace inode: nsenter'd processes too). */
+async function netnsPids(netns: string[]): Promise<number[]> {
+  if (netns.length === 0) return [];
+  // -force: a namespace deleted meanwhile does not stop the batch.
+  const r = await run(['ip', '-force', '-batch', '-'], { input: netns.map((n) => `netns pids ${n}`).join('\n') + '\n', okCodes: 'any' });
+  return r.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number);
+}
+
+/** This process and its ancestors: `down` may itself run inside a lab namespace (`mtless exec LAB/n1 -- mtless down LAB`). */
+async function selfAndAncestors(): Promise<Set<number>> {
+  const own = new Set<number>();
+  for (let pid = process.pid; pid > 1 && !own.has(pid); ) {
+    own.add(pid);
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  return own;
+}
+
+/**
+ * Ends every process in the lab's namespaces and cgroups, in rounds: a
+ * shell or launcher may fork while it is being ended. Returns their pids.
+ */
+async function endLabProcesses(netns: string[], cgroupDir: string): Promise<Set<number>> {
+  const spared = await selfAndAncestors();
+  const ended = new Set<number>();
+  for (let round = 0; round < 10; round++) {
+    const pids = [...new Set([...(await netnsPids(netns)), ...(await cgroupPids(cgroupDir))])].filter((pid) => !spared.has(pid) && isAlive(pid));
+    if (pids.length === 0) return ended;
+    await stopProcesses(pids);
+    for (const pid of pids) ended.add(pid);
+  }
+  return ended;
+}
+
 /** cgroup directories can only be removed with rmdir, leaves first. */
 async function removeCgroupTree(dir: string): Promise<void> {
   let entries: import('node:fs').Dirent[];
@@ -117,14 +156,19 @@ async function removeCgroupTree(dir: string): Promise<void> {
 export async function destroyLab(lab: string): Promise<DownReport> {
   const state = await readState(lab);
 
-  // 1. Processes first: they hold sockets, TUN devices and perf readers in the namespaces.
+  // 1. Processes first: they hold sockets, TUN devices and perf readers in the
+  //    namespaces, and a process left in a deleted namespace keeps it alive.
+  //    The tagged ones (the lab's own, wherever they run), then every other
+  //    process in the lab's namespaces and cgroups (started by hand).
   const tagged = await findTaggedProcesses(lab);
   const pids = new Set(tagged.map((p) => p.pid));
   await stopProcesses([...pids]);
-
-  // 2. Namespaces: those the state file lists and any left with the lab's prefix.
   const netns = new Set([...(state?.netns ?? []), ...(await labNetnsOnHost(lab))]);
   const present = (await listNetns()).filter((n) => netns.has(n));
+  const cgroupDir = names.labCgroupDir(lab);
+  for (const pid of await endLabProcesses(present, cgroupDir)) pids.add(pid);
+
+  // 2. Namespaces: those the state file lists and any left with the lab's prefix.
   if (present.length > 0) {
     await run(['ip', '-force', '-batch', '-'], { input: present.map((n) => `netns delete ${n}`).join('\n') + '\n' });
   }
@@ -139,14 +183,9 @@ export async function destroyLab(lab: string): Promise<DownReport> {
   await waitUntilUnloaded(progIds, 5000);
   await rmdir(`${names.BPFFS_ROOT}/${names.TOOL}`).catch(() => undefined);
 
-  // 4. cgroups (sockmap): empty once the processes are gone.
-  const cgroupDir = names.labCgroupDir(lab);
+  // 4. cgroups (sockmap): empty once the processes are gone (step 1).
   const removedCgroups = await exists(cgroupDir);
-  if (removedCgroups) {
-    // A process still in a lab cgroup (an untagged pod app) would make rmdir fail with EBUSY.
-    await stopProcesses(await cgroupPids(cgroupDir));
-    await removeCgroupTree(cgroupDir);
-  }
+  if (removedCgroups) await removeCgroupTree(cgroupDir);
   await rmdir(`${names.cgroupRoot()}/${names.TOOL}`).catch(() => undefined);
 
   // 5. WireGuard control sockets left by a killed wireguard-go: for the nodes
