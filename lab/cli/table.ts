@@ -51,7 +51,7 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/observe.ts').then((m) => m.command),
   },
   maps: {
-    args: 'NAME NODE MAP [--json]',
+    args: 'NAME NODE ipcache|nodes|endpoints|policy|auth|ct|metrics [-o json]',
     summary: 'decoded dump of a node map: ipcache, auth, policy, ct, nodes, endpoints, metrics',
     load: () => import('./commands/maps.ts').then((m) => m.command),
   },
@@ -61,8 +61,8 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/auth.ts').then((m) => m.command),
   },
   logs: {
-    args: 'NAME [NODE|cp]',
-    summary: 'structured logs of the agents and the control plane',
+    args: 'NAME [NODE|cp] [--follow] [--raw]',
+    summary: 'the JSON log lines of the agents and the control plane, merged by time (jq-ready); --follow keeps going',
     load: () => import('./commands/logs.ts').then((m) => m.command),
   },
   pod: {

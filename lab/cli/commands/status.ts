@@ -1,7 +1,7 @@
 // `mtless status`: see lab/cli/table.ts for its summary.
 import { labStatus, allLabStatuses, type LabStatus } from '../../compose/status.ts';
-
 import { oneLabName, requireRoot, type Command } from '../command.ts';
+import { colourVerdicts, table } from '../format.ts';
 
 export const command: Command = {
   options: { json: { type: 'boolean' } },
@@ -14,23 +14,32 @@ export const command: Command = {
     } else if (found.length === 0) {
       console.log(args.length > 0 ? `no lab named "${args[0]}"` : 'no labs on this host');
     } else {
-      for (const s of found) console.log(formatStatus(s));
+      console.log(colourVerdicts(found.map(formatStatus).join('\n\n')));
     }
     return args.length > 0 && found.length === 0 ? 1 : 0;
   },
 };
 
-function formatStatus(s: LabStatus): string {
-  const lines = [`lab ${s.lab}: ${s.phase}${s.createdAt ? ` since ${s.createdAt}` : ''}${s.topologyFile ? ` (${s.topologyFile})` : ''}`];
+const missing = (present: boolean) => (present ? '' : 'namespace missing');
+
+/** One table: each node, its processes (agent, proxies …) and its pods under it; the control plane last. */
+export function formatStatus(s: LabStatus): string {
+  const head = `lab ${s.lab}: ${s.phase}${s.createdAt ? ` since ${s.createdAt}` : ''}${s.topologyFile ? ` (${s.topologyFile})` : ''}`;
+  const rows = [['NODE / POD', 'ID', 'ADDRESS', 'DEVICE', 'IDENTITY', 'LABELS / PID', 'STATE']];
+  const procState = (p: LabStatus['processes'][number]) => (p.alive ? 'running' : 'DEAD');
   for (const n of s.nodes) {
-    lines.push(`  node ${n.name} (id ${n.id})  underlay ${n.underlayIp}  mgmt ${n.mgmtIp}  pods ${n.podCidr}${n.netnsPresent ? '' : '  [namespace missing]'}`);
+    rows.push([n.name, String(n.id), `${n.underlayIp} (mgmt ${n.mgmtIp})`, `pods ${n.podCidr}`, '', '', missing(n.netnsPresent)]);
+    for (const p of s.processes.filter((p) => p.node === n.name)) rows.push([`  ${p.role ?? 'process'}`, '', '', '', '', `pid ${p.pid}`, procState(p)]);
     for (const p of s.pods.filter((p) => p.node === n.name)) {
       const labels = Object.entries(p.labels).map(([k, v]) => `${k}=${v}`).join(',');
-      const id = p.identity !== undefined ? `  ID:${p.identity}` : '';
-      lines.push(`    pod ${p.name.padEnd(12)} ${p.ip.padEnd(15)} ${p.lxc.padEnd(15)}${id}  ${labels}${p.netnsPresent ? '' : '  [namespace missing]'}`);
+      rows.push([`  ${p.name}`, '', p.ip, p.lxc, p.identity !== undefined ? String(p.identity) : '-', labels, missing(p.netnsPresent)]);
     }
   }
-  for (const p of s.processes) lines.push(`  process ${p.pid} ${p.role ?? p.tag} ${p.alive ? 'running' : 'DEAD'}`);
+  const nodeNames = new Set(s.nodes.map((n) => n.name));
+  for (const p of s.processes.filter((p) => !p.node || !nodeNames.has(p.node))) {
+    rows.push([p.node === 'cp' ? 'control plane' : (p.role ?? p.tag), '', '', '', '', `pid ${p.pid}`, procState(p)]);
+  }
+  const lines = [head, ...table(rows, '  ')];
   if (s.strayNetns.length > 0) lines.push(`  stray namespaces (run \`mtless down ${s.lab}\`): ${s.strayNetns.join(', ')}`);
   return lines.join('\n');
 }
