@@ -16,6 +16,20 @@ import { run } from '../../lab/kernel/run.ts';
 import { nodeProgPins } from '../../lab/core/names.ts';
 import { bpfProgIds, echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 
+/**
+ * Waits until `probe` finds something. Events travel through bpftool and a
+ * pipe, so they may arrive after the process that caused them has exited;
+ * the deadline only ends a broken run.
+ */
+async function eventually<T>(probe: () => T | undefined, ms = 15_000): Promise<T | undefined> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
   const lab = 't-dp';
   const topo = await loadTopologyFile(`${REPO}/topologies/two-node-auth.yaml`);
@@ -50,10 +64,12 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
       await t.test('client -> server TCP is dropped with 189 while no auth entry exists', async (t) => {
         const r = await echoSend(lab, 'client', 'tcp', ip('server'), 8080, 'blocked', ['--timeout', '2500']);
         t.not(r.exitCode, 0, 'the connection does not complete');
-        const drops = flows.filter((f) => f.daddr === ip('server') && f.dport === 8080 && f.verdict === VERDICT_DROPPED);
+        const dropped = () => flows.filter((f) => f.daddr === ip('server') && f.dport === 8080 && f.verdict === VERDICT_DROPPED);
+        await eventually(() => (dropped().length >= 2 ? true : undefined));
+        const drops = dropped();
         t.ok(drops.length >= 2, `SYN and its retransmits dropped (${drops.length})`);
         t.ok(drops.every((f) => f.dropReason === DROP_POLICY_AUTH_REQUIRED && f.obsPoint === OBS_TO_ENDPOINT && f.node === 'n2'), 'all with 189 at n2 to-container');
-        const sig = signals.find((s) => s.node === 'n2');
+        const sig = await eventually(() => signals.find((s) => s.node === 'n2'));
         t.same(sig, {
           node: 'n2', signalNr: SIGNAL_AUTH_REQUIRED,
           auth: { localSecLabel: id('server'), remoteSecLabel: id('client'), remoteNodeId: 1, authType: AUTH_TYPE_SPIRE },
@@ -74,7 +90,7 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
         await deleteAuthEntry(lab, 'n2', key);
         const before = await echoSend(lab, 'client', 'udp', ip('server'), 9090, 'u1', ['--timeout', '1000']);
         t.not(before.exitCode, 0, 'no echo without an entry');
-        t.ok(flows.some((f) => f.dport === 9090 && f.dropReason === DROP_POLICY_AUTH_REQUIRED), 'dropped with 189');
+        t.ok(await eventually(() => flows.find((f) => f.dport === 9090 && f.dropReason === DROP_POLICY_AUTH_REQUIRED)), 'dropped with 189');
         await writeAuthEntry(lab, 'n2', key, new Date(Date.now() + 600_000));
         const after = await echoSend(lab, 'client', 'udp', ip('server'), 9090, 'u2');
         t.equal(after.exitCode, 0, after.stderr);
@@ -83,7 +99,7 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
       await t.test('local -> client on the same node uses remote node id 0', async (t) => {
         const r = await echoSend(lab, 'local', 'tcp', ip('client'), 7070, 'same-node', ['--timeout', '1500']);
         t.not(r.exitCode, 0);
-        const sig = signals.find((s) => s.node === 'n1');
+        const sig = await eventually(() => signals.find((s) => s.node === 'n1'));
         t.same(sig?.auth, { localSecLabel: id('client'), remoteSecLabel: id('local'), remoteNodeId: 0, authType: AUTH_TYPE_SPIRE });
         await writeAuthEntry(lab, 'n1', sig!.auth, new Date(Date.now() + 600_000));
         const ok = await echoSend(lab, 'local', 'tcp', ip('client'), 7070, 'same-node');
@@ -96,10 +112,10 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
         t.notOk(flows.some((f) => f.saddr === ip('local') && f.daddr === ip('server') && f.verdict === VERDICT_DROPPED), 'never dropped');
         const denied = await echoSend(lab, 'client', 'tcp', ip('server'), 7070, 'denied', ['--timeout', '1000']);
         t.not(denied.exitCode, 0);
-        t.ok(flows.some((f) => f.daddr === ip('server') && f.dport === 7070 && f.dropReason === DROP_POLICY), 'denied with 133');
+        t.ok(await eventually(() => flows.find((f) => f.daddr === ip('server') && f.dport === 7070 && f.dropReason === DROP_POLICY)), 'denied with 133');
       });
 
-      t.ok(flows.some((f) => f.verdict === VERDICT_FORWARDED), 'forwarded verdicts were streamed too');
+      t.ok(await eventually(() => flows.find((f) => f.verdict === VERDICT_FORWARDED)), 'forwarded verdicts were streamed too');
 
       await t.test('a second reader of the flow events is refused with a clear error', async (t) => {
         const r = await labCli(['observe', lab, '--seconds', '1']);
@@ -110,7 +126,11 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
       await t.test('the observe command shows the verdicts', async (t) => {
         // The test's own readers step aside: a perf array serves one reader.
         await Promise.all(flowStreams.map((s) => s.stop()));
-        const observe = labCli(['observe', lab, '--seconds', '6']);
+        // Until stopped, not for a fixed time: each echo client is a Node process
+        // that may take seconds to start on a busy machine.
+        const observe = labCli(['observe', lab, '--follow']);
+        let out = '';
+        observe.stdout?.on('data', (d: Buffer) => void (out += d.toString()));
         // The observer is ready when it says so on stderr.
         await new Promise<void>((resolve) => {
           let err = '';
@@ -118,12 +138,20 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
             err += d.toString();
             if (err.includes('observing')) resolve();
           });
+          void observe.then(() => resolve());
         });
-        await echoSend(lab, 'client', 'tcp', ip('server'), 7070, 'denied', ['--timeout', '500']);
-        await echoSend(lab, 'local', 'tcp', ip('server'), 8080, 'allowed');
-        const out = String((await observe).stdout);
-        t.match(out, /n1\/client:\d+ \(ID:\d+\) -> n2\/server:7070 \(ID:\d+\) to-endpoint DROPPED \(TCP Flags: SYN\) Policy denied/);
-        t.match(out, /n1\/local:\d+ \(ID:\d+\) -> n2\/server:8080 \(ID:\d+\) to-endpoint FORWARDED \(TCP Flags: SYN\)/);
+        const denied = /n1\/client:\d+ \(ID:\d+\) -> n2\/server:7070 \(ID:\d+\) to-endpoint DROPPED \(TCP Flags: SYN\) Policy denied/;
+        const allowed = /n1\/local:\d+ \(ID:\d+\) -> n2\/server:8080 \(ID:\d+\) to-endpoint FORWARDED \(TCP Flags: SYN\)/;
+        try {
+          await echoSend(lab, 'client', 'tcp', ip('server'), 7070, 'denied', ['--timeout', '500']);
+          await echoSend(lab, 'local', 'tcp', ip('server'), 8080, 'allowed');
+          await eventually(() => (denied.test(out) && allowed.test(out) ? true : undefined));
+        } finally {
+          observe.kill('SIGINT');
+          await observe;
+        }
+        t.match(out, denied);
+        t.match(out, allowed);
       });
     } finally {
       await Promise.all([server.stop(), udpServer.stop(), client.stop()]);

@@ -71,7 +71,7 @@ t.test('tunnel lab: VXLAN devices, cross-node traffic in the tunnel, VNI = sourc
     const echo = await startEchoServer(lab, 'server', 'tcp', 8080);
     let sent;
     try {
-      sent = await echoSend(lab, 'local', 'tcp', ip('server'), 8080, 'over-vxlan', ['--timeout', '4000']);
+      sent = await echoSend(lab, 'local', 'tcp', ip('server'), 8080, 'over-vxlan', ['--timeout', '15000']);
     } finally {
       await echo.stop();
     }

@@ -10,7 +10,7 @@
 // (datapath, wireguard, then strict), since lab/core/lab.ts does not export
 // installDatapath; the datapath step below does what it does.
 import t from 'tap';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { upLab } from '../../lab/compose/up.ts';
 import { destroyLab } from '../../lab/compose/down.ts';
@@ -23,7 +23,8 @@ import { compileNodeState, writeNodeState } from '../../lab/datapath/state.ts';
 import { streamFlows } from '../../lab/datapath/events.ts';
 import { readMetrics } from '../../lab/datapath/maps.ts';
 import { DIR_EGRESS, OBS_FROM_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../../lab/abi/generated.ts';
-import { run, spawn } from '../../lab/kernel/run.ts';
+import { run } from '../../lab/kernel/run.ts';
+import { startCapture } from '../../lab/capture/capture.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import type { Topology } from '../../lab/topology/model.ts';
 import { WIREGUARD_STEP } from '../../lab/wireguard/wireguard.ts';
@@ -99,7 +100,8 @@ t.test('wireguard strict: unencrypted pod traffic to a remote node is dropped (1
       const route = await bypassTunnel(plan);
       t.match(route, /dev eth0/, `n1 now routes ${serverIp} via eth0, not the WireGuard device`);
       failed = await echoSend(lab, 'client', 'tcp', serverIp, PORT, 'must-not-leak', ['--timeout', '2500']);
-      await new Promise((r) => setTimeout(r, 200));
+      // Events travel through bpftool and a pipe: wait for the drop, not for a guessed time.
+      await waitFor(() => flows.some((f) => f.verdict === VERDICT_DROPPED && f.dropReason === DROP_UNENCRYPTED), 15_000);
     } finally {
       await stream.stop();
     }
@@ -141,23 +143,21 @@ t.test('wireguard without strict: the same route change leaks plaintext onto the
     server = await startEchoServer(lab, 'server', 'tcp', PORT);
 
     await bypassTunnel(plan);
-    const pcap = `${stateDir(lab)}/n1-eth0.pcap`;
-    const dump = spawn(['tcpdump', '-i', 'eth0', '-U', '--immediate-mode', '-n', '-w', pcap, 'tcp', 'and', 'host', serverIp], { netns: n1!.netns });
+    // The lab's capture: started once tcpdump listens, stopped once it has written all it saw.
+    const dir = `${stateDir(lab)}/n1-eth0-capture`;
+    const capture = await startCapture(lab, ['n1/eth0'], dir, { filter: `tcp and host ${serverIp}` });
     let sent;
+    let file;
     try {
-      await waitForFile(pcap, 5000);
-      await new Promise((r) => setTimeout(r, 300));
       sent = await echoSend(lab, 'client', 'tcp', serverIp, PORT, 'plaintext-on-the-wire');
-      await new Promise((r) => setTimeout(r, 300));
     } finally {
-      dump.kill('SIGINT');
-      await dump.catch(() => undefined);
+      file = (await capture.stop()).links[0]!.file;
     }
     t.equal(sent.exitCode, 0, 'without strict mode the connection succeeds over the native route');
-    const text = (await run(['tcpdump', '-r', pcap, '-n', '-A'])).stdout;
+    const text = (await run(['tcpdump', '-r', file, '-n', '-A'])).stdout;
     t.match(text, 'plaintext-on-the-wire', "the payload is readable in a capture of n1's eth0");
     t.match(text, new RegExp(`${n1!.pods[0]!.ip.replaceAll('.', '\\.')}\\.\\d+ > ${serverIp.replaceAll('.', '\\.')}\\.${PORT}`), 'pod addresses in the clear on the underlay');
-    await rm(pcap, { force: true });
+    await rm(dir, { recursive: true, force: true });
   } finally {
     await server?.stop();
     await destroyLab(lab);
@@ -170,11 +170,7 @@ async function readIfindexesOf(netns: string): Promise<Map<string, number>> {
   return new Map((JSON.parse(r.stdout) as { ifname: string; ifindex: number }[]).map((l) => [l.ifname, l.ifindex]));
 }
 
-async function waitForFile(path: string, ms: number): Promise<void> {
+async function waitFor(done: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await readFile(path).then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${path} did not appear in ${ms} ms`);
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
