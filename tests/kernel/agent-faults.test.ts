@@ -38,7 +38,8 @@ async function eventPipeReaders(node: string): Promise<number[]> {
   return found;
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 8000): Promise<T | undefined> {
+/** Polls until `probe` yields; the deadline only ends a broken run (log lines usually come within a second). */
+async function waitFor<T>(probe: () => Promise<T | undefined>, ms = 30_000): Promise<T | undefined> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
@@ -72,8 +73,9 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
           const fake = spawn(nodeScriptArgv('tests/fixtures/fake-peer.ts', [stateDir(lab), n1.underlayIp, mode]), { netns: nodeNetns(lab, 'n1') });
           try {
             await new Promise<void>((resolve, reject) => {
-              fake.stdout?.on('data', (d: Buffer) => d.toString().includes('READY') && resolve());
-              fake.on('exit', (c) => reject(new Error(`fake peer exited ${c}`)));
+              const timer = setTimeout(() => reject(new Error('fake peer not READY within 30 s')), 30_000);
+              fake.stdout?.on('data', (d: Buffer) => d.toString().includes('READY') && (clearTimeout(timer), resolve()));
+              fake.on('exit', (c) => (clearTimeout(timer), reject(new Error(`fake peer exited ${c}`))));
             });
             const before = (await logLines('n2')).filter((l) => l.event === 'auth-failed').length;
             const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'x', ['--timeout', '2500']);
@@ -96,7 +98,7 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
 
       await t.test('a restarted agent re-reads the maps and carries on', async (t) => {
         await restartDaemon((await readState(lab))!, 'n1');
-        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-restart', ['--timeout', '6000']);
+        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-restart', ['--timeout', '20000']);
         t.equal(r.exitCode, 0, `traffic flows once the real peer is back: ${r.stderr}`);
         t.equal((await dumpAuth(lab, 'n2')).length, 1, 'the entry is written');
       });
@@ -114,7 +116,7 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
         t.not(proc.pid, pid, 'a new agent');
         const readers = await eventPipeReaders('n1');
         t.equal(readers.length, 1, `exactly one event_pipe reader of n1 after the restart (${readers.join(', ')})`);
-        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-kill', ['--timeout', '6000']);
+        const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-kill', ['--timeout', '20000']);
         t.equal(r.exitCode, 0, `traffic flows with the restarted agent: ${r.stderr}`);
       });
 
@@ -134,7 +136,7 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
         await restartDaemon((await readState(lab))!, 'cp');
         const resync = await waitFor(async () => (await logLines('n2')).slice(mark).find((l) => l.event === 'maps-synced'));
         t.ok(resync, 'the agent syncs once the control plane is back');
-        const again = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'cp-back', ['--timeout', '6000']);
+        const again = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'cp-back', ['--timeout', '20000']);
         t.equal(again.exitCode, 0, `a new handshake works: ${again.stderr}`);
       });
     } finally {

@@ -16,7 +16,8 @@ async function ipcacheIdentity(node: string, ip: string): Promise<number | undef
   return rows.find((r) => ipcacheCidr(r.key) === `${ip}/32`)?.value.secIdentity;
 }
 
-async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 8000): Promise<T> {
+/** Polls until `ok` holds; the deadline only ends a broken run (the control plane usually propagates within a second). */
+async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
@@ -89,7 +90,7 @@ t.test('control plane: pods at run time, partition and heal', { skip: needsRoot 
       const stale = await until(() => ipcacheIdentity('n2', web.ip), (v) => v !== web.identity, 1500);
       t.equal(stale, web.identity, `n2 (partitioned) still maps ${web.ip} to the old identity ${web.identity}`);
       await partitionNode(lab, 'n2', false);
-      t.equal(await until(() => ipcacheIdentity('n2', web.ip), (v) => v === replaced.identity, 10_000), replaced.identity, 'after heal n2 resyncs');
+      t.equal(await until(() => ipcacheIdentity('n2', web.ip), (v) => v === replaced.identity), replaced.identity, 'after heal n2 resyncs');
     });
   } finally {
     await destroyLab(lab);

@@ -62,7 +62,7 @@ function recorder<E>() {
       }
     },
     /** The first event (from index `from` on) that matches, within the deadline. */
-    next(match: (e: E) => boolean, from = 0, deadlineMs = 5000): Promise<E> {
+    next(match: (e: E) => boolean, from = 0, deadlineMs = 15_000): Promise<E> {
       const hit = seen.slice(from).find(match);
       if (hit) return Promise.resolve(hit);
       return new Promise((resolve, reject) => {
@@ -191,14 +191,16 @@ t.test('timeouts', async (t) => {
     const port = Number(String(chunk).trim());
     const fillers: net.Socket[] = [];
     t.teardown(() => fillers.forEach((s) => s.destroy()));
-    // Fill the queue until connects stall: two in a row, so that one slow
-    // connect on a loaded machine is not mistaken for a full queue.
+    // Fill the queue until connects stall: two in a row, each for longer than
+    // any loopback connect takes on a loaded machine (a dropped SYN waits 1 s
+    // for its retransmit, and that one is dropped too), so that a slow connect
+    // is not mistaken for a full queue.
     let stalls = 0;
     while (stalls < 2) {
       const s = net.connect(port, HOST);
       s.on('error', () => undefined); // reset when the listener goes away
       fillers.push(s);
-      const stalled = await Promise.race([once(s, 'connect').then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 200))]);
+      const stalled = await Promise.race([once(s, 'connect').then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 1000))]);
       stalls = stalled ? stalls + 1 : 0;
     }
     const err = await failsWith(t, 'timeout', auth({ port, timeoutMs: 300 }));
@@ -347,7 +349,7 @@ t.test('a capture of the handshake decrypts with the key log', { skip: needsRoot
     dump.on('exit', () => reject(new Error(`tcpdump exited: ${err}`)));
   });
   await auth({ keyLogFile: keylog });
-  await Promise.race([bothFins, new Promise((_, reject) => setTimeout(() => reject(new Error(`tcpdump did not see both FINs:\n${printed}`)), 5000))]);
+  await Promise.race([bothFins, new Promise((_, reject) => setTimeout(() => reject(new Error(`tcpdump did not see both FINs:\n${printed}`)), 15_000))]);
   dump.kill('SIGINT');
   await dump;
   const fields = ['-T', 'fields', '-e', 'x509ce.uniformResourceIdentifier', '-d', `tcp.port==${PORT},tls`, '-Y', 'tls.handshake.type == 11'];
