@@ -3,7 +3,8 @@ import { processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
 import { readState } from '../core/state.ts';
 import { nodeScriptArgv, REPO_ROOT } from '../kernel/node-script.ts';
-import { podPlace, run, spawn, type Place, type ResultPromise } from '../kernel/run.ts';
+import { podPlace, run, type Place } from '../kernel/run.ts';
+import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 
 const ECHO_APP = 'lab/apps/echo.ts';
 

@@ -4,7 +4,8 @@
 import type { PodPlan } from '../core/plan.ts';
 import { processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
-import { run, spawn } from '../kernel/run.ts';
+import { run } from '../kernel/run.ts';
+import { spawn } from '../kernel/spawn.ts';
 
 export interface PodServer {
   stop(): Promise<void>;

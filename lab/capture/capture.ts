@@ -1,5 +1,5 @@
 // Packet captures of a lab's links: one tcpdump per tap, inside the tap's
-// namespace, tagged so `lab down` stops it.
+// namespace, tagged so `mtless down` stops it.
 //
 // Why tcpdump and not dumpcap: dumpcap has no immediate mode, so libpcap
 // hands it packets in blocks every ~250 ms and a stop loses the last block
@@ -20,7 +20,7 @@ import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { spawn, type ResultPromise } from '../kernel/run.ts';
+
 import { processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
 import { readState, type LabState } from '../core/state.ts';
@@ -29,6 +29,7 @@ import {
   encodeInterface, encodePacket, encodeSectionHeader, mergeCaptures, readCapture, writeCapture,
   PcapStreamReader, type PacketCapture,
 } from './pcapng.ts';
+import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 
 export const CAPTURE_ROLE = 'capture';
 const RAW_DIR = '.raw';
@@ -282,7 +283,7 @@ async function drainAndStop(taps: TapProcess[], opts: CaptureOptions): Promise<{
 
 /** A tap that ended before stop(): exit 0 means someone signalled it (tcpdump exits 0 on SIGINT/SIGTERM). */
 function earlyExit(exit: { code?: number; signal?: string }, stderr: string): string {
-  if (exit.code === 0 && !exit.signal) return 'tcpdump was stopped from outside during the capture (SIGINT or SIGTERM, e.g. `lab down`)';
+  if (exit.code === 0 && !exit.signal) return 'tcpdump was stopped from outside during the capture (SIGINT or SIGTERM, e.g. `mtless down`)';
   const why = lastLines(stderr.replace(/^\d+ packets? (captured|received by filter|dropped by kernel)$/gm, ''));
   return `tcpdump exited during the capture (${describeExit(exit)})${why ? `: ${why}` : ''}`;
 }
@@ -301,7 +302,7 @@ function lastLines(text: string, n = 3): string {
 async function labState(lab: string | LabState): Promise<LabState> {
   if (typeof lab !== 'string') return lab;
   const state = await readState(lab);
-  if (!state) throw new Error(`no lab named "${lab}" (see \`lab status\`)`);
+  if (!state) throw new Error(`no lab named "${lab}" (see \`mtless status\`)`);
   return state;
 }
 

@@ -11,9 +11,10 @@ import { CaptureError, startCapture, type CaptureHandle, type CaptureOptions, ty
 import type { CaptureLink } from './links.ts';
 import { AUTH_PORT } from '../abi/generated.ts';
 import { annotateDrops, embedSecrets, mergeLinkCaptures, type DropEvent, type DropMatch, type KeyLogs } from './merge.ts';
+import { REPO_ROOT } from '../core/repo.ts';
 
 /** captures/ at the repository root (git-ignored except its README). */
-export const CAPTURES_ROOT = resolve(import.meta.dirname, '../../captures');
+export const CAPTURES_ROOT = resolve(REPO_ROOT, 'captures');
 export const MERGED_FILE = 'merged.pcapng';
 const SCENARIO_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
@@ -128,7 +129,7 @@ export async function withScenarioCapture<T>(
 ): Promise<CaptureFiles & { value: T }> {
   if (!SCENARIO_NAME_RE.test(scenario)) throw new Error(`invalid scenario name "${scenario}": letters, digits, ".", "_", "-"`);
   const state = typeof lab === 'string' ? await readState(lab) : lab;
-  if (!state) throw new Error(`no lab named "${String(lab)}" (see \`lab status\`)`);
+  if (!state) throw new Error(`no lab named "${String(lab)}" (see \`mtless status\`)`);
   const dir = scenarioDir(state.lab, scenario, opts.root);
   await mkdir(dir, { recursive: true });
   await rm(join(dir, MERGED_FILE), { force: true }); // never leave last run's merge next to this run's links

@@ -22,10 +22,11 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { stateDir } from '../core/names.ts';
 import { isAlive } from '../core/processes.ts';
-import { spawn } from '../kernel/run.ts';
+
 import { bytesFromJson } from './bpftool.ts';
 import { decodeFlowEvent, decodeSignalMsg, type FlowEvent, type SignalMsg } from '../abi/generated.ts';
 import { mapPin } from './maps.ts';
+import { spawn } from '../kernel/spawn.ts';
 
 /** One record of `bpftool -j map event_pipe`. */
 export interface PerfRecord {

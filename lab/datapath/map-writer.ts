@@ -1,10 +1,11 @@
 // A long-lived bpftool that takes map updates one line at a time: the node
 // agent writes each auth entry in well under a millisecond instead of the
 // ~5–10 ms of starting a bpftool process per update (measured by
-// `lab bench auth`).
-import { spawn, type ResultPromise } from '../kernel/run.ts';
+// `mtless bench auth`).
+
 import { opLine, type MapOp } from './bpftool.ts';
 import { JsonObjectStream } from './events.ts';
+import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 
 interface Pending {
   line: string;

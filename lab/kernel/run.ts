@@ -2,7 +2,7 @@
 // (ip, tc, bpftool, wg, nft, tcpdump …) and every lab process goes through
 // one of these shapes:
 //   run()          to completion, output collected, a typed CommandError
-//   spawn()        a long-lived child with streamed output; it dies with us
+//   spawn()        a long-lived child with streamed output; it dies with us (spawn.ts)
 //   startDetached  a daemon that outlives us, logging to a file
 //   runAttached()  on our terminal (stdio inherited), for `mtless exec`
 // Each runs at a Place: a network namespace, and optionally a cgroup
@@ -10,11 +10,7 @@
 import { spawn as spawnChild } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { execa, type ResultPromise } from 'execa';
 import { netnsPath, nodeCgroupDir, podNetns } from '../core/names.ts';
-
-/** A started child (spawn): modules outside lab/kernel/ `import type` it from here. */
-export type { ResultPromise };
 
 /** Where a process runs. */
 export interface Place {
@@ -87,9 +83,17 @@ export function podPlace(lab: string, node: string | undefined, pod: string): Pl
   return { netns: podNetns(lab, pod), cgroup: cgroup !== undefined && existsSync(cgroup) ? cgroup : undefined };
 }
 
+/**
+ * execa is loaded on first use: importing it costs about as much as starting
+ * Node itself, and commands such as `mtless exec` or `--help` never need it.
+ */
+let execaModule: Promise<typeof import('execa')> | undefined;
+const loadExeca = () => (execaModule ??= import('execa'));
+
 export async function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   const full = placeArgv(opts, argv);
   const started = performance.now();
+  const { execa } = await loadExeca();
   const r = await execa(full[0]!, full.slice(1), {
     reject: false,
     input: opts.input,
@@ -110,7 +114,7 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
   const ok = r.exitCode !== undefined && (opts.okCodes === 'any' || opts.okCodes?.includes(r.exitCode));
   if (r.failed && !ok) {
     let reason: string | undefined;
-    if ((r as { code?: string }).code === 'ENOENT') reason = `command not found: ${argv[0]} (run \`lab doctor\`)`;
+    if ((r as { code?: string }).code === 'ENOENT') reason = `command not found: ${argv[0]} (run \`mtless doctor\`)`;
     else if (r.timedOut) reason = `timed out after ${opts.timeout ?? 60_000} ms`;
     else if (r.signal) reason = `killed by ${r.signal}`;
     throw new CommandError(result, reason);
@@ -125,29 +129,17 @@ export async function ipBatch(lines: string[], netns?: string): Promise<RunResul
   return run(argv, { input: lines.join('\n') + '\n' });
 }
 
-export interface SpawnOptions extends Place {
-  env?: Record<string, string>;
-  stdin?: 'pipe' | 'ignore';
-  cwd?: string;
-}
-
-/**
- * Starts a long-running command and hands back the child, output streamed
- * (captures, event pipes, bpftool batch, pod apps). The child is ours: it
- * gets SIGKILL when this process dies (PR_SET_PDEATHSIG through setpriv,
- * kept across the execs of nsenter, sh and stdbuf), so a killed agent leaves
- * no event_pipe reader behind to steal its successor's events.
- */
-export function spawn(argv: string[], opts: SpawnOptions = {}): ResultPromise {
-  const full = ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...placeArgv(opts, argv)];
-  return execa(full[0]!, full.slice(1), { reject: false, buffer: false, env: opts.env, cwd: opts.cwd, stdin: opts.stdin ?? 'ignore' });
-}
-
 /** Runs a command on our terminal (stdin, stdout, stderr inherited): `mtless exec`. */
 export async function runAttached(argv: string[], place: Place = {}): Promise<{ exitCode?: number; signal?: string }> {
   const full = placeArgv(place, argv);
-  const r = await execa(full[0]!, full.slice(1), { stdio: 'inherit', reject: false });
-  return { exitCode: r.exitCode, signal: r.signal };
+  const child = spawnChild(full[0]!, full.slice(1), { stdio: 'inherit' });
+  return new Promise((resolve) => {
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      process.stderr.write(`mtless: ${full[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}\n`);
+      resolve({ exitCode: 127 });
+    });
+    child.on('close', (code, signal) => resolve({ exitCode: code ?? undefined, signal: signal ?? undefined }));
+  });
 }
 
 export interface DetachedOptions extends Place {

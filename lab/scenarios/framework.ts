@@ -22,8 +22,9 @@ import { keyLogFile } from '../core/names.ts';
 import { daemonLogFile } from '../core/names.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { wgKeyLogFile } from '../core/names.ts';
+import { REPO_ROOT } from '../core/repo.ts';
 
-export const REPO = resolve(import.meta.dirname, '../..');
+export const REPO = REPO_ROOT;
 
 export interface Check {
   name: string;
@@ -133,9 +134,10 @@ export async function runScenario(
       },
       say: (text) => emit(text),
       flows: () => [...flows],
-      waitForFlow: (pred, timeoutMs = 5000) => until(() => flows.find(pred), timeoutMs),
+      // The defaults only end a broken run: events and log lines usually arrive in milliseconds.
+      waitForFlow: (pred, timeoutMs = 15_000) => until(() => flows.find(pred), timeoutMs),
       agentLog: readLog,
-      waitForLog: (node, pred, timeoutMs = 5000) => until(async () => (await readLog(node)).find(pred), timeoutMs),
+      waitForLog: (node, pred, timeoutMs = 15_000) => until(async () => (await readLog(node)).find(pred), timeoutMs),
       podIp: (pod) => {
         const p = state.pods.find((x) => x.name === pod);
         if (!p) throw new Error(`no pod ${pod}`);
@@ -158,7 +160,7 @@ export async function runScenario(
       const files = await finishCapture(handle, {
         comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
           `claims: ${scenario.claims.join(', ')}`,
-          runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `lab scenario run` output)'],
+          runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `mtless scenario run` output)'],
         // An empty key log (a run that failed before any handshake) is left out: editcap refuses it.
         keylogs: {
           tls: nonEmpty(keyLogFile(lab)) ? keyLogFile(lab) : undefined,

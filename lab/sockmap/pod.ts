@@ -5,7 +5,8 @@
 // enters the pod's network namespace, then execs the program.
 import { nodeCgroupDir, podNetns, processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
-import { placeArgv, spawn, type Place, type ResultPromise } from '../kernel/run.ts';
+import { placeArgv, type Place } from '../kernel/run.ts';
+import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 
 /** `pod`'s namespace inside `node`'s cgroup (which must exist: the lab runs sockmap). */
 export function podInNodeCgroup(lab: string, node: string, pod: string): Place {
@@ -110,7 +111,7 @@ export class PodProcess {
 }
 
 /**
- * Starts `argv` in `pod` inside `node`'s cgroup, tagged so that `lab down`
+ * Starts `argv` in `pod` inside `node`'s cgroup, tagged so that `mtless down`
  * stops it (which it must: a cgroup with processes cannot be removed).
  */
 export function spawnInPod(lab: string, node: string, pod: string, argv: string[], opts: { role?: string } = {}): PodProcess {

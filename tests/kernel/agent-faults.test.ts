@@ -9,7 +9,7 @@ import { findPod } from '../../lab/core/plan.ts';
 import { readState } from '../../lab/core/state.ts';
 import { restartDaemon } from '../../lab/kernel/daemon.ts';
 import { nodeScriptArgv } from '../../lab/kernel/node-script.ts';
-import { spawn } from '../../lab/kernel/run.ts';
+
 import { AGENT } from '../../lab/core/daemons.ts';
 import { findTaggedProcesses, stopProcesses, isAlive } from '../../lab/core/processes.ts';
 import { nodeMapPins, nodeNetns, processTag, stateDir } from '../../lab/core/names.ts';
@@ -18,6 +18,7 @@ import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 import { daemonLogFile } from '../../lab/core/names.ts';
+import { spawn } from '../../lab/kernel/spawn.ts';
 
 const lab = 't-faults';
 

@@ -10,9 +10,10 @@ import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthError, authenticate, startAuthServer, type AuthFailure, type AuthServer, type CertAndKey, type ServerErrorEvent, type ServerHandshakeEvent } from '../../lab/agent/handshake.ts';
-import { run, spawn } from '../../lab/kernel/run.ts';
+import { run } from '../../lab/kernel/run.ts';
 import { certNotAfter, createCa, generateSvidKey, issueSvid, spiffeIdOf, type Ca, type IssueOptions } from '../../lab/spiffe/ca.ts';
 import { needsRoot } from '../helpers/kernel.ts';
+import { spawn } from '../../lab/kernel/spawn.ts';
 
 /** The subtest handle tap passes to callbacks. */
 type T = Parameters<Parameters<typeof t.test>[0]>[0];
