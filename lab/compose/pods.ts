@@ -1,17 +1,16 @@
-// Pods on a running lab: `lab pod add|del`. The kernel side (namespace,
+// Pods on a running lab: `mtless pod add|del`. The kernel side (namespace,
 // veth, routes, programs) is done here; the control plane then allocates the
 // identity and every agent learns the endpoint through its watch stream.
 import { ipBatch, run } from '../kernel/run.ts';
 import { attachEndpoints, readIfindexes } from '../datapath/load.ts';
 import { dumpNodeMap } from '../datapath/maps.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
-import { podLabels, NAMESPACE_LABEL, POD_NAME_MAX, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
+import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, podNameProblem, labelProblems } from '../topology/validate.ts';
 import { cidrContains, hostAddress, mustParseCIDR } from '../topology/ipv4.ts';
 import * as names from '../core/names.ts';
 import { lxcLines, podLines } from '../core/batches.ts';
 import { readState, withStateLock, writeState, type LabState } from '../core/state.ts';
 import { stopProcesses } from '../core/processes.ts';
-import { OBJECT_NAME_RE } from '../topology/model.ts';
 
 export interface PodAddOptions {
   lab: string;
@@ -26,7 +25,7 @@ export interface PodAddOptions {
 
 async function labState(lab: string): Promise<LabState> {
   const state = await readState(lab);
-  if (!state || state.phase !== 'up') throw new Error(`lab "${lab}" is not up (see \`lab status\`)`);
+  if (!state || state.phase !== 'up') throw new Error(`lab "${lab}" is not up (see \`mtless status\`)`);
   return state;
 }
 
@@ -53,9 +52,11 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
   const state = await labState(opts.lab);
   const node = state.nodes.find((n) => n.name === opts.node);
   if (!node) throw new Error(`lab "${opts.lab}" has no node "${opts.node}" (valid: ${state.nodes.map((n) => n.name).join(', ')})`);
-  if (!OBJECT_NAME_RE.test(opts.pod) || opts.pod.length > POD_NAME_MAX) {
-    throw new Error(`invalid pod name "${opts.pod}": use a DNS label (a-z, 0-9, "-") of at most ${POD_NAME_MAX} characters`);
-  }
+  // The rules of topology files hold for pods added at run time too.
+  const nameProblem = podNameProblem(opts.pod, state.nodes.map((n) => n.name));
+  if (nameProblem) throw new Error(nameProblem);
+  const badLabels = labelProblems(opts.labels);
+  if (badLabels.length > 0) throw new Error(`labels of pod "${opts.pod}": ${badLabels.join('; ')}`);
   if (state.pods.some((p) => p.name === opts.pod)) throw new Error(`pod "${opts.pod}" already exists in lab "${opts.lab}"`);
   const range = mustParseCIDR(node.podCidr);
   let ip = opts.ip;

@@ -411,6 +411,22 @@ function checkLabels(report: Report, path: string, labels: Loose<Labels>): boole
   return ok;
 }
 
+/** The problems of a label set given outside a topology file (`mtless pod add --labels`), one message each. */
+export function labelProblems(labels: Labels): string[] {
+  const out: string[] = [];
+  checkLabels((path, message) => out.push(path ? `${path}: ${message}` : message), '', labels);
+  return out;
+}
+
+/** Why a node or pod may not be called `name` in a lab whose nodes are `nodeNames`, or undefined. */
+export function podNameProblem(name: string, nodeNames: readonly string[]): string | undefined {
+  if (!OBJECT_NAME_RE.test(name) || name.length > POD_NAME_MAX) return `invalid pod name "${name}": use a DNS label (a-z, 0-9, "-") of at most ${POD_NAME_MAX} characters`;
+  const reserved = RESERVED_NAMES.get(name);
+  if (reserved) return `pod name "${name}" is reserved: the command line uses it for ${reserved}`;
+  if (nodeNames.includes(name)) return `pod name "${name}" is also a node; pod and node names must differ, as \`mtless exec LAB/NAME\` takes either`;
+  return undefined;
+}
+
 // ---- what the shape pass lets through -----------------------------------------
 
 const isMapping = (value: unknown): value is Record<string, unknown> =>

@@ -31,6 +31,17 @@ t.test('control plane: pods at run time, partition and heal', { skip: needsRoot 
   try {
     await upWithDatapath(topo, { name: lab });
 
+    await t.test('pod add refuses what a topology file may not hold, and changes nothing', async (t) => {
+      const before = (await controlState(lab)).snapshot.endpoints.length;
+      await t.rejects(addPod({ lab, node: 'n1', pod: 'n2', labels: { app: 'x' } }), /pod name "n2" is also a node/);
+      await t.rejects(addPod({ lab, node: 'n1', pod: 'cp', labels: { app: 'x' } }), /pod name "cp" is reserved/);
+      await t.rejects(addPod({ lab, node: 'n1', pod: 'evil', labels: Object.fromEntries([['__proto__', 'zzz']]) }), /invalid key "__proto__"/);
+      const cli = await labCli(['pod', 'add', lab, 'n1', 'evil2', '--labels', '__proto__=zzz']);
+      t.equal(cli.exitCode, 1, 'the CLI refuses a __proto__ label too');
+      t.match(String(cli.all), /invalid key "__proto__"/);
+      t.equal((await controlState(lab)).snapshot.endpoints.length, before, 'no endpoint was registered');
+    });
+
     await t.test('pod add: a new label set gets a new identity, every node learns it', async (t) => {
       const r = await addPod({ lab, node: 'n1', pod: 'web', labels: { app: 'web' } });
       t.ok(r.identity >= 256, `identity ${r.identity}`);

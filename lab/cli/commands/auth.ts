@@ -4,8 +4,6 @@ import { AUTH_TYPE_SPIRE } from '../../abi/generated.ts';
 import { UsageError, type Command } from '../command.ts';
 import { runningLab, nodeOf } from '../running-lab.ts';
 
-/** ip → "node/pod" (or "node" for node addresses) for readable flows. */
-
 export const command: Command = {
   options: { ttl: { type: 'string' } },
   run: async ([lab, nodeArg, op, local, remote, remoteNode], v) => {

@@ -3,8 +3,6 @@ import { setDelay } from '../../control/client.ts';
 import { UsageError, type Command } from '../command.ts';
 import { runningLab, nodeOf } from '../running-lab.ts';
 
-/** ip → "node/pod" (or "node" for node addresses) for readable flows. */
-
 export const command: Command = {
   run: async ([lab, node, ms]) => {
     const state = await runningLab(lab, 'delay');

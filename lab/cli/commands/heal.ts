@@ -3,8 +3,6 @@ import { partitionNode } from '../../compose/pods.ts';
 import { type Command } from '../command.ts';
 import { runningLab, nodeOf } from '../running-lab.ts';
 
-/** ip → "node/pod" (or "node" for node addresses) for readable flows. */
-
 export const command: Command = {
   run: async ([lab, node]) => {
     const state = await runningLab(lab, 'heal');

@@ -4,8 +4,6 @@ import { formatFlow } from '../../datapath/format.ts';
 import { UsageError, type Command } from '../command.ts';
 import { runningLab, nodeOf, resolver, json } from '../running-lab.ts';
 
-/** ip → "node/pod" (or "node" for node addresses) for readable flows. */
-
 export const command: Command = {
   options: { node: { type: 'string' }, json: { type: 'boolean' }, follow: { type: 'boolean', short: 'f' }, seconds: { type: 'string' } },
   run: async ([lab], v) => {

@@ -2,19 +2,17 @@
 import { addPod, deletePod } from '../../compose/pods.ts';
 import { UsageError, type Command } from '../command.ts';
 
-/** ip → "node/pod" (or "node" for node addresses) for readable flows. */
-
 export const command: Command = {
   options: { labels: { type: 'string' }, ip: { type: 'string' }, namespace: { type: 'string' }, 'service-account': { type: 'string' } },
   run: async ([op, lab, node, pod], v) => {
     if (!lab || !node || !pod) throw new UsageError('pod: expected add|del NAME NODE POD');
     if (op === 'add') {
-      const labels: Record<string, string> = {};
-      for (const kv of String(v.labels ?? '').split(',').filter(Boolean)) {
-        const [k, val] = kv.split('=');
-        if (!k || val === undefined) throw new UsageError(`pod: bad label "${kv}", expected key=value`);
-        labels[k] = val;
-      }
+      // fromEntries makes an own property of every key ("__proto__" too), so addPod sees and refuses a bad one.
+      const labels: Record<string, string> = Object.fromEntries(String(v.labels ?? '').split(',').filter(Boolean).map((kv) => {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw new UsageError(`pod: bad label "${kv}", expected key=value`);
+        return [kv.slice(0, eq), kv.slice(eq + 1)];
+      }));
       if (Object.keys(labels).length === 0) throw new UsageError('pod add: --labels is required (e.g. --labels app=web)');
       const r = await addPod({
         lab, node, pod, labels, ip: v.ip as string | undefined,

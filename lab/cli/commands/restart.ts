@@ -3,8 +3,6 @@ import { restartDaemon } from '../../kernel/daemon.ts';
 import { UsageError, type Command } from '../command.ts';
 import { runningLab } from '../running-lab.ts';
 
-/** ip → "node/pod" (or "node" for node addresses) for readable flows. */
-
 export const command: Command = {
   run: async ([lab, who]) => {
     const state = await runningLab(lab, 'restart');
