@@ -6,11 +6,10 @@ import { request } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { ClusterSnapshot } from '../control/registry.ts';
 import { CONTROL_PLANE_SPIFFE_ID, HEARTBEAT_MS } from '../control/server.ts';
-import { dumpAuth, deleteAuthEntry, toAuthExpiration, type AuthEntry } from '../datapath/auth.ts';
+import { authEntryWrite, dumpAuth, deleteAuthEntry, type AuthEntry } from '../datapath/auth.ts';
 import { MapWriter } from '../datapath/map-writer.ts';
-import { mapPin } from '../datapath/maps.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
-import { AUTH_PORT, AUTH_TYPE_EXPLICIT, IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, encodeAuthInfo, encodeAuthKey, type AuthKey } from '../abi/generated.ts';
+import { AUTH_PORT, AUTH_TYPE_EXPLICIT, IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, type AuthKey } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
@@ -159,7 +158,7 @@ export class NodeAgent {
         this.compiled = state;
         this.log('maps-synced', { version: snap.version, ...stats });
         await this.ensureSvids();
-        // `lab up` waits for this line: maps written and SVIDs held, handshakes can succeed.
+        // `mtless up` waits for this line: maps written and SVIDs held, handshakes can succeed.
         if (first) this.log('ready', { identities: [...this.svids.keys()] });
         if (!first) await this.gc('snapshot');
       } catch (e) {
@@ -325,10 +324,7 @@ export class NodeAgent {
         remoteNodeIp, localIdentity: key.localSecLabel, remoteIdentity: key.remoteSecLabel, localCert: svid,
         trustBundlePem: this.trustBundle, keyLogFile: this.cfg.keyLogFile,
       });
-      await this.writer.apply({
-        op: 'update', pin: mapPin(this.cfg.lab, this.cfg.node, 'cilium_auth_map'),
-        key: encodeAuthKey(key), value: encodeAuthInfo({ expiration: toAuthExpiration(r.expiration) }),
-      });
+      await this.writer.apply(authEntryWrite(this.cfg.lab, this.cfg.node, key, r.expiration));
       this.lastSuccess.set(k, Date.now());
       this.log('auth-completed', {
         key: k, why, peer: r.peerSpiffeId, remoteNodeIp, expiration: r.expiration.toISOString(),

@@ -1,6 +1,6 @@
-// The auth map as the node agent sees it: write an entry after a handshake,
-// delete it (revocation, GC), list what is there.
-import { applyBatch, dumpMap, mapDelete, mapUpdate } from './bpftool.ts';
+// The auth map (cilium_auth_map), the one place it is written: an entry after
+// a handshake (authEntryWrite), deleted on revocation and GC, listed.
+import { applyBatch, dumpMap, mapDelete, type MapOp } from './bpftool.ts';
 import {
   AUTH_EXPIRATION_SHIFT,
   AUTH_INFO_CODEC,
@@ -31,17 +31,18 @@ export interface AuthEntry {
   expirationRaw: bigint;
 }
 
-/** Marks (local, remote, node, type) authenticated until `expiration` (~6 ms: one bpftool process). */
-export async function writeAuthEntry(lab: string, node: string, key: AuthKey, expiration: Date): Promise<void> {
-  await mapUpdate(mapPin(lab, node, 'cilium_auth_map'), encodeAuthKey(key), encodeAuthInfo({ expiration: toAuthExpiration(expiration) }));
+/**
+ * THE write of an auth entry: (local, remote, node, type) authenticated until
+ * `expiration`. The agent applies it through its long-lived bpftool
+ * (MapWriter); writeAuthEntry applies it with one bpftool process.
+ */
+export function authEntryWrite(lab: string, node: string, key: AuthKey, expiration: Date): MapOp {
+  return { op: 'update', pin: mapPin(lab, node, 'cilium_auth_map'), key: encodeAuthKey(key), value: encodeAuthInfo({ expiration: toAuthExpiration(expiration) }) };
 }
 
-/** Many entries in one bpftool process. */
-export async function writeAuthEntries(lab: string, node: string, entries: { key: AuthKey; expiration: Date }[]): Promise<void> {
-  const pin = mapPin(lab, node, 'cilium_auth_map');
-  await applyBatch(
-    entries.map((e) => ({ op: 'update', pin, key: encodeAuthKey(e.key), value: encodeAuthInfo({ expiration: toAuthExpiration(e.expiration) }) })),
-  );
+/** authEntryWrite by hand (`mtless auth … set`, tests): ~6 ms, one bpftool process. */
+export async function writeAuthEntry(lab: string, node: string, key: AuthKey, expiration: Date): Promise<void> {
+  await applyBatch([authEntryWrite(lab, node, key, expiration)]);
 }
 
 /** Removes an entry; false if there was none. */
