@@ -3,7 +3,7 @@ import t from 'tap';
 import { execa } from 'execa';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { LAB_CLI, REPO, hostNetSnapshot, labCli, needsRoot } from '../helpers/kernel.ts';
-import { listNetns } from '../../lab/compose/down.ts';
+import { labNetnsOnHost } from '../../lab/compose/down.ts';
 
 t.test('not root: up refuses with the reason, validate still works', { skip: needsRoot }, async (t) => {
   const asNobody = (args: string[]) =>
@@ -20,12 +20,13 @@ t.test('a malformed topology: every error at once, exit 2, nothing created', { s
   try {
     const file = `${dir}/bad.yaml`;
     await writeFile(file, 'name: bad\nnodes:\n  - name: n1\n    pods:\n      - name: web\n        labels: {app: web}\n  - name: n1\n    pods:\n      - name: web\n        labels: {app: web}\n');
-    const before = [await hostNetSnapshot(), await listNetns()];
+    // Only this lab's namespaces: other tests' labs may come and go meanwhile.
+    const before = [await hostNetSnapshot(), await labNetnsOnHost('bad')];
     const r = await labCli(['up', file]);
     t.equal(r.exitCode, 2);
     t.match(String(r.all), /nodes\[1\]\.name: duplicate "n1"/);
     t.match(String(r.all), /nodes\[1\]\.pods\[0\]\.name: duplicate "web"/);
-    t.same([await hostNetSnapshot(), await listNetns()], before, 'no namespace or link was created');
+    t.same([await hostNetSnapshot(), await labNetnsOnHost('bad')], before, 'no namespace or link was created');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -35,11 +36,11 @@ t.test('IPsec is reported unavailable and nothing is created', { skip: needsRoot
   const dir = await mkdtemp('/tmp/mtless-ipsec-');
   try {
     await writeFile(`${dir}/ipsec.yaml`, 'name: t-ipsec\nencryption: {mode: ipsec}\nnodes:\n  - name: n1\n    pods:\n      - name: a\n        labels: {app: a}\n');
-    const before = await listNetns();
+    const before = await labNetnsOnHost('t-ipsec');
     const r = await labCli(['up', `${dir}/ipsec.yaml`]);
     t.equal(r.exitCode, 1);
     t.match(String(r.all), /encryption\.mode "ipsec" is unavailable: this kernel has no ESP/);
-    t.same(await listNetns(), before);
+    t.same(await labNetnsOnHost('t-ipsec'), before);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
