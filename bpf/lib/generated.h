@@ -25,8 +25,12 @@
 #define DROP_POLICY                (-133) /* "Policy denied" */
 #define DROP_INVALID               (-134) /* "Invalid packet" */
 #define DROP_UNKNOWN_L3            (-139) /* "Unsupported L3 protocol": the lab is IPv4-only */
+#define DROP_WRITE_ERROR           (-141) /* "Error writing to packet": overlay.c: bpf_skb_set_tunnel_key refused */
+#define DROP_NO_TUNNEL_KEY         (-147) /* "Error retrieving tunnel key": overlay.c: a packet at cil_from_overlay without tunnel metadata */
 #define DROP_CT_CREATE_FAILED      (-155) /* "CT: Map insertion failed" */
+#define DROP_NO_TUNNEL_ENDPOINT    (-160) /* "No tunnel/encapsulation endpoint (datapath BUG!)": overlay.c: the destination has no tunnel endpoint in the ipcache */
 #define DROP_NO_CONFIG             (-165) /* "No configuration available to perform policy decision": the lxc ifindex has no cilium_lxc entry */
+#define DROP_INVALID_IDENTITY      (-171) /* "Invalid identity": overlay.c: a VNI that claims the host identity (a sending node presents its host as remote-node) */
 #define DROP_POLICY_DENY           (-181) /* "Policy denied by denylist" */
 #define DROP_POLICY_AUTH_REQUIRED  (-189) /* "Authentication required" */
 #define DROP_UNENCRYPTED_TRAFFIC   (-195) /* "Traffic is unencrypted": strict encryption mode (not produced by datapath.c) */
@@ -64,11 +68,13 @@
 #define VERDICT_DROPPED    2 /* "DROPPED" */
 
 /*
- * Observation points (Cilium's TRACE_TO_LXC / TRACE_FROM_LXC, Hubble's
+ * Observation points (Cilium's TRACE_* values of bpf/lib/trace.h, Hubble's
  * names).
  */
 #define OBS_TO_ENDPOINT    0 /* "to-endpoint": cil_to_container: entering the pod */
+#define OBS_TO_OVERLAY     4 /* "to-overlay": cil_to_overlay: entering the tunnel (TRACE_TO_OVERLAY) */
 #define OBS_FROM_ENDPOINT  5 /* "from-endpoint": cil_from_container: leaving the pod */
+#define OBS_FROM_OVERLAY   9 /* "from-overlay": cil_from_overlay: leaving the tunnel (TRACE_FROM_OVERLAY) */
 
 /*
  * Conntrack lookup results (Cilium's enum ct_status).
@@ -568,7 +574,7 @@ struct flow_event {
 	__u8 obs_point; /* OBS_* (Cilium trace point) */
 	__u8 auth_type; /* auth type the policy asked for (0 = none) */
 	__u16 remote_node_id; /* node of the peer (0 = this node) */
-	__u32 ifindex; /* lxc veth */
+	__u32 ifindex; /* device of the program: an lxc veth (datapath.c), eth0 (strict.c), cilium_vxlan (overlay.c) */
 	__u32 pkt_len;
 	__u8 ct_status; /* CT_* */
 	__u8 pad[3];
@@ -608,3 +614,4 @@ _Static_assert(IPPROTO_UDP == 17, "IPPROTO_UDP: <linux/in.h> and lab/abi/layouts
 #define HBONE_PORT               15008 /* ztunnel's inbound HBONE port (the per-connection mTLS mesh) */
 #define MESH_OUTBOUND_PORT_BASE  15100 /* first node-local port of the mesh's outbound port map (one port per (source pod, destination)) */
 #define CONTROL_PORT             9443 /* the control plane's agent API (HTTPS) */
+#define METRICS_PORT             9962 /* Cilium's agent Prometheus port (prometheus.port): each node agent serves GET /metrics on its management address */

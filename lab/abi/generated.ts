@@ -50,10 +50,18 @@ export const DROP_POLICY = 133;
 export const DROP_INVALID = 134;
 /** Unsupported L3 protocol: the lab is IPv4-only */
 export const DROP_UNKNOWN_L3 = 139;
+/** Error writing to packet: overlay.c: bpf_skb_set_tunnel_key refused */
+export const DROP_WRITE_ERROR = 141;
+/** Error retrieving tunnel key: overlay.c: a packet at cil_from_overlay without tunnel metadata */
+export const DROP_NO_TUNNEL_KEY = 147;
 /** CT: Map insertion failed */
 export const DROP_CT_CREATE_FAILED = 155;
+/** No tunnel/encapsulation endpoint (datapath BUG!): overlay.c: the destination has no tunnel endpoint in the ipcache */
+export const DROP_NO_TUNNEL_ENDPOINT = 160;
 /** No configuration available to perform policy decision: the lxc ifindex has no cilium_lxc entry */
 export const DROP_NO_CONFIG = 165;
+/** Invalid identity: overlay.c: a VNI that claims the host identity (a sending node presents its host as remote-node) */
+export const DROP_INVALID_IDENTITY = 171;
 /** Policy denied by denylist */
 export const DROP_POLICY_DENY = 181;
 /** Authentication required */
@@ -67,8 +75,12 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
   133: "Policy denied",
   134: "Invalid packet",
   139: "Unsupported L3 protocol",
+  141: "Error writing to packet",
+  147: "Error retrieving tunnel key",
   155: "CT: Map insertion failed",
+  160: "No tunnel/encapsulation endpoint (datapath BUG!)",
   165: "No configuration available to perform policy decision",
+  171: "Invalid identity",
   181: "Policy denied by denylist",
   189: "Authentication required",
   195: "Traffic is unencrypted",
@@ -133,14 +145,20 @@ export const VERDICT_TEXT: Readonly<Record<number, string>> = {
   2: "DROPPED",
 };
 
-// ---- Observation points (Cilium's TRACE_TO_LXC / TRACE_FROM_LXC, Hubble's names).
+// ---- Observation points (Cilium's TRACE_* values of bpf/lib/trace.h, Hubble's names).
 /** to-endpoint: cil_to_container: entering the pod */
 export const OBS_TO_ENDPOINT = 0;
+/** to-overlay: cil_to_overlay: entering the tunnel (TRACE_TO_OVERLAY) */
+export const OBS_TO_OVERLAY = 4;
 /** from-endpoint: cil_from_container: leaving the pod */
 export const OBS_FROM_ENDPOINT = 5;
+/** from-overlay: cil_from_overlay: leaving the tunnel (TRACE_FROM_OVERLAY) */
+export const OBS_FROM_OVERLAY = 9;
 export const OBS_POINT_TEXT: Readonly<Record<number, string>> = {
   0: "to-endpoint",
+  4: "to-overlay",
   5: "from-endpoint",
+  9: "from-overlay",
 };
 
 // ---- Conntrack lookup results (Cilium's enum ct_status).
@@ -842,7 +860,7 @@ export interface FlowEvent {
   authType: number;
   /** offset 34, u16: node of the peer (0 = this node) */
   remoteNodeId: number;
-  /** offset 36, u32: lxc veth */
+  /** offset 36, u32: device of the program: an lxc veth (datapath.c), eth0 (strict.c), cilium_vxlan (overlay.c) */
   ifindex: number;
   /** offset 40, u32 */
   pktLen: number;
@@ -1226,3 +1244,5 @@ export const HBONE_PORT = 15008;
 export const MESH_OUTBOUND_PORT_BASE = 15100;
 /** the control plane's agent API (HTTPS) */
 export const CONTROL_PORT = 9443;
+/** Cilium's agent Prometheus port (prometheus.port): each node agent serves GET /metrics on its management address */
+export const METRICS_PORT = 9962;

@@ -236,7 +236,7 @@ export const STRUCTS: StructLayout[] = [
       { name: 'obs_point', type: 'u8', doc: 'OBS_* (Cilium trace point)' },
       { name: 'auth_type', type: 'u8', doc: 'auth type the policy asked for (0 = none)' },
       { name: 'remote_node_id', type: 'u16', doc: 'node of the peer (0 = this node)' },
-      { name: 'ifindex', type: 'u32', doc: 'lxc veth' },
+      { name: 'ifindex', type: 'u32', doc: 'device of the program: an lxc veth (datapath.c), eth0 (strict.c), cilium_vxlan (overlay.c)' },
       { name: 'pkt_len', type: 'u32' },
       { name: 'ct_status', type: 'u8', doc: 'CT_*' },
       pad('pad', 3),
@@ -276,8 +276,12 @@ export const DROP_REASONS: ConstantGroup = {
     { name: 'DROP_POLICY', value: 133, text: 'Policy denied' },
     { name: 'DROP_INVALID', value: 134, text: 'Invalid packet' },
     { name: 'DROP_UNKNOWN_L3', value: 139, text: 'Unsupported L3 protocol', doc: 'the lab is IPv4-only' },
+    { name: 'DROP_WRITE_ERROR', value: 141, text: 'Error writing to packet', doc: 'overlay.c: bpf_skb_set_tunnel_key refused' },
+    { name: 'DROP_NO_TUNNEL_KEY', value: 147, text: 'Error retrieving tunnel key', doc: 'overlay.c: a packet at cil_from_overlay without tunnel metadata' },
     { name: 'DROP_CT_CREATE_FAILED', value: 155, text: 'CT: Map insertion failed' },
+    { name: 'DROP_NO_TUNNEL_ENDPOINT', value: 160, text: 'No tunnel/encapsulation endpoint (datapath BUG!)', doc: 'overlay.c: the destination has no tunnel endpoint in the ipcache' },
     { name: 'DROP_NO_CONFIG', value: 165, text: 'No configuration available to perform policy decision', doc: 'the lxc ifindex has no cilium_lxc entry' },
+    { name: 'DROP_INVALID_IDENTITY', value: 171, text: 'Invalid identity', doc: 'overlay.c: a VNI that claims the host identity (a sending node presents its host as remote-node)' },
     { name: 'DROP_POLICY_DENY', value: 181, text: 'Policy denied by denylist' },
     { name: 'DROP_POLICY_AUTH_REQUIRED', value: 189, text: 'Authentication required' },
     { name: 'DROP_UNENCRYPTED_TRAFFIC', value: 195, text: 'Traffic is unencrypted', doc: 'strict encryption mode (not produced by datapath.c)' },
@@ -327,10 +331,12 @@ export const CONSTANT_GROUPS: ConstantGroup[] = [
   },
   {
     name: 'OBS_POINT_TEXT',
-    doc: "Observation points (Cilium's TRACE_TO_LXC / TRACE_FROM_LXC, Hubble's names).",
+    doc: "Observation points (Cilium's TRACE_* values of bpf/lib/trace.h, Hubble's names).",
     constants: [
       { name: 'OBS_TO_ENDPOINT', value: 0, text: 'to-endpoint', doc: 'cil_to_container: entering the pod' },
+      { name: 'OBS_TO_OVERLAY', value: 4, text: 'to-overlay', doc: 'cil_to_overlay: entering the tunnel (TRACE_TO_OVERLAY)' },
       { name: 'OBS_FROM_ENDPOINT', value: 5, text: 'from-endpoint', doc: 'cil_from_container: leaving the pod' },
+      { name: 'OBS_FROM_OVERLAY', value: 9, text: 'from-overlay', doc: 'cil_from_overlay: leaving the tunnel (TRACE_FROM_OVERLAY)' },
     ],
   },
   {
@@ -425,6 +431,7 @@ export const WIRE_CONSTANTS: ConstantGroup[] = [
       { name: 'HBONE_PORT', value: 15008, doc: "ztunnel's inbound HBONE port (the per-connection mTLS mesh)" },
       { name: 'MESH_OUTBOUND_PORT_BASE', value: 15100, doc: "first node-local port of the mesh's outbound port map (one port per (source pod, destination))" },
       { name: 'CONTROL_PORT', value: 9443, doc: 'the control plane\'s agent API (HTTPS)' },
+      { name: 'METRICS_PORT', value: 9962, doc: "Cilium's agent Prometheus port (prometheus.port): each node agent serves GET /metrics on its management address" },
     ],
   },
 ];

@@ -15,6 +15,9 @@
 //   fexit programs and has no kprobe events, so nothing can watch the key.
 //   The VNI and outer destination on the wire are checked with real traffic
 //   in tunnel-lab.test.ts.
+// - Both programs report every drop as a flow event in the node's
+//   cilium_events (observation point to-overlay / from-overlay) and count it
+//   in cilium_metrics, as datapath.c does.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -31,6 +34,7 @@ import {
   loadNodeDatapath,
   progPin,
   readIfindexes,
+  readMetrics,
   runProgram,
   writeNodeState,
   type Ipv4PacketSpec,
@@ -148,14 +152,19 @@ t.test('the overlay reuses the node datapath\'s pinned maps', { skip: needsRoot 
     pinned.add((JSON.parse((await run(['bpftool', '-j', 'map', 'show', 'pinned', join(nodeMapPins(LAB, NODE), name)])).stdout) as { id: number }).id);
   }
   const mapIds = async (pin: string) => (JSON.parse((await run(['bpftool', '-j', 'prog', 'show', 'pinned', pin])).stdout) as { map_ids?: number[] }).map_ids ?? [];
-  const toOverlayMaps = await mapIds(toOverlay());
-  t.ok(toOverlayMaps.length > 0, 'cil_to_overlay reads maps (ipcache, lxc)');
-  t.same(toOverlayMaps.filter((id) => !pinned.has(id)), [], 'all of them the node\'s pinned ones');
-  t.same(await mapIds(fromOverlay()), [], 'cil_from_overlay reads only the tunnel key');
+  for (const [name, pin] of [['cil_to_overlay', toOverlay()], ['cil_from_overlay', fromOverlay()]] as const) {
+    const ids = await mapIds(pin);
+    t.ok(ids.length > 0, `${name} uses maps (ipcache, lxc, events, metrics)`);
+    t.same(ids.filter((id) => !pinned.has(id)), [], `${name}: all of them the node's pinned ones`);
+  }
 });
 
+/** The node's cilium_metrics packets for (reason, direction), summed over the CPUs. */
+const metricPackets = async (reason: number, dir: number) =>
+  (await readMetrics(LAB, NODE)).find((m) => m.reason === reason && m.dir === dir)?.packets ?? 0n;
+
 t.test('cil_from_overlay: the VNI becomes the identity mark', { skip: needsRoot }, async (t) => {
-  const vnis = [CLIENT.id, REMOTE.id, gen.IDENTITY_HOST, gen.IDENTITY_WORLD, gen.IDENTITY_REMOTE_NODE, 0xffffff];
+  const vnis = [CLIENT.id, REMOTE.id, gen.IDENTITY_WORLD, gen.IDENTITY_REMOTE_NODE, 0xffffff];
   for (const vni of vnis) {
     const r = await markFromVni(vni, udpTo(REMOTE.ip, SERVER.ip));
     t.equal(r.retval, TC_ACT_OK, `VNI ${vni}: passes`);
@@ -176,11 +185,40 @@ t.test('cil_from_overlay: only the 24 bits of a VNI count', { skip: needsRoot },
   t.equal(r.mark, identityToMark(CLIENT.id));
 });
 
-t.test('cil_from_overlay: a packet without tunnel metadata is dropped', { skip: needsRoot }, async (t) => {
+t.test('cil_from_overlay: a VNI that claims the host is dropped with 171, and reported', { skip: needsRoot }, async (t) => {
+  // Cilium: a sending node presents its host as remote-node, so VNI 1 is forged.
+  const spec: Ipv4PacketSpec = { src: REMOTE.ip, dst: SERVER.ip, protocol: 'tcp', sport: port(), dport: 8080, tcpFlags: gen.TCP_F_SYN };
+  const before = await metricPackets(gen.DROP_INVALID_IDENTITY, gen.DIR_INGRESS);
+  const { result, flows } = await observed(() => markFromVni(gen.IDENTITY_HOST, spec));
+  t.equal(result.retval, TC_ACT_SHOT, 'dropped');
+  t.equal(result.mark, STALE_MARK, 'no identity mark written');
+  t.match(flows, [{
+    verdict: gen.VERDICT_DROPPED, dropReason: gen.DROP_INVALID_IDENTITY, obsPoint: gen.OBS_FROM_OVERLAY,
+    srcIdentity: gen.IDENTITY_HOST, dstIdentity: SERVER.id, saddr: REMOTE.ip, daddr: SERVER.ip, sport: spec.sport, dport: 8080,
+    protocol: gen.IPPROTO_TCP, tcpFlags: gen.TCP_F_SYN, remoteNodeId: PEER_NODE.id,
+  }], 'one flow event: Invalid identity at from-overlay, naming the sending node');
+  t.equal(flows.length, 1);
+  t.equal(gen.DROP_REASON_TEXT[flows[0]!.dropReason], 'Invalid identity', "Cilium's text");
+  t.equal(await metricPackets(gen.DROP_INVALID_IDENTITY, gen.DIR_INGRESS), before + 1n, 'counted in cilium_metrics (ingress)');
+});
+
+t.test('cil_from_overlay: a packet without tunnel metadata is dropped, and reported', { skip: needsRoot }, async (t) => {
   // Not from the collect-metadata device: no VNI, so no identity to vouch for.
-  const { result, flows } = await observed(() => send(fromOverlay(), udpTo(REMOTE.ip, SERVER.ip), { mark: STALE_MARK }));
+  const spec = udpTo(REMOTE.ip, SERVER.ip);
+  const { result, flows } = await observed(() => send(fromOverlay(), spec, { mark: STALE_MARK }));
   t.equal(result.retval, TC_ACT_SHOT);
-  t.same(flows, [], 'overlay.c reports no drops of its own');
+  t.match(flows, [{ verdict: gen.VERDICT_DROPPED, dropReason: gen.DROP_NO_TUNNEL_KEY, obsPoint: gen.OBS_FROM_OVERLAY, srcIdentity: 0, sport: spec.sport, remoteNodeId: 0 }]);
+  t.equal(flows.length, 1);
+});
+
+t.test('cil_from_overlay: IPv6 is dropped (IPv4-only, like Cilium without IPv6), other frames pass to the stack', { skip: needsRoot }, async (t) => {
+  const { result, flows } = await observed(async () => ({
+    ipv6: (await send(withVni(), ethernetFrame(ETH_P_IPV6, Buffer.alloc(40)), { priority: CLIENT.id })).retval,
+    arp: (await send(withVni(), ethernetFrame(ETH_P_ARP, Buffer.alloc(28)), { priority: CLIENT.id })).retval,
+  }));
+  t.same(result, { ipv6: TC_ACT_SHOT, arp: TC_ACT_OK });
+  t.match(flows, [{ dropReason: gen.DROP_UNKNOWN_L3, obsPoint: gen.OBS_FROM_OVERLAY }]);
+  t.equal(flows.length, 1, 'one report, for the IPv6 frame');
 });
 
 t.test('the receiving pod\'s cil_to_container believes the VNI, not its ipcache', { skip: needsRoot }, async (t) => {
@@ -198,11 +236,12 @@ t.test('the receiving pod\'s cil_to_container believes the VNI, not its ipcache'
   t.equal(none.result.retval, TC_ACT_SHOT, 'VNI 0: the ipcache decides');
   t.match(none.flows, [{ verdict: gen.VERDICT_DROPPED, dropReason: gen.DROP_POLICY, srcIdentity: REMOTE.id }]);
 
-  for (const reserved of [gen.IDENTITY_WORLD, gen.IDENTITY_REMOTE_NODE, gen.IDENTITY_HOST]) {
+  for (const reserved of [gen.IDENTITY_WORLD, gen.IDENTITY_REMOTE_NODE]) {
     const r = await deliver(reserved);
     t.equal(r.result.retval, TC_ACT_SHOT, `VNI ${reserved} (${gen.RESERVED_IDENTITY_TEXT[reserved]}): denied`);
     t.match(r.flows, [{ dropReason: gen.DROP_POLICY, srcIdentity: reserved }], `reported as ${gen.RESERVED_IDENTITY_TEXT[reserved]}, not as REMOTE`);
   }
+  // VNI = host never gets this far: cil_from_overlay drops it (171, above).
 });
 
 t.test('cil_to_overlay: only IPv4 to a node with a tunnel endpoint enters the tunnel', { skip: needsRoot }, async (t) => {
@@ -223,14 +262,23 @@ t.test('cil_to_overlay: only IPv4 to a node with a tunnel endpoint enters the tu
   t.same(result, {
     remotePod: TC_ACT_OK, // a tunnel key for n2 was set
     remoteNode: TC_ACT_OK,
-    nodeTraffic: TC_ACT_OK,
+    nodeTraffic: TC_ACT_OK, // the host leaves as remote-node (tunnel-lab.test.ts sees VNIs on the wire)
     localPod: TC_ACT_SHOT, // no tunnel endpoint: Cilium's DROP_NO_TUNNEL_ENDPOINT
     world: TC_ACT_SHOT,
     arp: TC_ACT_SHOT, // static neighbours: nothing but IPv4 rides the tunnel
     ipv6: TC_ACT_SHOT,
     badIhl: TC_ACT_SHOT,
   });
-  t.same(flows, [], 'overlay.c reports no drops of its own');
+  // One report per drop, in the order sent (one CPU), none for what entered the tunnel.
+  t.match(flows, [
+    { dropReason: gen.DROP_NO_TUNNEL_ENDPOINT, daddr: SERVER.ip, srcIdentity: CLIENT.id, dstIdentity: SERVER.id },
+    { dropReason: gen.DROP_NO_TUNNEL_ENDPOINT, daddr: '8.8.8.8', srcIdentity: CLIENT.id, dstIdentity: 0 },
+    { dropReason: gen.DROP_UNKNOWN_L3 },
+    { dropReason: gen.DROP_UNKNOWN_L3 },
+    { dropReason: gen.DROP_INVALID },
+  ]);
+  t.equal(flows.length, 5);
+  t.ok(flows.every((f) => f.verdict === gen.VERDICT_DROPPED && f.obsPoint === gen.OBS_TO_OVERLAY), 'all dropped at to-overlay');
 });
 
 t.test('a tunnel endpoint of 0.0.0.0 is no endpoint', { skip: needsRoot }, async (t) => {
@@ -239,7 +287,9 @@ t.test('a tunnel endpoint of 0.0.0.0 is no endpoint', { skip: needsRoot }, async
   const indexes = new Map([[CLIENT.lxc, ifindex.client], [SERVER.lxc, ifindex.server]]);
   await writeNodeState(LAB, NODE, withBroken, indexes, { only: ['ipcache'] });
   try {
-    t.equal((await send(toOverlay(), { src: CLIENT.ip, dst: broken, protocol: 'tcp', sport: port(), dport: 80 }, { ingressIfindex: ifindex.client })).retval, TC_ACT_SHOT);
+    const { result, flows } = await observed(() => send(toOverlay(), { src: CLIENT.ip, dst: broken, protocol: 'tcp', sport: port(), dport: 80 }, { ingressIfindex: ifindex.client }));
+    t.equal(result.retval, TC_ACT_SHOT);
+    t.match(flows, [{ dropReason: gen.DROP_NO_TUNNEL_ENDPOINT, daddr: broken, dstIdentity: REMOTE.id }]);
   } finally {
     await writeNodeState(LAB, NODE, state, indexes, { only: ['ipcache'] });
   }
