@@ -76,10 +76,10 @@ export const authLifetime: Scenario = {
     let e1: AuthEntry | undefined;
     try {
       const isSyn = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && f.saddr === clientIp && f.daddr === serverIp && f.dport === PORT && (f.tcpFlags & TCP_F_SYN) !== 0;
-      const first = await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'first-flow', ['--timeout', '8000']);
+      const first = await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'first-flow', ['--timeout', '20000']);
       ctx.check('the first connection completes (after the drop and the handshake) and closes', first.exitCode === 0 && first.stdout.includes('first-flow'),
         first.exitCode === 0 ? `${first.ms.toFixed(0)} ms` : first.stderr.trim());
-      const drop = await ctx.waitForFlow((f) => isSyn(f) && f.verdict === VERDICT_DROPPED, 3000);
+      const drop = await ctx.waitForFlow((f) => isSyn(f) && f.verdict === VERDICT_DROPPED, 15_000);
       ctx.check('its first SYN was dropped on n2 for want of an auth entry (189)', drop?.dropReason === DROP_POLICY_AUTH_REQUIRED && drop.obsPoint === OBS_TO_ENDPOINT && drop.node === 'n2',
         drop ? `reason ${drop.dropReason} on ${drop.node}` : 'no drop seen');
       if (drop) key = { localSecLabel: drop.dstIdentity, remoteSecLabel: drop.srcIdentity, remoteNodeId: drop.remoteNodeId, authType: 1 };
@@ -104,7 +104,7 @@ export const authLifetime: Scenario = {
       }
 
       const before = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
-      const again = await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'second-flow', ['--timeout', '8000']);
+      const again = await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'second-flow', ['--timeout', '20000']);
       const after = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
       ctx.check('a NEW connection of the pair passes at once, with no drop (E outlived the first flow)',
         again.exitCode === 0 && again.stdout.includes('second-flow') && after === before,
@@ -159,7 +159,7 @@ export const authLifetime: Scenario = {
       ctx.say('  E has run out: a new connection makes it again for the steps below');
       const again = await startEchoServer(ctx.lab, 'server', 'tcp', PORT);
       try {
-        await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'remake', ['--timeout', '8000']);
+        await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'remake', ['--timeout', '20000']);
       } finally {
         await again.stop();
       }
@@ -173,7 +173,7 @@ export const authLifetime: Scenario = {
     const k2 = keyText({ localSecLabel: key.localSecLabel, remoteSecLabel: key.remoteSecLabel, remoteNodeId: 0, authType: 1 });
     const srv2 = await startEchoServer(ctx.lab, 'server2', 'tcp', PORT);
     try {
-      const r = await echoSend(ctx.lab, 'client', 'tcp', s2.ip, PORT, 'same-node', ['--timeout', '8000']);
+      const r = await echoSend(ctx.lab, 'client', 'tcp', s2.ip, PORT, 'same-node', ['--timeout', '20000']);
       const made2 = await ctx.waitForLog('n1', (l) => l.event === 'auth-completed' && l.key === k2);
       ctx.check(`client reaches server2 on n1 after n1 wrote ${k2}`, r.exitCode === 0 && made2 !== undefined, r.exitCode === 0 ? undefined : r.stderr.trim());
     } finally {
@@ -182,7 +182,7 @@ export const authLifetime: Scenario = {
     await dump('n1', 'with server2');
     const removed = Date.now();
     await deletePod(ctx.lab, 'server2');
-    const gc2 = await ctx.waitForLog('n1', (l) => l.event === 'auth-gc' && l.key === k2 && at(l) >= removed, GC_INTERVAL_MS + 8000);
+    const gc2 = await ctx.waitForLog('n1', (l) => l.event === 'auth-gc' && l.key === k2 && at(l) >= removed, GC_INTERVAL_MS + 30_000);
     ctx.check('with server2 gone, the server identity lives on (n2) but no policy on n1 requires the entry: GC removes it',
       gc2?.why === 'no policy requires it', gc2 ? `why "${gc2.why}", trigger ${gc2.trigger}, at ${rel(at(gc2))}` : 'no auth-gc line');
     const n1After = await dump('n1', 'after server2 was deleted');
@@ -193,7 +193,7 @@ export const authLifetime: Scenario = {
     ctx.say('4. revocation: the client pod is deleted; it was its identity\'s only pod, so the identity is deleted');
     const deleted = Date.now();
     await deletePod(ctx.lab, 'client');
-    const gc = await ctx.waitForLog('n2', (l) => l.event === 'auth-gc' && l.key === k && at(l) >= deleted, GC_INTERVAL_MS + 8000);
+    const gc = await ctx.waitForLog('n2', (l) => l.event === 'auth-gc' && l.key === k && at(l) >= deleted, GC_INTERVAL_MS + 30_000);
     ctx.check('GC on n2 removes E because its identity was deleted', gc?.why === 'identity deleted',
       gc ? `why "${gc.why}", trigger ${gc.trigger}, ${at(gc) - deleted} ms after the delete` : 'no auth-gc line');
     const last = await dump('n2', 'after the revocation');

@@ -85,7 +85,7 @@ export async function runConfusionAttack(env: AttackEnv, mode: ConfusionMode, la
   const server = await startEchoServer(env.lab, 'server', 'tcp', 8080);
   try {
     env.say(`[${label}] 1. client authenticates to server:8080`);
-    const first = await echoSend(env.lab, 'client', 'tcp', serverIp, 8080, 'hello-from-client', ['--timeout', '6000']);
+    const first = await echoSend(env.lab, 'client', 'tcp', serverIp, 8080, 'hello-from-client', ['--timeout', '20000']);
     if (first.exitCode !== 0) row.problems.push(`the client did not reach the server (${first.stderr.trim() || `exit ${first.exitCode}`})`);
     row.clientIdentity = await ipcacheIdentity(env.lab, 'n2', clientIp);
     const entries = await dumpAuth(env.lab, 'n2');
@@ -97,7 +97,8 @@ export async function runConfusionAttack(env: AttackEnv, mode: ConfusionMode, la
     const intruder = await addPod({ lab: env.lab, node: 'n1', pod: 'intruder', labels: { app: 'intruder' }, ip: clientIp });
     row.intruderIdentity = intruder.identity;
     if (intruder.identity === row.clientIdentity) row.problems.push('the intruder got the client\'s identity');
-    const deadline = Date.now() + 8000;
+    // A bound on the wait for a state the control plane usually reaches within a second.
+    const deadline = Date.now() + 20_000;
     while ((await ipcacheIdentity(env.lab, 'n1', clientIp)) !== intruder.identity && Date.now() < deadline) await sleep(25);
     row.n2Ipcache = await ipcacheIdentity(env.lab, 'n2', clientIp);
     if (row.n2Ipcache !== row.clientIdentity) row.problems.push(`n2's ipcache is not stale (says ${row.n2Ipcache})`);
@@ -105,9 +106,9 @@ export async function runConfusionAttack(env: AttackEnv, mode: ConfusionMode, la
     env.say(`[${label}] 5. intruder -> server:8080 (forbidden by the server's policy)`);
     const mark = env.flows().length;
     row.attackStartedMs = Date.now();
-    const attack = await echoSend(env.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-payload', ['--timeout', '3000']);
+    const attack = await echoSend(env.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-payload', ['--timeout', '10000']);
     row.reached = attack.exitCode === 0 && server.lines.some((l) => l.includes('forbidden-payload'));
-    const seen = await waitFlow(env, (f) => env.flows().indexOf(f) >= mark && f.node === 'n2' && f.saddr === clientIp && f.daddr === serverIp, 3000);
+    const seen = await waitFlow(env, (f) => env.flows().indexOf(f) >= mark && f.node === 'n2' && f.saddr === clientIp && f.daddr === serverIp, 15_000);
     row.judgedAs = seen?.srcIdentity;
     row.verdict = seen?.verdict === VERDICT_FORWARDED ? 'FORWARDED' : seen?.verdict === VERDICT_DROPPED ? 'DROPPED' : 'none';
     if (seen?.verdict === VERDICT_DROPPED) row.dropReason = seen.dropReason;

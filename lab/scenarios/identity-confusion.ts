@@ -27,7 +27,7 @@ export const identityConfusion: Scenario = {
     const server = await startEchoServer(ctx.lab, 'server', 'tcp', 8080);
     try {
       ctx.say('1. client (app=client) authenticates to server:8080, as its policy allows');
-      const first = await echoSend(ctx.lab, 'client', 'tcp', serverIp, 8080, 'hello-from-client', ['--timeout', '6000']);
+      const first = await echoSend(ctx.lab, 'client', 'tcp', serverIp, 8080, 'hello-from-client', ['--timeout', '20000']);
       ctx.check('the client reaches the server after the handshake', first.exitCode === 0, first.stderr.trim() || undefined);
       const entries = await dumpAuth(ctx.lab, 'n2');
       const clientId = await ipcacheIdentity(ctx, 'n2', clientIp);
@@ -40,14 +40,15 @@ export const identityConfusion: Scenario = {
       const intruder = await addPod({ lab: ctx.lab, node: 'n1', pod: 'intruder', labels: { app: 'intruder' }, ip: clientIp });
       ctx.check('the intruder has another identity and the client\'s IP', intruder.identity !== clientId && intruder.ip === clientIp, `identity ${intruder.identity}, ip ${intruder.ip}`);
       // The intruder's own node learns it (that is what makes its egress work); n2 cannot.
-      const deadline = Date.now() + 8000;
+      // Bounds on waits for a state the control plane usually reaches within a second.
+      const deadline = Date.now() + 20_000;
       while ((await ipcacheIdentity(ctx, 'n1', clientIp)) !== intruder.identity && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       const staleId = await ipcacheIdentity(ctx, 'n2', clientIp);
       ctx.check('n2\'s ipcache still maps the IP to the client\'s identity (stale)', staleId === clientId, `n2 says ${staleId}`);
 
       ctx.say('5. the intruder connects to server:8080, which its policy forbids');
       const before = ctx.flows().length;
-      const attack = await echoSend(ctx.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-payload', ['--timeout', '3000']);
+      const attack = await echoSend(ctx.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-payload', ['--timeout', '10000']);
       const seen = ctx.flows().slice(before).filter((f) => f.node === 'n2' && f.saddr === clientIp);
       ctx.check('IDENTITY CONFUSION: the forbidden pod reaches the server (accepted as the client)',
         attack.exitCode === 0 && server.lines.some((l) => l.includes('forbidden-payload')),
@@ -55,12 +56,12 @@ export const identityConfusion: Scenario = {
 
       ctx.say('6. heal: n2 resyncs its ipcache, and the same attempt is denied by policy');
       await partitionNode(ctx.lab, 'n2', false);
-      const healed = Date.now() + 10_000;
+      const healed = Date.now() + 30_000;
       while ((await ipcacheIdentity(ctx, 'n2', clientIp)) !== intruder.identity && Date.now() < healed) await new Promise((r) => setTimeout(r, 25));
       ctx.check('after heal n2 knows the intruder\'s identity', (await ipcacheIdentity(ctx, 'n2', clientIp)) === intruder.identity);
       const mark = ctx.flows().length;
       const again = await echoSend(ctx.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-again', ['--timeout', '2500']);
-      const denial = await ctx.waitForFlow((f) => ctx.flows().indexOf(f) >= mark && f.node === 'n2' && f.saddr === clientIp && f.verdict === VERDICT_DROPPED, 3000);
+      const denial = await ctx.waitForFlow((f) => ctx.flows().indexOf(f) >= mark && f.node === 'n2' && f.saddr === clientIp && f.verdict === VERDICT_DROPPED, 15_000);
       ctx.check('after heal the intruder is denied by policy (133)',
         again.exitCode !== 0 && !server.lines.some((l) => l.includes('forbidden-again')) && denial?.dropReason === DROP_POLICY,
         `drop reason ${denial?.dropReason}, source identity ${denial?.srcIdentity}`);

@@ -23,7 +23,7 @@ const UNDERLAY = 'fabric/underlay';
 const TRUST_DOMAIN_ID = `spiffe://${TRUST_DOMAIN}`;
 
 /** Waits (with a deadline) for a proxy log line. */
-async function firstLog(lab: string, node: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs = 3000): Promise<Record<string, unknown> | undefined> {
+async function firstLog(lab: string, node: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown> | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const hit = (await proxyLog(lab, node)).find(pred);
@@ -50,7 +50,7 @@ export const perConnectionMtls: Scenario = {
     try {
       ctx.say('1. client (sa client) opens two connections to server:8080 through the node proxies');
       for (const secret of SECRETS) {
-        const r = await echoSend(ctx.lab, 'client', 'tcp', serverIp, 8080, secret, ['--timeout', '6000']);
+        const r = await echoSend(ctx.lab, 'client', 'tcp', serverIp, 8080, secret, ['--timeout', '20000']);
         ctx.check(`connection "${secret}" is echoed end to end`, r.exitCode === 0 && server.lines.some((l) => l.includes(secret)), r.stderr.trim() || undefined);
       }
       const allowed = (await proxyLog(ctx.lab, 'n2')).filter((l) => l.msg === 'inbound-allowed');

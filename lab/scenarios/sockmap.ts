@@ -23,15 +23,17 @@ import { compileNodeState, writeNodeState, type NodeDatapathState } from '../dat
 import { allocateIdentities } from '../policy/identity.ts';
 import { appArgv } from '../sockmap/app.ts';
 import { countersDelta, ensureNodeCgroup, readSockmapCounters, SOCKMAP_STEP, sockOpsAttached, type SockmapCounters } from '../sockmap/load.ts';
-import { spawnInPod, type PodProcess } from '../sockmap/pod.ts';
+import { runInPod, spawnInPod, type PodProcess } from '../sockmap/pod.ts';
 import type { Scenario, ScenarioContext } from './framework.ts';
 import { sockmapDir } from '../core/names.ts';
 
 const NODE = 'n1';
 const SENDER = 'local';
 const RECEIVER = 'client';
-/** Echo-timeout of one message: far above a same-node RTT, and above TCP's first retransmit (200 ms). */
-const ECHO_TIMEOUT_MS = 1500;
+/** Echo-timeout of one message: far above a same-node RTT on a busy machine, and above TCP's first retransmits (200, 400 ms). */
+const ECHO_TIMEOUT_MS = 5000;
+/** How long a SYN seen in flight may take to be answered: a same-node handshake tc lets through takes well under a millisecond. */
+const SYN_ANSWER_MS = 2000;
 
 /** One side of the comparison: a lab, and whether sockmap is on in it. */
 interface Side {
@@ -91,7 +93,7 @@ async function exchange(side: Side, secret: string, procs: PodProcess[]): Promis
     client = spawnInPod(side.lab, NODE, SENDER, appArgv(['send', podIp(side, RECEIVER), String(port), ...messages]));
     procs.push(client);
     await client.waitForLine(/^CLOSED$/, 15_000);
-    await server.waitForLine(/^EOF /, 5000);
+    await server.waitForLine(/^EOF /, 15_000);
     const after = await counters(side);
     if (before && after) delta = countersDelta(before, after);
   } finally {
@@ -127,6 +129,25 @@ async function exchange(side: Side, secret: string, procs: PodProcess[]): Promis
 }
 
 // ---- policy interplay ------------------------------------------------------------------
+
+/**
+ * Whether the probe's new connection to `port` gets established. The wait
+ * for an answer starts once its SYN is out (its socket in SYN-SENT, or
+ * already connected), not when its process was spawned: a Node process can
+ * take seconds to start on a busy machine.
+ */
+async function connects(side: Side, port: number, probe: PodProcess): Promise<boolean> {
+  const connected = () => probe.stdoutLines.some((l) => l.startsWith('CONNECTED '));
+  const deadline = Date.now() + 30_000;
+  while (!connected()) {
+    if (probe.exit) return connected(); // it gave up (e.g. reset)
+    const synSent = await runInPod(side.lab, NODE, SENDER, ['ss', '-Htn', 'state', 'syn-sent', 'dport', '=', `:${port}`], { timeoutMs: 15_000 });
+    if (synSent.stdout.trim()) return (await probe.waitForLine(/^CONNECTED /, SYN_ANSWER_MS)) !== undefined;
+    if (Date.now() > deadline) throw new Error(`the probe to port ${port} sent no SYN within 30 s: ${probe.describe()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
 
 type Change = 'deny' | 'revoke-auth';
 
@@ -181,7 +202,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
     procs.push(client);
     const connected = await client.waitForLine(/^CONNECTED /, 15_000);
     const before = (await client.waitForLine(/^(ECHO|NOECHO) before-/, 15_000))?.startsWith('ECHO') ?? false;
-    await client.waitForLine(/^WAIT$/, 5000);
+    await client.waitForLine(/^WAIT$/, 15_000);
 
     const drops0 = await drops();
     const sm0 = await counters(side);
@@ -195,7 +216,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
     // A new connection under the changed policy: its SYN goes through tc in both labs.
     const probe = spawnInPod(side.lab, NODE, SENDER, appArgv(['send', podIp(side, RECEIVER), String(port), '--timeout', '500', `probe-${tag}`]));
     procs.push(probe);
-    const newConnection = (await probe.waitForLine(/^CONNECTED /, ECHO_TIMEOUT_MS)) !== undefined;
+    const newConnection = await connects(side, port, probe);
     await probe.stop();
     await client.stop();
     return {
@@ -262,7 +283,7 @@ async function runSide(ctx: ScenarioContext, side: Side, procs: PodProcess[]): P
           r.after && r.drops === 0 && (r.redirectedAfter ?? 0n) >= 2n, `echoed: ${r.after}, drops ${r.drops}, redirected ${r.redirectedAfter}`);
         // Only the side in ctx.lab has a flow stream.
         const fin = side.lab === ctx.lab
-          ? await ctx.waitForFlow((f) => f.node === NODE && f.sport === r.clientPort && f.dport === port && f.verdict === VERDICT_DROPPED && (f.tcpFlags & TCP_F_FIN) !== 0, 3000)
+          ? await ctx.waitForFlow((f) => f.node === NODE && f.sport === r.clientPort && f.dport === port && f.verdict === VERDICT_DROPPED && (f.tcpFlags & TCP_F_FIN) !== 0)
           : undefined;
         if (side.lab === ctx.lab) {
           ctx.check(`${L}, ${change}: tc still sees that connection's FIN, and drops it (reason ${reason})`, fin?.dropReason === reason,

@@ -26,16 +26,17 @@ async function authFlow(ctx: ScenarioContext, srv: EchoServer, o: { client: stri
   const clientIp = ctx.podIp(o.client);
   const secret = `wg-secret-${o.label.replace(/\W+/g, '-')}-${Date.now()}`;
   ctx.memo.set(`secret:${o.label}`, secret);
-  const r = await echoSend(ctx.lab, o.client, 'tcp', serverIp, o.port, secret, ['--timeout', '8000']);
+  const r = await echoSend(ctx.lab, o.client, 'tcp', serverIp, o.port, secret, ['--timeout', '20000']);
   const isSyn = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && f.saddr === clientIp && f.daddr === serverIp && f.dport === o.port && (f.tcpFlags & TCP_F_SYN) !== 0;
-  const drop = ctx.flows().find((f) => isSyn(f) && f.verdict === VERDICT_DROPPED);
+  // Events travel through bpftool and a pipe: wait for them (with a deadline) rather than read once.
+  const drop = await ctx.waitForFlow((f) => isSyn(f) && f.verdict === VERDICT_DROPPED);
   ctx.check(`${o.label}: the first SYN is still dropped with reason 189 at ${o.serverNode}/to-container (auth is independent of encryption)`,
     drop?.dropReason === DROP_POLICY_AUTH_REQUIRED && drop.obsPoint === OBS_TO_ENDPOINT && drop.node === o.serverNode,
     drop ? `reason ${drop.dropReason} on ${drop.node}` : 'no drop seen');
   const key = drop ? `${drop.dstIdentity}:${drop.srcIdentity}:${drop.remoteNodeId}:1` : '?';
   const done = await ctx.waitForLog(o.serverNode, (l) => l.event === 'auth-completed' && l.key === key);
   ctx.check(`${o.label}: the agents completed the mutual-auth handshake`, done !== undefined, done ? `key ${key}, peer ${done.peer}` : `no auth-completed for ${key}`);
-  const pass = ctx.flows().find((f) => isSyn(f) && f.verdict === VERDICT_FORWARDED && f.obsPoint === OBS_TO_ENDPOINT && f.node === o.serverNode);
+  const pass = await ctx.waitForFlow((f) => isSyn(f) && f.verdict === VERDICT_FORWARDED && f.obsPoint === OBS_TO_ENDPOINT && f.node === o.serverNode);
   ctx.check(`${o.label}: the retransmitted SYN passes`, pass !== undefined);
   ctx.check(`${o.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && srv.lines.some((l) => l.includes(secret)),
     r.exitCode === 0 ? undefined : r.stderr.trim());
