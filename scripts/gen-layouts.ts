@@ -422,6 +422,12 @@ function tsConstantGroup(group: ConstantGroup, out: string[]): void {
     for (const c of group.constants) if (c.text !== undefined) out.push(`  ${c.value}: ${JSON.stringify(c.text)},`);
     out.push('};');
   }
+  if (group.enumTable) {
+    out.push(`/** Names of these codes in Hubble's flow.proto enum (flow JSON spells them so). */`);
+    out.push(`export const ${group.enumTable}: Readonly<Record<number, string>> = {`);
+    for (const c of group.constants) if (c.enumName !== undefined) out.push(`  ${c.value}: ${JSON.stringify(c.enumName)},`);
+    out.push('};');
+  }
   out.push('');
 }
 

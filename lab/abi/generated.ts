@@ -86,6 +86,23 @@ export const DROP_REASON_TEXT: Readonly<Record<number, string>> = {
   195: "Traffic is unencrypted",
   197: "No node ID found",
 };
+/** Names of these codes in Hubble's flow.proto enum (flow JSON spells them so). */
+export const DROP_REASON_DESC: Readonly<Record<number, string>> = {
+  132: "INVALID_SOURCE_IP",
+  133: "POLICY_DENIED",
+  134: "INVALID_PACKET_DROPPED",
+  139: "UNSUPPORTED_L3_PROTOCOL",
+  141: "ERROR_WRITING_TO_PACKET",
+  147: "ERROR_RETRIEVING_TUNNEL_KEY",
+  155: "CT_MAP_INSERTION_FAILED",
+  160: "NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT",
+  165: "NO_CONFIGURATION_AVAILABLE_TO_PERFORM_POLICY_DECISION",
+  171: "INVALID_IDENTITY",
+  181: "POLICY_DENY",
+  189: "AUTH_REQUIRED",
+  195: "UNENCRYPTED_TRAFFIC",
+  197: "NO_NODE_ID",
+};
 
 // ---- Signal numbers of cilium_signals (Cilium's bpf/lib/signal.h).
 /** nat fill up */

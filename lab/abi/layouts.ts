@@ -259,6 +259,8 @@ export interface Constant {
    * defining it again.
    */
   kernel?: string;
+  /** Its name in a protobuf enum of Hubble's flow.proto (e.g. DropReason's AUTH_REQUIRED), as flow JSON spells it. */
+  enumName?: string;
 }
 
 export interface ConstantGroup {
@@ -266,26 +268,30 @@ export interface ConstantGroup {
   name: string;
   doc: string;
   constants: Constant[];
+  /** TS name of the code → enumName table, if `enumName` is set on the constants. */
+  enumTable?: string;
 }
 
 export const DROP_REASONS: ConstantGroup = {
   name: 'DROP_REASON_TEXT',
+  /** enumName: flow.proto's DropReason, as Hubble's flow JSON spells drop_reason_desc. */
+  enumTable: 'DROP_REASON_DESC',
   doc: "Cilium's drop reasons (pkg/monitor/api/drop.go); never renumbered. In C they are negative, as in Cilium (helpers return them, the entry point turns -ret into the reason); events and metrics carry the positive number.",
   constants: [
-    { name: 'DROP_INVALID_SIP', value: 132, text: 'Invalid source ip', doc: "the pod used an address that is not its own" },
-    { name: 'DROP_POLICY', value: 133, text: 'Policy denied' },
-    { name: 'DROP_INVALID', value: 134, text: 'Invalid packet' },
-    { name: 'DROP_UNKNOWN_L3', value: 139, text: 'Unsupported L3 protocol', doc: 'the lab is IPv4-only' },
-    { name: 'DROP_WRITE_ERROR', value: 141, text: 'Error writing to packet', doc: 'overlay.c: bpf_skb_set_tunnel_key refused' },
-    { name: 'DROP_NO_TUNNEL_KEY', value: 147, text: 'Error retrieving tunnel key', doc: 'overlay.c: a packet at cil_from_overlay without tunnel metadata' },
-    { name: 'DROP_CT_CREATE_FAILED', value: 155, text: 'CT: Map insertion failed' },
-    { name: 'DROP_NO_TUNNEL_ENDPOINT', value: 160, text: 'No tunnel/encapsulation endpoint (datapath BUG!)', doc: 'overlay.c: the destination has no tunnel endpoint in the ipcache' },
-    { name: 'DROP_NO_CONFIG', value: 165, text: 'No configuration available to perform policy decision', doc: 'the lxc ifindex has no cilium_lxc entry' },
-    { name: 'DROP_INVALID_IDENTITY', value: 171, text: 'Invalid identity', doc: 'overlay.c: a VNI that claims the host identity (a sending node presents its host as remote-node)' },
-    { name: 'DROP_POLICY_DENY', value: 181, text: 'Policy denied by denylist' },
-    { name: 'DROP_POLICY_AUTH_REQUIRED', value: 189, text: 'Authentication required' },
-    { name: 'DROP_UNENCRYPTED_TRAFFIC', value: 195, text: 'Traffic is unencrypted', doc: 'strict encryption mode (not produced by datapath.c)' },
-    { name: 'DROP_NO_NODE_ID', value: 197, text: 'No node ID found' },
+    { name: 'DROP_INVALID_SIP', value: 132, enumName: 'INVALID_SOURCE_IP', text: 'Invalid source ip', doc: "the pod used an address that is not its own" },
+    { name: 'DROP_POLICY', value: 133, enumName: 'POLICY_DENIED', text: 'Policy denied' },
+    { name: 'DROP_INVALID', value: 134, enumName: 'INVALID_PACKET_DROPPED', text: 'Invalid packet' },
+    { name: 'DROP_UNKNOWN_L3', value: 139, enumName: 'UNSUPPORTED_L3_PROTOCOL', text: 'Unsupported L3 protocol', doc: 'the lab is IPv4-only' },
+    { name: 'DROP_WRITE_ERROR', value: 141, enumName: 'ERROR_WRITING_TO_PACKET', text: 'Error writing to packet', doc: 'overlay.c: bpf_skb_set_tunnel_key refused' },
+    { name: 'DROP_NO_TUNNEL_KEY', value: 147, enumName: 'ERROR_RETRIEVING_TUNNEL_KEY', text: 'Error retrieving tunnel key', doc: 'overlay.c: a packet at cil_from_overlay without tunnel metadata' },
+    { name: 'DROP_CT_CREATE_FAILED', value: 155, enumName: 'CT_MAP_INSERTION_FAILED', text: 'CT: Map insertion failed' },
+    { name: 'DROP_NO_TUNNEL_ENDPOINT', value: 160, enumName: 'NO_TUNNEL_OR_ENCAPSULATION_ENDPOINT', text: 'No tunnel/encapsulation endpoint (datapath BUG!)', doc: 'overlay.c: the destination has no tunnel endpoint in the ipcache' },
+    { name: 'DROP_NO_CONFIG', value: 165, enumName: 'NO_CONFIGURATION_AVAILABLE_TO_PERFORM_POLICY_DECISION', text: 'No configuration available to perform policy decision', doc: 'the lxc ifindex has no cilium_lxc entry' },
+    { name: 'DROP_INVALID_IDENTITY', value: 171, enumName: 'INVALID_IDENTITY', text: 'Invalid identity', doc: 'overlay.c: a VNI that claims the host identity (a sending node presents its host as remote-node)' },
+    { name: 'DROP_POLICY_DENY', value: 181, enumName: 'POLICY_DENY', text: 'Policy denied by denylist' },
+    { name: 'DROP_POLICY_AUTH_REQUIRED', value: 189, enumName: 'AUTH_REQUIRED', text: 'Authentication required' },
+    { name: 'DROP_UNENCRYPTED_TRAFFIC', value: 195, enumName: 'UNENCRYPTED_TRAFFIC', text: 'Traffic is unencrypted', doc: 'strict encryption mode (not produced by datapath.c)' },
+    { name: 'DROP_NO_NODE_ID', value: 197, enumName: 'NO_NODE_ID', text: 'No node ID found' },
   ],
 };
 
