@@ -11,6 +11,8 @@ const PINNED = /NODE_VERSION=(\S+)/;
 
 t.test('setup installs a pinned Node 20 from the npm registry when the machine has an old one', { skip: needsRoot }, async (t) => {
   const dir = await mkdtemp('/tmp/mtless-setup-node-');
+  // The mount point must exist; an empty one made here is removed again.
+  const madeTools = await execa('mkdir', [`${REPO}/.tools`], { reject: false }).then((r) => r.exitCode === 0);
   try {
     const pinned = PINNED.exec(await execa('cat', [`${REPO}/scripts/install-node.sh`]).then((r) => r.stdout))?.[1];
     t.ok(pinned, 'install-node.sh pins a version');
@@ -27,7 +29,7 @@ t.test('setup installs a pinned Node 20 from the npm registry when the machine h
     ].join(' && ');
     const setup = (extra = '') =>
       execa('unshare', ['--mount', '--propagation', 'private', 'bash', '-c',
-        `mkdir -p ${REPO}/.tools && ${hide} && node --version && bash ${REPO}/scripts/setup --node-only${extra}`], { reject: false, all: true, env: { PATH: process.env.PATH! } });
+        `${hide} && node --version && bash ${REPO}/scripts/setup --node-only${extra}`], { reject: false, all: true, env: { PATH: process.env.PATH! } });
     const first = await setup(` && ${REPO}/.tools/node/bin/node --version && ${REPO}/.tools/node/bin/npm --version`);
     t.equal(first.exitCode, 0, String(first.all));
     t.match(String(first.all), /^v18\.19\.0$/m, 'the machine\'s node is the old one in this namespace');
@@ -39,5 +41,6 @@ t.test('setup installs a pinned Node 20 from the npm registry when the machine h
     t.match(String(again.all), new RegExp(`Node: v${pinned} under \\.tools/ \\(installed earlier\\)`), 'a second run reuses it');
   } finally {
     await rm(dir, { recursive: true, force: true });
+    if (madeTools) await execa('rmdir', [`${REPO}/.tools`], { reject: false });
   }
 });
