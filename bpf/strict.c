@@ -20,6 +20,12 @@
  * WireGuard's own packets (UDP 51871) and the agents' 4250 traffic carry node
  * IPs, outside the pod range, and pass. So does everything that is not IPv4.
  *
+ * Tunnel mode with WireGuard (VXLAN inside WireGuard, lab/tunnel/encapsulate.ts):
+ * a VXLAN packet (UDP 8472) reaching eth0 missed the WireGuard device, and its
+ * outer addresses are node IPs; the same test then applies to the pod packet
+ * inside it, so a failed steering drops with 195 too instead of leaking the
+ * inner packet (and its VNI) in plaintext.
+ *
  * Observation point: the lab's layouts have no "to-network" (Cilium's
  * TRACE_TO_NETWORK), and strict.c adds none; the event reuses
  * OBS_FROM_ENDPOINT (the packet is leaving a pod), with ifindex = eth0's so
@@ -39,6 +45,57 @@ static __always_inline bool in_cidr(__be32 addr, const struct strict_config *cfg
 	return (addr & cfg->mask) == cfg->net;
 }
 
+/* UDP (8) and VXLAN (8) headers between the outer IPv4 header and the inner Ethernet frame. */
+#define VXLAN_ENCAP_HLEN	16
+
+/*
+ * The IPv4 packet inside a VXLAN packet: addresses, protocol, ports and
+ * TCP flags, as parse_ipv4() gives them for an outer packet. Non-IPv4
+ * inner frames return DROP_UNKNOWN_L3 (not ours to judge).
+ */
+static __always_inline int parse_vxlan_inner4(struct __sk_buff *ctx, struct pkt4 *p)
+{
+	struct iphdr outer, ip;
+	__be16 proto;
+	__u8 l4[14];
+	__u32 off;
+
+	if (bpf_skb_load_bytes(ctx, ETH_HLEN, &outer, sizeof(outer)) < 0)
+		return DROP_INVALID;
+	off = ETH_HLEN + outer.ihl * 4 + VXLAN_ENCAP_HLEN;
+	if (bpf_skb_load_bytes(ctx, off + offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0)
+		return DROP_INVALID;
+	if (proto != bpf_htons(ETH_P_IP))
+		return DROP_UNKNOWN_L3;
+	off += ETH_HLEN;
+	if (bpf_skb_load_bytes(ctx, off, &ip, sizeof(ip)) < 0)
+		return DROP_INVALID;
+	if (ip.version != 4 || ip.ihl < 5)
+		return DROP_INVALID;
+	p->saddr = ip.saddr;
+	p->daddr = ip.daddr;
+	p->protocol = ip.protocol;
+	p->sport = 0;
+	p->dport = 0;
+	p->tcp_flags = 0;
+	if (bpf_ntohs(ip.frag_off) & IP_OFFSET_MASK)
+		return 0;
+	off += ip.ihl * 4;
+	if (ip.protocol == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(ctx, off, l4, 14) < 0)
+			return DROP_INVALID;
+		p->tcp_flags = l4[13] & 0x3f;
+	} else if (ip.protocol == IPPROTO_UDP) {
+		if (bpf_skb_load_bytes(ctx, off, l4, 4) < 0)
+			return DROP_INVALID;
+	} else {
+		return 0;
+	}
+	p->sport = (l4[0] << 8) | l4[1];
+	p->dport = (l4[2] << 8) | l4[3];
+	return 0;
+}
+
 SEC("tc")
 int cil_to_netdev_strict(struct __sk_buff *ctx)
 {
@@ -55,6 +112,9 @@ int cil_to_netdev_strict(struct __sk_buff *ctx)
 		return CTX_ACT_OK;
 	if (IS_ERR(parse_ipv4(ctx, &p)))
 		return CTX_ACT_OK;	/* not ours to judge; the node's own stack built it */
+	/* A tunnel packet on eth0: judge the pod packet it carries. */
+	if (p.protocol == IPPROTO_UDP && p.dport == VXLAN_PORT && IS_ERR(parse_vxlan_inner4(ctx, &p)))
+		return CTX_ACT_OK;
 	if (!in_cidr(p.saddr, cfg) || !in_cidr(p.daddr, cfg))
 		return CTX_ACT_OK;
 

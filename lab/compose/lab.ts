@@ -22,12 +22,13 @@ import { SOCKMAP_STEP } from '../sockmap/load.ts';
 import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
 import { TUNNEL_STEP } from '../tunnel/tunnel.ts';
 import { STRICT_STEP } from '../wireguard/strict.ts';
+import { RELAY_STEP } from '../observe/daemon.ts';
 import { agentDir, keyLogFile } from '../core/names.ts';
 import { controlDir, controlSocket } from '../core/names.ts';
 import { type ExtraStep } from '../core/steps.ts';
 
 export interface LabOptions extends UpOptions {
-  /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`lab auth`). */
+  /** Start the control plane and node agents (default). Without them, auth entries are written by hand (`mtless auth`). */
   agents?: boolean;
   svidTtlMs?: number;
   /** Auth-map GC interval of the agents (Cilium: 5 min). */
@@ -41,11 +42,7 @@ export interface LabOptions extends UpOptions {
 export function unsupported(topology: Topology): string[] {
   const problems: string[] = [];
   if (topology.encryption.mode === 'ipsec') {
-    problems.push('encryption.mode "ipsec" is unavailable: this kernel has no ESP/xfrm AEAD support (see `lab doctor`); use "none"');
-  }
-
-  if (topology.routing === 'tunnel' && topology.encryption.mode === 'wireguard') {
-    problems.push('routing "tunnel" with encryption "wireguard" (VXLAN inside WireGuard, Cilium\'s --wireguard-encapsulate) is not implemented yet in this lab; use one of them');
+    problems.push('encryption.mode "ipsec" is unavailable: this kernel has no ESP/xfrm AEAD support (see `mtless doctor`); use "none"');
   }
   return problems;
 }
@@ -58,6 +55,7 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
   const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];
   // After the datapath: the overlay programs reuse its pinned ipcache and lxc maps.
   if (topology.routing === 'tunnel') steps.push(TUNNEL_STEP);
+  // After the tunnel: with both, WireGuard carries the VXLAN packets (lab/tunnel/encapsulate.ts).
   if (topology.encryption.mode === 'wireguard') steps.push(WIREGUARD_STEP);
   // After the datapath (strict.o reuses all of its pinned maps) and after WireGuard.
   if (topology.encryption.mode === 'wireguard' && topology.encryption.strict) steps.push(STRICT_STEP);
@@ -68,6 +66,8 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
       { name: 'agents', run: (plan, state) => startAgents(plan, state, ca!, opts) },
     );
   }
+  // Last: the flow relay reads every node's events from here on and tails the agents' logs.
+  steps.push(RELAY_STEP);
   return upLab(topology, { ...opts, extraSteps: [...steps, ...(opts.extraSteps ?? [])] });
 }
 

@@ -20,7 +20,7 @@
 // (no ARP over the tunnel, nothing for the tc program to rewrite).
 //
 // Teardown needs nothing of its own: the device dies with the node
-// namespace, the pins with the lab's bpffs folder (`lab down`).
+// namespace, the pins with the lab's bpffs folder (`mtless down`).
 import { rm } from 'node:fs/promises';
 import { macAddress, nodeBpffsDir, overlayDir, overlayProgPins } from '../core/names.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
@@ -30,6 +30,7 @@ import { BPF_DIR, loadNodeObject } from '../datapath/load.ts';
 import { MAP_CODECS, OVERLAY_PROGRAMS, VXLAN_PORT, type OverlayProgram } from '../abi/generated.ts';
 import { ipBatch, run } from '../kernel/run.ts';
 import { type ExtraStep } from '../core/steps.ts';
+import { encapsulated, ENCAPSULATED_VXLAN_MTU } from './encapsulate.ts';
 
 /** Cilium's device name; 12 characters, within IFNAMSIZ. */
 export const VXLAN_IFNAME = 'cilium_vxlan';
@@ -49,8 +50,10 @@ export const TUNNEL_STEP: ExtraStep = {
 
 /** `ip -batch` lines of a node's VXLAN device (pure). */
 export function vxlanDeviceLines(plan: LabPlan, n: NodePlan): string[] {
+  // Inside WireGuard (encapsulate.ts) the outer packet must fit wireguard-go's device.
+  const mtu = encapsulated(plan.topology) ? ` mtu ${ENCAPSULATED_VXLAN_MTU}` : '';
   return [
-    `link add ${VXLAN_IFNAME} address ${vxlanMac(plan.lab, n.name)} type vxlan external dstport ${VXLAN_PORT}`,
+    `link add ${VXLAN_IFNAME} address ${vxlanMac(plan.lab, n.name)}${mtu} type vxlan external dstport ${VXLAN_PORT}`,
     `link set ${VXLAN_IFNAME} addrgenmode none`,
     `link set ${VXLAN_IFNAME} up`,
   ];

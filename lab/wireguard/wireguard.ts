@@ -2,10 +2,12 @@
 // node (Cilium: cilium_wg0), UDP 51871, one peer per other node whose
 // allowed-ips is that node's pod CIDR, and the routes to the other nodes' pod
 // CIDRs moved from the underlay onto the device. Keys belong to nodes, not to
-// workloads: every pod of a node shares the node's tunnel.
+// workloads: every pod of a node shares the node's tunnel. In tunnel mode the
+// device carries the VXLAN packets instead (allowed-ips: the node's IP), like
+// Cilium's --wireguard-encapsulate (lab/tunnel/encapsulate.ts).
 //
 // No kernel WireGuard here: wireguard-go runs in the node namespace, in the
-// foreground (-f) so its PID is ours, tagged so `lab down` stops it.
+// foreground (-f) so its PID is ours, tagged so `mtless down` stops it.
 //
 // Departure from Cilium: each agent publishes its node's public key through
 // the control plane and configures its peers from the node list. Here `up`
@@ -24,6 +26,7 @@ import { agentDir } from '../core/names.ts';
 import { daemonLogFile } from '../core/names.ts';
 import { type ExtraStep } from '../core/steps.ts';
 import { WG_PORT } from '../abi/generated.ts';
+import { encapsulated, encapsulationLines, wgAllowedIps } from '../tunnel/encapsulate.ts';
 
 export const WG_ROLE = 'wireguard';
 /** wireguard-go's UAPI sockets: host-wide, shared by every namespace. */
@@ -84,7 +87,7 @@ export async function installWireguard(plan: LabPlan, state: LabState): Promise<
   return info;
 }
 
-/** `wireguard-go -f IF` in the node namespace, detached (it outlives `lab up`), tagged. */
+/** `wireguard-go -f IF` in the node namespace, detached (it outlives `mtless up`), tagged. */
 async function startWireguardGo(lab: string, n: NodePlan): Promise<ProcessState> {
   const ifname = wgIfname(lab, n.name);
   const logFile = daemonLogFile(lab, n.name, WG_ROLE);
@@ -113,20 +116,34 @@ async function waitReady(ifname: string, netns: string, proc: ProcessState, time
   }
 }
 
-/** Port, key, one peer per other node; then the device up and the other nodes' pod CIDRs routed into it. */
+/**
+ * Port, key, one peer per other node; then the device up and the other
+ * nodes' pod CIDRs routed into it. In tunnel mode the pod CIDRs stay on
+ * cilium_vxlan and the VXLAN packets are steered in instead (lab/tunnel/encapsulate.ts).
+ */
 async function configureNode(plan: LabPlan, n: NodePlan, keys: Map<string, WgKeyPair>): Promise<void> {
   const ifname = wgIfname(plan.lab, n.name);
   const others = plan.nodes.filter((o) => o !== n);
   const peers = others.flatMap((o) => [
-    'peer', keys.get(o.name)!.publicKey, 'endpoint', `${o.underlayIp}:${WG_PORT}`, 'allowed-ips', o.podCidr,
+    'peer', keys.get(o.name)!.publicKey, 'endpoint', `${o.underlayIp}:${WG_PORT}`, 'allowed-ips', wgAllowedIps(plan.topology, o),
   ]);
   await run(['wg', 'set', ifname, 'listen-port', String(WG_PORT), 'private-key', wgKeyFile(plan.lab, n.name), ...peers], { netns: n.netns });
+  if (encapsulated(plan.topology)) {
+    // The decrypted VXLAN comes in on the address-less WireGuard device from a
+    // node IP the main table routes via eth0, which any reverse-path check
+    // refuses (measured: kfree_skb reason IP_RPFILTER with loose mode). The
+    // check is max(all, device), and new namespaces copy the host's; Cilium
+    // turns it off as well.
+    for (const dev of ['all', ifname]) await run(['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=0`], { netns: n.netns });
+  }
   await run(['ip', '-batch', '-'], {
     netns: n.netns,
     input: [
       `link set ${ifname} up`,
-      // Replaces the native route `<podCidr> via <underlayIp> dev eth0` (batches.ts nodeLines).
-      ...others.map((o) => `route replace ${o.podCidr} dev ${ifname}`),
+      ...(encapsulated(plan.topology)
+        ? encapsulationLines(plan, n, ifname)
+        // Replaces the native route `<podCidr> via <underlayIp> dev eth0` (batches.ts nodeLines).
+        : others.map((o) => `route replace ${o.podCidr} dev ${ifname}`)),
     ].join('\n') + '\n',
   });
 }
