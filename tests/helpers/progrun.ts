@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { BPF_DIR } from '../../lab/datapath/load.ts';
-import { streamFlows, streamSignals } from '../../lab/datapath/events.ts';
+import { streamFlows, streamSignals, type EventStream } from '../../lab/datapath/events.ts';
 import type { FlowEvent, SignalMsg } from '../../lab/abi/generated.ts';
 import { run } from '../../lab/kernel/run.ts';
 import { REPO } from './kernel.ts';
@@ -109,9 +109,10 @@ export async function observe<T>(lab: string, node: string, sentinel: Sentinel, 
     seen[what] = true;
     if (seen.flow && seen.signal) wake();
   };
-  const streams = [streamFlows(lab, node, (f) => (sentinel.isFlow(f) ? mark('flow') : flows.push(f)))];
-  if (sentinel.isSignal) streams.push(streamSignals(lab, node, (s) => (sentinel.isSignal!(s) ? mark('signal') : signals.push(s))));
+  const streams: EventStream[] = [];
   try {
+    streams.push(streamFlows(lab, node, (f) => (sentinel.isFlow(f) ? mark('flow') : flows.push(f))));
+    if (sentinel.isSignal) streams.push(streamSignals(lab, node, (s) => (sentinel.isSignal!(s) ? mark('signal') : signals.push(s))));
     await Promise.all(streams.map((s) => s.ready));
     const result = await during();
     await sentinel.send();
