@@ -3,7 +3,7 @@
 // directory. `up`, `restart` and the mesh start them from this table; a
 // daemon is known by its role and node (the control plane's node is "cp",
 // which a lab node may be called too: the role tells them apart).
-import { agentConfigFile, controlConfigFile, controlNetns, nodeNetns, proxyConfigFile } from './names.ts';
+import { agentConfigFile, controlConfigFile, controlNetns, nodeNetns, proxyConfigFile, relayConfigFile } from './names.ts';
 
 export interface DaemonKind {
   /** The role part of its process tag and log file name. */
@@ -40,7 +40,20 @@ export const MESH_PROXY: DaemonKind = {
   netns: nodeNetns,
 };
 
-export const DAEMONS: readonly DaemonKind[] = [AGENT, CONTROL_PLANE, MESH_PROXY];
+/**
+ * The lab's flow relay (like hubble-relay): the one reader of every node's
+ * cilium_events, merging them with the agents' auth events for every
+ * `mtless observe` and scenario. One per lab, on the control plane's node
+ * ("cp"), started by `up` after the agents.
+ */
+export const FLOW_RELAY: DaemonKind = {
+  role: 'relay',
+  script: 'lab/observe/relay-main.ts',
+  configFile: (lab) => relayConfigFile(lab),
+  netns: (lab) => controlNetns(lab),
+};
+
+export const DAEMONS: readonly DaemonKind[] = [AGENT, CONTROL_PLANE, MESH_PROXY, FLOW_RELAY];
 
 export function daemonKind(role: string): DaemonKind | undefined {
   return DAEMONS.find((d) => d.role === role);

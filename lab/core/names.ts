@@ -48,6 +48,12 @@ export function labOfNetns(netns: string): string | undefined {
   return m?.[1];
 }
 
+/** Parses a node namespace name (nodeNetns) back into its lab and node, or undefined. */
+export function nodeOfNetns(netns: string): { lab: string; node: string } | undefined {
+  const m = /^mtl_([a-z0-9-]+)_n_(.+)$/.exec(netns);
+  return m ? { lab: m[1]!, node: m[2]! } : undefined;
+}
+
 // ---- interfaces -------------------------------------------------------------
 /** `<prefix><name>` if it fits in 15 characters, else `<prefix>` + a hash (like Cilium's lxc<hash>). */
 export function ifname(prefix: string, name: string): string {
@@ -103,6 +109,11 @@ export const controlSocket = (lab: string) => `${controlDir(lab)}/admin.sock`;
 export const wgKeyFile = (lab: string, node: string) => `${agentDir(lab, node)}/wg.key`;
 export const wgKeyLogFile = (lab: string) => `${stateDir(lab)}/wg-keylog.txt`;
 export const wgInfoFile = (lab: string) => `${stateDir(lab)}/wireguard.json`;
+// Flow relay (lab/observe, like hubble-relay): the one reader of every node's
+// cilium_events, with its ring buffers, serving observers on a unix socket.
+export const relayDir = (lab: string) => `${stateDir(lab)}/relay`;
+export const relayConfigFile = (lab: string) => `${relayDir(lab)}/config.json`;
+export const relaySocket = (lab: string) => `${relayDir(lab)}/observer.sock`;
 // Per-connection mTLS mesh: one folder per node proxy.
 export const meshDir = (lab: string) => `${stateDir(lab)}/mesh`;
 export const proxyDir = (lab: string, node: string) => `${meshDir(lab)}/${node}`;
@@ -117,6 +128,9 @@ export const overlayProgPins = (lab: string, node: string) => `${overlayDir(lab,
 export const strictDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/strict`;
 export const strictProgPins = (lab: string, node: string) => `${strictDir(lab, node)}/progs`;
 export const sockmapDir = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/sockmap`;
+/** tcx links of a node's devices (lab/kernel/tc.ts), one pin per hook: links/<dev>/<ingress|egress>. */
+export const nodeLinkPins = (lab: string, node: string) => `${nodeBpffsDir(lab, node)}/links`;
+export const tcxLinkPin = (lab: string, node: string, dev: string, direction: 'ingress' | 'egress') => `${nodeLinkPins(lab, node)}/${dev}/${direction}`;
 export const labCgroupDir = (lab: string) => `${cgroupRoot()}/${TOOL}/${lab}`;
 export const nodeCgroupDir = (lab: string, node: string) => `${labCgroupDir(lab)}/${node}`;
 /** Marker (env MTLAB_TAG) of every process the lab starts, so `down` and `status` find them. */

@@ -18,9 +18,14 @@
 //   field, `data` or `lost`, is (JsonObjectStream's `complete`).
 // - Records are padded to 8 bytes (a 16-byte signal_msg arrives as 20
 //   bytes): decoders read their struct's size and ignore the rest.
+// - So a lab's flow relay (lab/observe, started by `up`) is the one reader
+//   of every node's cilium_events, and streamFlows subscribes to it (its
+//   raw record feed, below) when the lab has one: any number of scenario
+//   readers and `mtless observe`s then see the same records.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { stateDir } from '../core/names.ts';
+import { createConnection } from 'node:net';
+import { perfReaderClaimFile, relaySocket, stateDir } from '../core/names.ts';
 import { isAlive } from '../core/processes.ts';
 
 import { bytesFromJson } from './bpftool.ts';
@@ -258,10 +263,107 @@ export function streamSignals(lab: string, node: string, onSignal: (signal: Sign
     streamEvents(mapPin(lab, node, 'cilium_signals'), (r) => r.data && onSignal(decodeSignalMsg(r.data))));
 }
 
-/** Streams a node's flow events. */
+/**
+ * Streams a node's flow events: through the lab's flow relay when it has
+ * one, else straight from the perf array (a lab brought up without the
+ * relay, a BPF_PROG_RUN test).
+ */
 export function streamFlows(lab: string, node: string, onFlow: (flow: FlowEvent) => void): EventStream {
-  return withReaderClaim(lab, node, 'cilium_events', () =>
-    streamEvents(mapPin(lab, node, 'cilium_events'), (r) => r.data && onFlow(decodeFlowEvent(r.data))));
+  const onRecord = (r: PerfRecord) => r.data && onFlow(decodeFlowEvent(r.data));
+  if (!existsSync(relaySocket(lab))) return streamFlowRecords(lab, node, onRecord);
+  // A relay that died leaves its socket file: read directly then.
+  return streamFromRelay(relaySocket(lab), node, onRecord, () => streamFlowRecords(lab, node, onRecord));
+}
+
+/** A node's cilium_events records, read directly: the relay's own reader (it holds the claim). */
+export function streamFlowRecords(lab: string, node: string, onRecord: (record: PerfRecord) => void): EventStream {
+  return withReaderClaim(lab, node, 'cilium_events', () => streamEvents(mapPin(lab, node, 'cilium_events'), onRecord));
+}
+
+// ---- the relay's raw record feed -------------------------------------------------
+
+/** What a subscriber of the feed sends: one line. */
+export interface RecordFeedRequest {
+  records: { node: string };
+}
+
+/**
+ * What the relay answers, one JSON line each: `ready` once the subscription
+ * holds (records from then on are delivered), then each record as it
+ * arrives, or an error.
+ */
+export type RecordFeedLine =
+  | { ready: true }
+  | { cpu: number; data: string /* hex */ }
+  | { cpu: number; lost: number }
+  | { error: string };
+
+export const recordToFeedLine = (r: PerfRecord): RecordFeedLine =>
+  r.data ? { cpu: r.cpu, data: r.data.toString('hex') } : { cpu: r.cpu, lost: r.lost ?? 0 };
+
+/**
+ * Subscribes to the relay's records of one node. stop() half-closes the
+ * connection and waits for the relay to close its end, so records it has
+ * already sent are all delivered.
+ */
+function streamFromRelay(socketPath: string, node: string, onRecord: (record: PerfRecord) => void, fallback: () => EventStream): EventStream {
+  let lost = 0;
+  let failure: unknown;
+  let delegate: EventStream | undefined;
+  let connected = false;
+  let settle!: { resolve: () => void; reject: (e: Error) => void };
+  const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  ready.catch(() => {});
+  const socket = createConnection(socketPath);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  let pending = '';
+  socket.setEncoding('utf8');
+  socket.on('connect', () => {
+    connected = true;
+    socket.write(`${JSON.stringify({ records: { node } } satisfies RecordFeedRequest)}\n`);
+  });
+  socket.on('data', (chunk: string) => {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = JSON.parse(pending.slice(0, nl)) as Record<string, unknown>;
+      pending = pending.slice(nl + 1);
+      if (line.ready) settle.resolve();
+      else if (typeof line.error === 'string') settle.reject(new Error(`flow relay: ${line.error}`));
+      else {
+        const record: PerfRecord = { cpu: Number(line.cpu ?? -1), ...(typeof line.data === 'string' ? { data: Buffer.from(line.data, 'hex') } : {}), ...(typeof line.lost === 'number' ? { lost: line.lost } : {}) };
+        if (record.lost) lost += record.lost;
+        try {
+          onRecord(record);
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    }
+  });
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    if (!connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) {
+      try {
+        delegate = fallback();
+        delegate.ready.then(settle.resolve, settle.reject);
+      } catch (error) {
+        settle.reject(error as Error);
+      }
+    } else settle.reject(e);
+  });
+  void closed.then(() => delegate || settle.reject(new Error(`the flow relay closed the feed of ${node} before it was ready`)));
+  return {
+    ready,
+    get lost() {
+      return delegate ? delegate.lost : lost;
+    },
+    async stop() {
+      if (delegate) return delegate.stop();
+      socket.end();
+      await closed;
+      if (failure !== undefined) throw failure;
+    },
+  };
 }
 
 /**
@@ -272,7 +374,7 @@ export function streamFlows(lab: string, node: string, onFlow: (flow: FlowEvent)
 function withReaderClaim(lab: string, node: string, map: string, start: () => EventStream): EventStream {
   const dir = stateDir(lab);
   if (!existsSync(dir)) return start(); // not a lab made by `up` (e.g. a BPF_PROG_RUN test)
-  const claim = `${dir}/reader-${node}-${map}.pid`;
+  const claim = perfReaderClaimFile(lab, node, map);
   try {
     writeFileSync(claim, String(process.pid), { flag: 'wx' });
   } catch {

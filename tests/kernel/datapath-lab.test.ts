@@ -117,15 +117,9 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
 
       t.ok(await eventually(() => flows.find((f) => f.verdict === VERDICT_FORWARDED)), 'forwarded verdicts were streamed too');
 
-      await t.test('a second reader of the flow events is refused with a clear error', async (t) => {
-        const r = await labCli(['observe', lab, '--seconds', '1']);
-        t.equal(r.exitCode, 1);
-        t.match(String(r.all), /cilium_events of t-dp\/n\d is already being read by process \d+; a perf array serves one reader/);
-      });
-
-      await t.test('the observe command shows the verdicts', async (t) => {
-        // The test's own readers step aside: a perf array serves one reader.
-        await Promise.all(flowStreams.map((s) => s.stop()));
+      await t.test('the observe command shows the verdicts, beside the test\'s own readers', async (t) => {
+        // The lab's flow relay is the one reader of each perf array: the test's
+        // streams and the observer both subscribe to it.
         // Until stopped, not for a fixed time: each echo client is a Node process
         // that may take seconds to start on a busy machine.
         const observe = labCli(['observe', lab, '--follow']);
@@ -140,8 +134,9 @@ t.test('two-node-auth without agents', { skip: needsRoot }, async (t) => {
           });
           void observe.then(() => resolve());
         });
-        const denied = /n1\/client:\d+ \(ID:\d+\) -> n2\/server:7070 \(ID:\d+\) to-endpoint DROPPED \(TCP Flags: SYN\) Policy denied/;
-        const allowed = /n1\/local:\d+ \(ID:\d+\) -> n2\/server:8080 \(ID:\d+\) to-endpoint FORWARDED \(TCP Flags: SYN\)/;
+        // Hubble's compact lines (lab/observe/printer.ts).
+        const denied = /: default\/client:\d+ \(ID:\d+\) -> default\/server:7070 \(ID:\d+\) Policy denied DROPPED \(TCP Flags: SYN\)/;
+        const allowed = /: default\/local:\d+ \(ID:\d+\) -> default\/server:8080 \(ID:\d+\) policy-verdict:L3-L4 INGRESS ALLOWED \(TCP Flags: SYN\)/;
         try {
           await echoSend(lab, 'client', 'tcp', ip('server'), 7070, 'denied', ['--timeout', '500']);
           await echoSend(lab, 'local', 'tcp', ip('server'), 8080, 'allowed');

@@ -15,7 +15,7 @@ export const FLOORS: string[][] = [
   ['topology'], // the topology as data
   ['core'], // names, plan, state, process tags, log, progress
   ['kernel'], // every process the lab starts: run(), daemons, preflight
-  ['spiffe', 'policy', 'capture', 'datapath', 'control', 'agent', 'apps', 'sockmap', 'tunnel', 'wireguard', 'mesh'], // features
+  ['spiffe', 'policy', 'capture', 'datapath', 'control', 'agent', 'apps', 'sockmap', 'tunnel', 'wireguard', 'mesh', 'observe'], // features
   ['compose'], // a whole lab: up, down, pods, status, doctor
   ['scenarios', 'bench', 'report', 'fuzz'], // experiments built on whole labs
   ['cli'], // the thin command line

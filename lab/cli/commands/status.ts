@@ -37,7 +37,7 @@ export function formatStatus(s: LabStatus): string {
   }
   const nodeNames = new Set(s.nodes.map((n) => n.name));
   for (const p of s.processes.filter((p) => !p.node || !nodeNames.has(p.node))) {
-    rows.push([p.node === 'cp' ? 'control plane' : (p.role ?? p.tag), '', '', '', '', `pid ${p.pid}`, procState(p)]);
+    rows.push([p.node === 'cp' && p.role === 'control-plane' ? 'control plane' : (p.role ?? p.tag), '', '', '', '', `pid ${p.pid}`, procState(p)]);
   }
   const lines = [head, ...table(rows, '  ')];
   if (s.strayNetns.length > 0) lines.push(`  stray namespaces (run \`mtless down ${s.lab}\`): ${s.strayNetns.join(', ')}`);
