@@ -1,10 +1,11 @@
-// `lab doctor`: each kernel feature and tool the lab needs, yes or no, and why.
+// `mtless doctor`: each kernel feature and tool the lab needs, yes or no, and why.
 // Kernel features are tried for real in a throwaway namespace where possible.
 import { access, stat } from 'node:fs/promises';
 import { run, CommandError } from '../kernel/run.ts';
 import { NETNS_PREFIX } from '../core/names.ts';
 import { VXLAN_PORT } from '../abi/generated.ts';
 import { isRoot, TOOLS, toolPath } from '../kernel/preflight.ts';
+import { tcAttachMode } from '../kernel/tc.ts';
 
 export interface Check {
   name: string;
@@ -70,6 +71,13 @@ export async function kernelChecks(): Promise<Check[]> {
     }
   }
   checks.push({ name: 'cgroup v2', ok: cg, detail: cg ? 'cgroup2 mounted (sock_ops attach point)' : 'no cgroup2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup' });
+
+  // How the lab attaches its tc programs (lab/kernel/tc.ts probes tcx for real).
+  const attach = await tcAttachMode().then(
+    (c) => ({ ok: true, detail: c.mode === 'tcx' ? `tcx links: ${c.why}` : `clsact + cls_bpf: ${c.why}` }),
+    (e: Error) => ({ ok: false, detail: e.message }),
+  );
+  checks.push({ name: 'tc attach mode', ...attach });
 
   // Real attempts in a throwaway namespace, always deleted.
   const ns = `${NETNS_PREFIX}.doctor-${process.pid}`;

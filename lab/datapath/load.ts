@@ -5,14 +5,14 @@
 //                                             cil_to_container
 //   /sys/fs/bpf/mtless-lab/<lab>/<node>/maps/cilium_ipcache, cilium_policy, …
 //
-// Removing the node folder (lab down does) and the veths frees everything.
-import { access, mkdir, rm } from 'node:fs/promises';
+// Removing the node folder (mtless down does) and the veths frees everything.
+import { access, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nodeBpffsDir, nodeMapPins, nodeProgPins } from '../core/names.ts';
+import { nodeBpffsDir, nodeLinkPins, nodeMapPins, nodeProgPins } from '../core/names.ts';
 import { REPO_ROOT } from '../core/repo.ts';
 import { ensureBpffs } from '../kernel/preflight.ts';
 import { CommandError, run } from '../kernel/run.ts';
-import { tcAttach, tcDetach } from '../kernel/tc.ts';
+import { tcAttach, tcDetach, type TcAttachMode } from '../kernel/tc.ts';
 import { applyBatch } from './bpftool.ts';
 import {
   POLICY_MODE_CONNECTION,
@@ -108,9 +108,16 @@ export async function loadNodeDatapath(lab: string, node: string, opts: LoadOpti
   return { lab, node, progPins, mapPins };
 }
 
-/** Removes the node's pins. Attached programs live on until their veths go. */
+/**
+ * Removes the node's pins. Attached programs live on until their veths go:
+ * the tcx links (links/) stay, as tc filters would, until re-attached.
+ */
 export async function unloadNodeDatapath(lab: string, node: string): Promise<void> {
-  await rm(nodeBpffsDir(lab, node), { recursive: true, force: true });
+  const dir = nodeBpffsDir(lab, node);
+  const keep = nodeLinkPins(lab, node);
+  for (const entry of await readdir(dir).catch(() => [])) {
+    if (join(dir, entry) !== keep) await rm(join(dir, entry), { recursive: true, force: true });
+  }
 }
 
 function loadError(object: string, error: CommandError): DatapathLoadError {
@@ -206,15 +213,15 @@ export async function attachEndpoint(nodeNetns: string, ifname: string, progPins
   await attachEndpoints(nodeNetns, [ifname], progPins);
 }
 
-/** attachEndpoint for many veths of one node, in one tc process. */
-export async function attachEndpoints(nodeNetns: string, ifnames: string[], progPins: string): Promise<void> {
+/** attachEndpoint for many veths of one node, in one process; `mode` overrides the attach mode (lab/kernel/tc.ts). */
+export async function attachEndpoints(nodeNetns: string, ifnames: string[], progPins: string, opts: { mode?: TcAttachMode } = {}): Promise<void> {
   await tcAttach(nodeNetns, ifnames.flatMap((dev) => [
     { dev, direction: 'ingress' as const, pin: `${progPins}/${PROGRAMS.fromContainer}` },
     { dev, direction: 'egress' as const, pin: `${progPins}/${PROGRAMS.toContainer}` },
-  ]));
+  ]), opts);
 }
 
-/** Removes both programs from a veth. A veth without clsact is fine. */
+/** Removes both programs from a veth (tcx links or clsact). A veth without either is fine. */
 export async function detachEndpoint(nodeNetns: string, ifname: string): Promise<void> {
   await tcDetach(nodeNetns, ifname);
 }

@@ -13,11 +13,11 @@
 // CIDR, the lab's pod range. It is created and filled before the program is
 // loaded, so the program never runs unconfigured. Teardown needs nothing of
 // its own: the filter dies with the node namespace, the pins with the lab's
-// bpffs folder (`lab down`).
+// bpffs folder (`mtless down`).
 import { rm } from 'node:fs/promises';
 import { NODE_UNDERLAY_IFNAME, nodeBpffsDir, strictDir, strictProgPins } from '../core/names.ts';
 import type { LabPlan } from '../core/plan.ts';
-import { tcAttach, tcDetach } from '../kernel/tc.ts';
+import { tcAttach, tcAttachedPrograms, tcDetach } from '../kernel/tc.ts';
 
 import { mapUpdate } from '../datapath/bpftool.ts';
 import { DROP_UNENCRYPTED_TRAFFIC, MAP_CODECS, STRICT_MAP_CODECS, STRICT_MAP_SPECS, STRICT_MAPS, STRICT_PROGRAMS, encodeStrictConfig } from '../abi/generated.ts';
@@ -99,6 +99,5 @@ export async function detachStrict(lab: string, node: string, netns: string): Pr
 
 /** Is cil_to_netdev_strict attached at eth0 egress of this node? */
 export async function strictAttached(netns: string): Promise<boolean> {
-  const r = await run(['tc', '-j', 'filter', 'show', 'dev', NODE_UNDERLAY_IFNAME, 'egress'], { netns, okCodes: [0, 1, 2] });
-  return r.stdout.includes(STRICT_PROGRAM);
+  return (await tcAttachedPrograms(netns, NODE_UNDERLAY_IFNAME, 'egress')).some((p) => p.name === STRICT_PROGRAM);
 }

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { destroyLab } from '../../lab/compose/down.ts';
 import { readState } from '../../lab/core/state.ts';
 import { run } from '../../lab/kernel/run.ts';
+import { tcAttachedPrograms } from '../../lab/kernel/tc.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
 import { startCapture } from '../../lab/capture/capture.ts';
 import { upWithDatapath } from '../../lab/compose/lab.ts';
@@ -57,10 +58,9 @@ t.test('tunnel lab: VXLAN devices, cross-node traffic in the tunnel, VNI = sourc
       const route = (await run(['ip', '-o', 'route', 'get', other.pods[0]!.ip], { netns: n.netns })).stdout;
       t.match(route, `via ${other.underlayIp} dev ${VXLAN_IFNAME}`, `${n.name}: ${other.podCidr} goes into the tunnel`);
       t.notMatch((await run(['ip', 'route'], { netns: n.netns })).stdout, `${other.podCidr} via ${other.underlayIp} dev eth0`, `${n.name}: no native route left`);
-      const filters = (await run(['tc', 'filter', 'show', 'dev', VXLAN_IFNAME, 'egress'], { netns: n.netns })).stdout
-        + (await run(['tc', 'filter', 'show', 'dev', VXLAN_IFNAME, 'ingress'], { netns: n.netns })).stdout;
-      t.match(filters, OVERLAY_PROGRAMS.toOverlay, `${n.name}: cil_to_overlay attached`);
-      t.match(filters, OVERLAY_PROGRAMS.fromOverlay, `${n.name}: cil_from_overlay attached`);
+      const names = async (dir: 'ingress' | 'egress') => (await tcAttachedPrograms(n.netns, VXLAN_IFNAME, dir)).map((p) => p.name);
+      t.same(await names('egress'), [OVERLAY_PROGRAMS.toOverlay], `${n.name}: cil_to_overlay attached at egress`);
+      t.same(await names('ingress'), [OVERLAY_PROGRAMS.fromOverlay], `${n.name}: cil_from_overlay attached at ingress`);
       ours.push(...(await pinnedIds(lab, n.name)));
     }
 
