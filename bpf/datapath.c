@@ -12,10 +12,12 @@
  *
  * Per packet, both programs:
  *   1. find the endpoint by skb->ifindex (cilium_lxc) and parse IPv4;
- *   2. find the peer's identity and node in cilium_ipcache / cilium_node_map;
- *   3. ask conntrack: replies pass; with POLICY_MODE_CONNECTION established
- *      connections pass too;
- *   4. otherwise ask policy (cilium_policy); if the matching entry wants
+ *   2. ask conntrack: replies pass; so do established connections with
+ *      POLICY_MODE_CONNECTION, or in a direction the endpoint does not
+ *      enforce (policy could neither deny them nor ask for auth);
+ *   3. otherwise find the peer's identity and node in cilium_ipcache /
+ *      cilium_node_map (only now: the fast path of step 2 needs neither);
+ *   4. ask policy (cilium_policy); if the matching entry wants
  *      authentication, ask cilium_auth_map (miss/expired: signal + drop 189);
  *   5. create the conntrack entry of a NEW connection and report the verdict.
  * Every drop leaves through one exit, send_drop_notify(), as in Cilium.
@@ -44,28 +46,47 @@ struct peer {
 	bool known;
 };
 
+/* What conntrack said about the packet (step 2). */
+struct ct_state {
+	__u64 now;
+	struct ct_entry *entry;
+	int status;
+};
+
 /*
- * Steps 3-5 above, shared by both directions. `dir` is the traffic direction
- * seen from the endpoint: DIR_EGRESS in cil_from_container, DIR_INGRESS in
- * cil_to_container.
+ * Step 2, shared by both directions, before anything is looked up about the
+ * peer: true when conntrack alone lets the packet pass (its entry
+ * refreshed). Most packets end here, without the ipcache (an LPM trie) and
+ * node map lookups. `dir` is the traffic direction seen from the endpoint:
+ * DIR_EGRESS in cil_from_container, DIR_INGRESS in cil_to_container.
  */
+static __always_inline bool ct_passes(struct __sk_buff *ctx, const struct endpoint_info *ep,
+				      const struct pkt4 *p, __u8 dir, struct ct_state *ct,
+				      struct flow_event *ev)
+{
+	ct->now = bpf_ktime_get_ns();
+	ct->status = ct_lookup4(p, dir, ct->now, &ct->entry);
+	ev->ct_status = ct->status;
+	if (ct->status == CT_REPLY ||
+	    (ct->status == CT_ESTABLISHED &&
+	     (!(ep->flags & enforced_flag(dir)) ||
+	      runtime_config(RUNTIME_CONFIG_POLICY_MODE) == POLICY_MODE_CONNECTION))) {
+		if (ct->entry)
+			ct_refresh(ct->entry, p, ctx->len, ct->now);
+		return true;
+	}
+	return false;
+}
+
+/* Steps 4-5, once the peer is known (step 3). */
 static __always_inline int enforce_policy(struct __sk_buff *ctx, const struct endpoint_info *ep,
 					  const struct pkt4 *p, const struct peer *peer, __u8 dir,
-					  struct flow_event *ev)
+					  const struct ct_state *cts, struct flow_event *ev)
 {
-	__u64 now = bpf_ktime_get_ns();
-	struct ct_entry *entry;
+	struct ct_entry *entry = cts->entry;
+	__u64 now = cts->now;
 	__u8 auth_type = 0;
-	int ct, ret;
-
-	ct = ct_lookup4(p, dir, now, &entry);
-	ev->ct_status = ct;
-	if (ct == CT_REPLY ||
-	    (ct == CT_ESTABLISHED && runtime_config(RUNTIME_CONFIG_POLICY_MODE) == POLICY_MODE_CONNECTION)) {
-		if (entry)
-			ct_refresh(entry, p, ctx->len, now);
-		return CTX_ACT_OK;
-	}
+	int ct = cts->status, ret;
 
 	ret = policy_can_access(ep, ctx->ifindex, peer->identity, p, dir, ctx->len, &auth_type);
 	ev->auth_type = auth_type;
@@ -113,6 +134,7 @@ static __always_inline int handle_from_container(struct __sk_buff *ctx, struct f
 {
 	const struct remote_endpoint_info *info;
 	const struct endpoint_info *ep;
+	struct ct_state ct;
 	struct pkt4 p = {};
 	struct peer peer;
 	__u16 proto;
@@ -138,6 +160,9 @@ static __always_inline int handle_from_container(struct __sk_buff *ctx, struct f
 	if (p.saddr != ep->ipv4)
 		return DROP_INVALID_SIP;
 
+	if (ct_passes(ctx, ep, &p, DIR_EGRESS, &ct, ev))
+		return CTX_ACT_OK;
+
 	info = ipcache_lookup4(p.daddr);
 	peer.identity = info && info->sec_identity ? info->sec_identity : IDENTITY_WORLD;
 	peer.node_ip = tunnel_endpoint4(info);
@@ -145,7 +170,7 @@ static __always_inline int handle_from_container(struct __sk_buff *ctx, struct f
 	ev->dst_identity = peer.identity;
 	ev->remote_node_id = node_id_lookup4(peer.node_ip);
 
-	return enforce_policy(ctx, ep, &p, &peer, DIR_EGRESS, ev);
+	return enforce_policy(ctx, ep, &p, &peer, DIR_EGRESS, &ct, ev);
 }
 
 /* Packets entering the pod: the peer is the source, the pod the destination. */
@@ -153,6 +178,7 @@ static __always_inline int handle_to_container(struct __sk_buff *ctx, struct flo
 {
 	const struct remote_endpoint_info *info;
 	const struct endpoint_info *ep;
+	struct ct_state ct;
 	struct pkt4 p = {};
 	struct peer peer;
 	__u32 mark_identity;
@@ -175,6 +201,9 @@ static __always_inline int handle_to_container(struct __sk_buff *ctx, struct flo
 		return ret;
 	event_from_packet(ev, &p);
 
+	if (ct_passes(ctx, ep, &p, DIR_INGRESS, &ct, ev))
+		return CTX_ACT_OK;
+
 	/*
 	 * The source identity comes from this node's ipcache: in native routing
 	 * nothing in the packet says who sent it, so a stale entry is believed
@@ -192,7 +221,7 @@ static __always_inline int handle_to_container(struct __sk_buff *ctx, struct flo
 	ev->src_identity = peer.identity;
 	ev->remote_node_id = node_id_lookup4(peer.node_ip);
 
-	return enforce_policy(ctx, ep, &p, &peer, DIR_INGRESS, ev);
+	return enforce_policy(ctx, ep, &p, &peer, DIR_INGRESS, &ct, ev);
 }
 
 SEC("tc")
