@@ -11,15 +11,20 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
     `datapath benchmark: lab ${report.lab} (${report.topologyFile}, no agents), ${report.client.node}/${report.client.pod} ${report.client.ip} -> ` +
       `${report.server.node}/${report.server.pod} ${report.server.ip}`,
   );
+  const other = report.otherAttach;
+  // Reports from before tcx name no attach mode: their attached runs are clsact.
+  const own = report.attachMode ?? 'clsact';
+  const modes = other ? `attached ${own}, attached ${other.mode}, detached` : report.attachMode ? `attached ${own}, detached` : 'attached, detached';
   out.push(
-    `${report.rounds} round(s) × {attached, detached} alternating, ${report.seconds} s per client run, policy mode ${report.policyMode}; kernel ${report.host.kernel}, ` +
+    `${report.rounds} round(s) × {${modes}} alternating, ${report.seconds} s per client run, policy mode ${report.policyMode}; kernel ${report.host.kernel}, ` +
       `${report.host.cpus} CPU(s), load ${report.host.loadavg}; took ${(report.durationMs / 1000).toFixed(1)} s`,
   );
   out.push('RTT = sockperf pp --tcp --full-rtt (µs); throughput = iperf3 receiver (Gbit/s); min / median / max over rounds');
   out.push('');
   const a = report.attached;
   const d = report.detached;
-  const rows: string[][] = [['', 'attached', 'no programs', 'attached/none per round', 'overhead']];
+  const attachedHead = report.attachMode ? `attached ${own}` : 'attached';
+  const rows: string[][] = [['', attachedHead, 'no programs', `${report.attachMode ? own : 'attached'}/none per round`, 'overhead']];
   rows.push(['RTT p50 µs', formatSummary(a.rttP50Us, 1), formatSummary(d.rttP50Us, 1), formatSummary(report.ratio.rttP50, 3), `${signed(report.overheadPct.rttP50)} %`]);
   rows.push(['RTT avg µs', formatSummary(a.rttAvgUs, 1), formatSummary(d.rttAvgUs, 1), formatSummary(report.ratio.rttAvg, 3), `${signed(report.overheadPct.rttAvg)} %`]);
   rows.push(['RTT p99 µs', formatSummary(a.rttP99Us, 1), formatSummary(d.rttP99Us, 1), formatSummary(report.ratio.rttP99, 3), `${signed(report.overheadPct.rttP99)} %`]);
@@ -28,21 +33,31 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
   rows.push(['CPU busy % before run (others)', formatSummary(scale(a.backgroundBusy, 100), 0), formatSummary(scale(d.backgroundBusy, 100), 0), '', '']);
   rows.push(['CPU busy % during run', formatSummary(scale(a.hostBusy, 100), 0), formatSummary(scale(d.hostBusy, 100), 0), '', '']);
   out.push(...table(rows));
+  if (other) {
+    out.push(`attached ${other.mode} instead (same rounds, same detached runs):`);
+    const orows: string[][] = [['', other.mode, 'no programs', `${other.mode}/none per round`, 'overhead']];
+    orows.push(['RTT p50 µs', formatSummary(other.attached.rttP50Us, 1), formatSummary(d.rttP50Us, 1), formatSummary(other.ratio.rttP50, 3), `${signed(other.overheadPct.rttP50)} %`]);
+    orows.push(['RTT avg µs', formatSummary(other.attached.rttAvgUs, 1), formatSummary(d.rttAvgUs, 1), formatSummary(other.ratio.rttAvg, 3), `${signed(other.overheadPct.rttAvg)} %`]);
+    orows.push(['throughput Gbit/s', formatSummary(other.attached.throughputGbps, 2), formatSummary(d.throughputGbps, 2), formatSummary(other.ratio.throughput, 3), `${signed(other.overheadPct.throughput)} %`]);
+    out.push(...table(orows).map((l) => '  ' + l));
+  }
   const delta = report.rttP50DeltaUs;
-  out.push(`programs add ${signed(delta)} µs to the p50 round trip: 4 program runs (from/to-container on both nodes), ≈ ${(delta / 4).toFixed(2)} µs each`);
+  const via = report.attachMode ? ` attached ${own}` : '';
+  out.push(`programs${via} add ${signed(delta)} µs to the p50 round trip: 4 program runs (from/to-container on both nodes), ≈ ${(delta / 4).toFixed(2)} µs each`);
+  if (other) out.push(`  attached ${other.mode}: ${signed(other.rttP50DeltaUs)} µs, ≈ ${(other.rttP50DeltaUs / 4).toFixed(2)} µs per program run`);
   if (report.programCost) {
     const sum = report.programCost.reduce((a, c) => a + c.ns, 0);
     out.push(
       `  the programs alone (BPF_PROG_RUN, kernel-timed average of ${report.programCost[0]?.repeat ?? 0} runs): ` +
         report.programCost.map((c) => `${c.node} ${c.program === PROGRAMS.fromContainer ? 'from' : 'to'}-container ${c.packet} ${c.ns} ns`).join(', ') +
-        `; ${(sum / 1000).toFixed(2)} µs per round trip, the rest is the tc hook (clsact) and cache effects`,
+        `; ${(sum / 1000).toFixed(2)} µs per round trip, the rest is the tc hook (${own}) and cache effects`,
     );
   }
   out.push('');
   out.push('runs in order:');
   for (const r of report.runs) {
     out.push(
-      `  round ${r.round} ${r.mode.padEnd(8)}  RTT p50 ${r.rttP50Us.toFixed(1).padStart(7)} µs  avg ${r.rttAvgUs.toFixed(1).padStart(7)}  p99 ${r.rttP99Us.toFixed(1).padStart(7)}` +
+      `  round ${r.round} ${(r.attach ? `${r.mode} ${r.attach}` : r.mode).padEnd(report.attachMode ? 15 : 8)}  RTT p50 ${r.rttP50Us.toFixed(1).padStart(7)} µs  avg ${r.rttAvgUs.toFixed(1).padStart(7)}  p99 ${r.rttP99Us.toFixed(1).padStart(7)}` +
         `  ${r.throughputGbps.toFixed(2).padStart(6)} Gbit/s  retr ${String(r.retransmits).padStart(4)}  CPU busy ${(r.backgroundBusy * 100).toFixed(0).padStart(3)} % before, ${(r.hostBusy * 100).toFixed(0)} % during`,
     );
   }

@@ -2,16 +2,21 @@
 // map I/O through bpftool costs per operation.
 //
 // 1. Flow cost. One lab of topologies/two-node.yaml (no policy, no agents:
-//    pure datapath cost), client on n1, server on n2. Each round measures both
-//    modes back to back, in alternating order so drift hits both alike:
+//    pure datapath cost), client on n1, server on n2. Each round measures
+//    every mode back to back, in reversed order every other round so drift
+//    hits them alike:
 //      attached  the lab as `up` leaves it: cil_from_container/cil_to_container
-//                on every lxc veth of both nodes;
-//      detached  no programs: the clsact qdiscs removed with detachEndpoint
-//                (routing, routes and neighbours are untouched);
+//                on every lxc veth of both nodes, attached the way `up` does
+//                (lab/kernel/tc.ts: tcx links where the kernel has them);
+//      attached, the other way (clsact + cls_bpf, or tcx), when the kernel
+//                has both: the same programs on another hook;
+//      detached  no programs: links and clsact qdiscs removed with
+//                detachEndpoint (routing, routes and neighbours are untouched);
 //    and in each mode runs, from the client pod to the server pod,
 //      sockperf pp --tcp --full-rtt -t S   (request/response round trip)
 //      iperf3 -c … -t S -J                 (bulk TCP throughput).
-//    Overhead = per-round attached/detached ratio (median over rounds). The
+//    Overhead = per-round attached/detached ratio (median over rounds), for
+//    each attach mode against the same detached runs. The
 //    programs' own packet counters (cilium_metrics) prove each mode: they
 //    must grow when attached and stay still when detached.
 // 2. The programs alone, timed by the kernel (program-cost.ts).
@@ -27,6 +32,7 @@ import { findPod, type LabPlan, type NodePlan, type PodPlan } from '../../core/p
 import { nodeProgPins } from '../../core/names.ts';
 import { REPO_ROOT } from '../../core/repo.ts';
 import { run } from '../../kernel/run.ts';
+import { probeTcx, tcAttachedPrograms, tcAttachMode, type TcAttachMode } from '../../kernel/tc.ts';
 import { attachEndpoints, detachEndpoint, type PolicyMode } from '../../datapath/load.ts';
 import { readMetrics } from '../../datapath/maps.ts';
 import { allocateIdentities } from '../../policy/identity.ts';
@@ -37,7 +43,11 @@ import { benchTag, startPodServer, type PodServer } from '../pod-server.ts';
 import { parseIperf3, parseSockperf } from '../tool-output.ts';
 import { benchMapIo, type MapIoReps } from './map-io.ts';
 import { measureProgramCost } from './program-cost.ts';
-import { checkGoals, summarizeRuns, type BenchDatapathReport, type DatapathMode, type DatapathRun, type MapIoRow, type ProgramCost } from './report.ts';
+import { PROGRAMS } from '../../abi/layouts.ts';
+import {
+  checkGoals, runsOfAttachMode, summarizeOtherAttach, summarizeRuns,
+  type BenchDatapathReport, type DatapathMode, type DatapathRun, type MapIoRow, type ProgramCost,
+} from './report.ts';
 
 export const DATAPATH_LAB = 'bench-dp';
 export const DATAPATH_TOPOLOGY = 'topologies/two-node.yaml';
@@ -91,6 +101,10 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   let programCost: ProgramCost[] | undefined;
   let client!: PodPlan;
   let server!: PodPlan;
+  // The lab's own attach mode, and the other one when this kernel has tcx.
+  const attachMode = (await tcAttachMode()).mode;
+  const otherMode: TcAttachMode | undefined = attachMode === 'clsact' ? ((await probeTcx()).ok ? 'tcx' : undefined) : 'clsact';
+  const modes: Setting[] = [{ mode: 'attached', attach: attachMode }, ...(otherMode ? [{ mode: 'attached' as const, attach: otherMode }] : []), { mode: 'detached' }];
   try {
     const plan = await upWithDatapath(topology, { name: lab, topologyFile, agents: false, policyMode, signal: opts.signal });
     client = needPod(plan, opts.client ?? 'client');
@@ -106,20 +120,21 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     await sockperfRun(client, server, 1);
     await iperfRun(client, server, 1);
 
-    let current: DatapathMode = 'attached';
+    let current: Setting = modes[0]!;
     for (let round = 1; round <= rounds; round++) {
-      const order: DatapathMode[] = round % 2 === 1 ? ['attached', 'detached'] : ['detached', 'attached'];
-      for (const mode of order) {
+      const order = round % 2 === 1 ? modes : [...modes].reverse();
+      for (const setting of order) {
+        const { mode } = setting;
         if (opts.signal?.aborted) throw new Error('interrupted');
-        if (mode !== current) {
-          await setMode(plan, mode);
-          current = mode;
+        if (!sameSetting(setting, current)) {
+          await setMode(plan, mode, setting.attach);
+          current = setting;
         }
         const backgroundBusy = await waitForQuietHost(settleMs);
-        const r = { ...(await measureRun(lab, plan, client, server, seconds, round, mode)), backgroundBusy };
+        const r = { ...(await measureRun(lab, plan, client, server, seconds, round, mode)), ...(setting.attach ? { attach: setting.attach } : {}), backgroundBusy };
         runs.push(r);
         log(
-          `round ${round}/${rounds} ${mode.padEnd(8)} rtt p50 ${r.rttP50Us.toFixed(1)} µs (avg ${r.rttAvgUs.toFixed(1)}, p99 ${r.rttP99Us.toFixed(1)}), ` +
+          `round ${round}/${rounds} ${settingName(setting).padEnd(15)} rtt p50 ${r.rttP50Us.toFixed(1)} µs (avg ${r.rttAvgUs.toFixed(1)}, p99 ${r.rttP99Us.toFixed(1)}), ` +
             `${r.throughputGbps.toFixed(2)} Gbit/s, ${r.programPackets} pkts seen by programs, CPU busy ${(r.backgroundBusy * 100).toFixed(0)} % before / ${(r.hostBusy * 100).toFixed(0)} % during`,
         );
         if (mode === 'attached' && r.programPackets === 0) notes.push(`round ${round}: attached, but the programs counted no packets`);
@@ -127,7 +142,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
       }
     }
     // Leave the lab as `up` made it before touching its maps.
-    if (current !== 'attached') await setMode(plan, 'attached');
+    if (!sameSetting(current, modes[0]!)) await setMode(plan, 'attached', attachMode);
 
     for (const s of servers.splice(0)) await s.stop();
     programCost = await measureProgramCost(plan, client, server, SOCKPERF_PORT);
@@ -141,7 +156,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     await destroyLab(lab);
   }
 
-  const summary = summarizeRuns(runs);
+  const summary = summarizeRuns(runsOfAttachMode(runs, attachMode));
   const goals = checkGoals(summary, runs);
   const host = { ...hostFacts(), loadavg: await loadavg() };
   return {
@@ -157,6 +172,8 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     runs,
     ...summary,
     policyMode,
+    attachMode,
+    ...(otherMode ? { otherAttach: summarizeOtherAttach(runs, otherMode) } : {}),
     ...(programCost ? { programCost } : {}),
     mapIo,
     ...(mapIo ? { mapIoNode: topology.nodes[0]!.name } : {}),
@@ -173,24 +190,43 @@ function needPod(plan: LabPlan, name: string): PodPlan {
 
 // ---- modes --------------------------------------------------------------------
 
-/** Detaches (or re-attaches) the programs on every pod veth of every node, then checks tc agrees. */
-export async function setMode(plan: LabPlan, mode: DatapathMode): Promise<void> {
+/** A mode of the flow: attached (tcx or clsact) or detached. */
+interface Setting {
+  mode: DatapathMode;
+  attach?: TcAttachMode;
+}
+const sameSetting = (a: Setting, b: Setting) => a.mode === b.mode && a.attach === b.attach;
+const settingName = (s: Setting) => (s.attach ? `${s.mode} ${s.attach}` : s.mode);
+
+/**
+ * Detaches the programs from every pod veth of every node and, for
+ * attached, attaches them again `attach`'s way (default: as `up` does);
+ * then checks that the hooks hold exactly what the mode says.
+ */
+export async function setMode(plan: LabPlan, mode: DatapathMode, attachAs?: TcAttachMode): Promise<void> {
+  const attach = attachAs ?? (await tcAttachMode()).mode;
   await Promise.all(
     plan.nodes.map(async (n) => {
       const lxcs = n.pods.map((p) => p.lxc);
-      if (mode === 'detached') for (const lxc of lxcs) await detachEndpoint(n.netns, lxc);
-      else await attachEndpoints(n.netns, lxcs, nodeProgPins(plan.lab, n.name));
+      // Both ways on one hook would run both: clear it before switching.
+      for (const lxc of lxcs) await detachEndpoint(n.netns, lxc);
+      if (mode === 'attached') await attachEndpoints(n.netns, lxcs, nodeProgPins(plan.lab, n.name), { mode: attach });
       for (const lxc of lxcs) {
-        const has = await hasPrograms(n, lxc);
-        if (has !== (mode === 'attached')) throw new Error(`${n.name}/${lxc}: programs ${has ? 'still attached' : 'missing'} after switching to ${mode}`);
+        const found = await hookPrograms(n, lxc);
+        const want = mode === 'attached' ? [`${attach} ${PROGRAMS.fromContainer}`, `${attach} ${PROGRAMS.toContainer}`] : [];
+        if (found.join(', ') !== want.join(', ')) {
+          throw new Error(`${n.name}/${lxc}: after switching to ${settingName({ mode, attach })} the hooks hold [${found.join(', ')}], not [${want.join(', ')}]`);
+        }
       }
     }),
   );
 }
 
-async function hasPrograms(node: NodePlan, lxc: string): Promise<boolean> {
-  const r = await run(['tc', 'filter', 'show', 'dev', lxc, 'ingress'], { netns: node.netns, okCodes: [1, 2] });
-  return /\bbpf\b/.test(r.stdout) && r.stdout.includes('cil_from_container');
+/** "via name" of the programs at ingress, then at egress. */
+async function hookPrograms(node: NodePlan, lxc: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of ['ingress', 'egress'] as const) for (const p of await tcAttachedPrograms(node.netns, lxc, dir)) found.push(`${p.via} ${p.name}`);
+  return found;
 }
 
 // ---- one run ------------------------------------------------------------------
