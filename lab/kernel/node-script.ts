@@ -15,7 +15,9 @@ export { REPO_ROOT };
  * stale build there is an error (bin/mtless refuses to start on one).
  */
 export function nodeScriptArgv(script: string, args: string[] = []): string[] {
-  if (RUNNING_COMPILED || buildIsFresh()) return [process.execPath, compiledPath(script), ...args];
+  // Only lab/ is compiled; a test's own script (tests/fixtures/…) always runs through tsx.
+  const compiled = script.startsWith('lab/');
+  if (compiled && (RUNNING_COMPILED || buildIsFresh())) return [process.execPath, compiledPath(script), ...args];
   // Resolved from this module, not from the child's cwd.
   return [process.execPath, '--import', import.meta.resolve('tsx'), resolve(REPO_ROOT, script), ...args];
 }
