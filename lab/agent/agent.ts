@@ -1,7 +1,10 @@
 // The node agent: one per node, in the node's namespace. It keeps the maps
 // in sync with the control plane, is the single reader of the signal map,
-// performs the out-of-band mutual-auth handshake, and writes and
-// garbage-collects the auth map — as Cilium's pkg/auth does.
+// authenticates each requested key with the handler of its auth type
+// (auth-handlers.ts: spire = the out-of-band mutual-auth handshake), and
+// writes and garbage-collects the auth map — as Cilium's pkg/auth does. Its
+// counters (metrics.ts) are served as Prometheus text on the management
+// address (metrics-server.ts).
 import { request } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { ClusterSnapshot } from '../control/registry.ts';
@@ -9,11 +12,14 @@ import { CONTROL_PLANE_SPIFFE_ID, HEARTBEAT_MS } from '../control/server.ts';
 import { authEntryWrite, dumpAuth, deleteAuthEntry, type AuthEntry } from '../datapath/auth.ts';
 import { MapWriter } from '../datapath/map-writer.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
-import { AUTH_PORT, AUTH_TYPE_EXPLICIT, IDENTITY_MIN_CLUSTER, SIGNAL_AUTH_REQUIRED, type AuthKey } from '../abi/generated.ts';
+import { AUTH_PORT, AUTH_TYPE_EXPLICIT, CONTROL_PORT, IDENTITY_MIN_CLUSTER, METRICS_PORT, SIGNAL_AUTH_REQUIRED, SIGNAL_TEXT, type AuthKey, type SignalMsg } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
-import { AuthError, authenticate, startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
+import { startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
+import { alwaysFailHandler, AuthHandlerTable, authenticateKey, authTypeName, spireHandler } from './auth-handlers.ts';
+import { AgentMetrics, signalName } from './metrics.ts';
+import { localAddressTowards, startMetricsServer, type MetricsServer } from './metrics-server.ts';
 import type { AgentConfig } from './config.ts';
 import { planFromSnapshot } from './cluster.ts';
 import { nodeNetns } from '../core/names.ts';
@@ -21,8 +27,17 @@ import type { Log } from '../core/log.ts';
 
 /** Cilium backs a key off for 1 s after a request, "based on the default TCP retransmission timeout". */
 export const AUTH_BACKOFF_MS = 1000;
-/** Cilium's request queue length. */
+/**
+ * The request queue: at most this many authentications in flight (distinct
+ * keys; duplicates and backed-off keys never enter). Cilium's 1024
+ * (mesh-auth-queue-size) bounds the signals waiting in a channel instead,
+ * each handed to its own goroutine; either way a full queue drops the
+ * request, counted as "channel overflow" (README, "Faithful to Cilium").
+ */
 export const AUTH_QUEUE_MAX = 1024;
+
+/** What the intake did with a request. */
+export type Intake = 'queued' | 'reserved' | 'pending' | 'backoff' | 'overflow';
 
 interface Svid extends CertAndKey {
   notBefore: Date;
@@ -43,6 +58,10 @@ export class NodeAgent {
   /** One long-lived bpftool for auth-map writes (a process per write costs ~10 ms). */
   private readonly writer = new MapWriter();
   private authServer?: AuthServer;
+  private metricsServer?: MetricsServer;
+  readonly metrics = new AgentMetrics();
+  /** Cilium's auth handlers, by auth type. */
+  private readonly handlers: AuthHandlerTable;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private watchAbort?: AbortController;
@@ -50,7 +69,12 @@ export class NodeAgent {
   private nodeCert = '';
   private nodeKey = '';
 
-  constructor(private readonly cfg: AgentConfig, private readonly log: Log) {}
+  constructor(private readonly cfg: AgentConfig, private readonly log: Log) {
+    this.handlers = new AuthHandlerTable([
+      spireHandler({ svid: (id) => this.svids.get(id), trustBundlePem: () => this.trustBundle, keyLogFile: cfg.keyLogFile }),
+      alwaysFailHandler(),
+    ]);
+  }
 
   async start(): Promise<void> {
     [this.trustBundle, this.nodeCert, this.nodeKey] = await Promise.all([
@@ -65,16 +89,20 @@ export class NodeAgent {
       onHandshake: (e) => this.log('auth-served', { sni: e.sni, peer: e.peerSpiffeId ?? e.peerUris, from: `${e.remoteAddress}:${e.remotePort}`, ms: round(e.durationMs) }),
       onError: (e) => this.log('auth-serve-failed', { reason: e.reason, message: e.message, sni: e.sni, from: e.remoteAddress }),
     });
+    // The address this node reaches the control plane from is its management address.
+    const mgmtIp = await localAddressTowards(new URL(this.cfg.controlUrl).hostname, CONTROL_PORT);
+    this.metricsServer = await startMetricsServer(mgmtIp, METRICS_PORT, () => this.metrics.render());
     // The single reader of this node's signal map.
-    this.signals = streamSignals(this.cfg.lab, this.cfg.node, (s) => {
-      if (s.signalNr === SIGNAL_AUTH_REQUIRED) this.onAuthRequired(s.auth);
-    });
+    this.signals = streamSignals(this.cfg.lab, this.cfg.node, (s) => this.onSignal(s));
     await this.signals.ready;
     this.writer.start();
     this.watch();
     this.timers.push(setInterval(() => void this.gc('interval'), this.cfg.gcIntervalMs));
     this.timers.push(setInterval(() => void this.rotateSvids(), 1000));
-    this.log('started', { underlay: this.cfg.underlayIp, authPort: AUTH_PORT, control: this.cfg.controlUrl });
+    this.log('started', {
+      underlay: this.cfg.underlayIp, authPort: AUTH_PORT, control: this.cfg.controlUrl,
+      metrics: `http://${mgmtIp}:${METRICS_PORT}/metrics`, authTypes: this.handlers.types.map(authTypeName),
+    });
   }
 
   async stop(): Promise<void> {
@@ -84,6 +112,7 @@ export class NodeAgent {
     await this.signals?.stop().catch(() => undefined);
     this.writer.close();
     await this.authServer?.close();
+    await this.metricsServer?.close();
   }
 
   // ---- control plane ----------------------------------------------------------
@@ -279,61 +308,65 @@ export class NodeAgent {
 
   // ---- authentication -------------------------------------------------------------
 
+  /** One record of cilium_signals, counted as Cilium's signal manager counts it. */
+  private onSignal(s: SignalMsg): void {
+    const signal = signalName(SIGNAL_TEXT[s.signalNr], s.signalNr);
+    if (s.signalNr !== SIGNAL_AUTH_REQUIRED) {
+      this.metrics.signalHandled(signal, '', 'unregistered');
+      return;
+    }
+    const intake = this.onAuthRequired(s.auth);
+    this.metrics.signalHandled(signal, authTypeName(s.auth.authType), intake === 'overflow' ? 'channel overflow' : 'received');
+  }
+
   /** Intake of an auth request: skip reserved identities, de-duplicate, back off 1 s per key. */
-  onAuthRequired(key: AuthKey, why = 'signal'): void {
+  onAuthRequired(key: AuthKey, why = 'signal'): Intake {
     const k = keyText(key);
     if (key.localSecLabel < IDENTITY_MIN_CLUSTER || key.remoteSecLabel < IDENTITY_MIN_CLUSTER) {
       this.log('auth-skipped', { key: k, reason: 'reserved identity' });
-      return;
+      return 'reserved';
     }
-    if (this.pending.has(k)) return;
+    if (this.pending.has(k)) return 'pending';
     // Back off 1 s after an entry was written for this key (Cilium: the default TCP RTO);
     // a failed attempt does not hold the next one back.
     const last = this.lastSuccess.get(k) ?? 0;
-    if (why === 'signal' && Date.now() - last < AUTH_BACKOFF_MS) return;
+    if (why === 'signal' && Date.now() - last < AUTH_BACKOFF_MS) return 'backoff';
     if (this.queued >= AUTH_QUEUE_MAX) {
-      this.log('auth-queue-full', { key: k });
-      return;
+      this.log('auth-queue-full', { key: k, max: AUTH_QUEUE_MAX });
+      return 'overflow';
     }
     this.log('auth-requested', { key: k, why });
     this.pending.add(k);
     this.queued++;
+    this.metrics.pending(this.queued);
     void this.authenticate(key, why).finally(() => {
       this.pending.delete(k);
       this.queued--;
+      this.metrics.pending(this.queued);
     });
+    return 'queued';
   }
 
   private async authenticate(key: AuthKey, why: string): Promise<void> {
     const k = keyText(key);
     const started = performance.now();
-    const remoteNodeIp = key.remoteNodeId === 0
-      ? this.cfg.underlayIp
-      : this.snapshot?.nodes.find((n) => n.id === key.remoteNodeId)?.underlayIp;
-    if (!remoteNodeIp) {
-      this.log('auth-failed', { key: k, reason: 'unknown-node', detail: `no node with id ${key.remoteNodeId} (control plane not synced?)` });
+    const outcome = await authenticateKey(key, {
+      handlers: this.handlers,
+      nodeIp: (id) => (id === 0 ? this.cfg.underlayIp : this.snapshot?.nodes.find((n) => n.id === id)?.underlayIp),
+      writer: { write: (authKey, expiration) => this.writer.apply(authEntryWrite(this.cfg.lab, this.cfg.node, authKey, expiration)) },
+    });
+    if (!outcome.ok) {
+      this.metrics.authAttempt(outcome.authType, 'fail', outcome.reason);
+      this.log('auth-failed', { key: k, authType: outcome.authType, reason: outcome.reason, detail: outcome.detail });
       return;
     }
-    const svid = this.svids.get(key.localSecLabel);
-    if (!svid) {
-      this.log('auth-failed', { key: k, reason: 'no-local-svid', detail: `this node holds no SVID for identity ${key.localSecLabel}` });
-      return;
-    }
-    try {
-      const r = await authenticate({
-        remoteNodeIp, localIdentity: key.localSecLabel, remoteIdentity: key.remoteSecLabel, localCert: svid,
-        trustBundlePem: this.trustBundle, keyLogFile: this.cfg.keyLogFile,
-      });
-      await this.writer.apply(authEntryWrite(this.cfg.lab, this.cfg.node, key, r.expiration));
-      this.lastSuccess.set(k, Date.now());
-      this.log('auth-completed', {
-        key: k, why, peer: r.peerSpiffeId, remoteNodeIp, expiration: r.expiration.toISOString(),
-        handshakeMs: round(r.durationMs), totalMs: round(performance.now() - started),
-      });
-    } catch (e) {
-      if (e instanceof AuthError) this.log('auth-failed', { key: k, reason: e.reason, detail: e.message });
-      else this.log('auth-failed', { key: k, reason: 'error', detail: (e as Error).message });
-    }
+    const r = outcome.response;
+    this.lastSuccess.set(k, Date.now());
+    this.metrics.authAttempt(outcome.authType, 'success');
+    this.log('auth-completed', {
+      key: k, why, authType: outcome.authType, peer: r.peer, remoteNodeIp: outcome.remoteNodeIp, expiration: r.expiration.toISOString(),
+      ...(r.handshakeMs !== undefined ? { handshakeMs: round(r.handshakeMs) } : {}), totalMs: round(performance.now() - started),
+    });
   }
 
   // ---- garbage collection --------------------------------------------------------

@@ -70,6 +70,11 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     summary: 'add or delete a pod on a running lab (the control plane allocates its identity)',
     load: () => import('./commands/pod.ts').then((m) => m.command),
   },
+  metrics: {
+    args: 'NAME [NODE] [--prometheus | -o json]',
+    summary: "the node agents' counters (signals handled, auth outcomes), scraped from their Prometheus endpoint (/metrics on the management address)",
+    load: () => import('./commands/metrics.ts').then((m) => m.command),
+  },
   restart: {
     args: 'NAME NODE|cp',
     summary: 'restart a node agent (it re-reads its maps) or the control plane (it keeps run-time pod changes)',

@@ -12,16 +12,18 @@
 //   are cluster-wide unless they name io.kubernetes.pod.namespace.
 // - toPorts omitted: every port and protocol (an L3-only entry). A port with
 //   protocol ANY means TCP and UDP on that port; port 0 means any port.
-// - `authentication: {mode: required}` → auth type 1 (spire), marked
-//   explicit. Narrower entries without an explicit auth type inherit the
-//   strongest explicit auth type of the broader entries that cover them (as
-//   Cilium derives auth types), so a port rule cannot bypass an L3 rule's
+// - `authentication: {mode: required}` → auth type 1 (spire),
+//   `test-always-fail` → auth type 2 (Cilium's test type, whose handler
+//   always fails), `disabled` → 0; each marked explicit. Narrower entries
+//   without an explicit auth type inherit the strongest (numerically
+//   highest, as in Cilium) explicit auth type of the broader entries that
+//   cover them (as Cilium derives auth types), so a port rule cannot bypass an L3 rule's
 //   requirement when the datapath's first, most specific lookup hits it.
 // - Traffic from the local host is allowed into enforced pods, as Cilium's
 //   default `allow-localhost: always` does (kubelet probes).
-import type { PortProtocol, Selector, Topology } from '../topology/model.ts';
+import type { Authentication, PortProtocol, Selector, Topology } from '../topology/model.ts';
 import { podLabels, selectorMatches } from '../topology/validate.ts';
-import { AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST, IPPROTO_TCP, IPPROTO_UDP } from '../abi/generated.ts';
+import { AUTH_TYPE_ALWAYS_FAIL, AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE, IDENTITY_HOST, IPPROTO_TCP, IPPROTO_UDP } from '../abi/generated.ts';
 import type { IdentityAllocation } from './identity.ts';
 
 export type Direction = 'ingress' | 'egress';
@@ -54,6 +56,13 @@ export interface EndpointPolicy {
   entries: PolicyEntry[];
 }
 
+/** The auth type a rule's `authentication.mode` asks for (Cilium's AuthType of the CRD's mode). */
+export const AUTH_TYPE_OF_MODE: Record<Authentication['mode'], number> = {
+  disabled: AUTH_TYPE_DISABLED,
+  required: AUTH_TYPE_SPIRE,
+  'test-always-fail': AUTH_TYPE_ALWAYS_FAIL,
+};
+
 /** The policy_entry.auth_type byte: the type, with bit 7 when explicit. */
 export const authTypeByte = (e: Pick<PolicyEntry, 'authType' | 'explicitAuth'>) => e.authType | (e.explicitAuth ? AUTH_TYPE_EXPLICIT : 0);
 
@@ -71,7 +80,7 @@ export function compilePolicies(topology: Topology, identities: IdentityAllocati
       for (const [direction, rules] of [['ingress', ingressRules], ['egress', egressRules]] as const) {
         for (const rule of rules) {
           const auth = rule.authentication;
-          const authType = auth?.mode === 'required' ? AUTH_TYPE_SPIRE : AUTH_TYPE_DISABLED;
+          const authType = auth ? AUTH_TYPE_OF_MODE[auth.mode] : AUTH_TYPE_DISABLED;
           for (const peerIdentity of selectIdentities(rule.peers, identities)) {
             for (const { protocol, port } of portKeys(rule.toPorts.flatMap((r) => r.ports))) {
               raw.push({ direction, peerIdentity, protocol, port, deny: false, authType, explicitAuth: auth !== undefined, sources: [rule.policy] });

@@ -36,7 +36,8 @@ export interface PortRule {
 }
 
 export interface Authentication {
-  mode: 'required' | 'disabled';
+  /** Cilium's enum; test-always-fail selects the auth type whose handler always fails. */
+  mode: 'required' | 'disabled' | 'test-always-fail';
 }
 
 export interface IngressRule {

@@ -48,11 +48,12 @@ const PortRule = z
   })
   .meta({ id: 'PortRule' });
 
+// Cilium's CRD enum is disabled | required | test-always-fail; the order here keeps the lab's first.
 const Authentication = z
-  .strictObject({ mode: z.enum(['required', 'disabled']) })
+  .strictObject({ mode: z.enum(['required', 'disabled', 'test-always-fail']) })
   .meta({
     id: 'Authentication',
-    description: '"required": the first packet of a flow waits for the agents\' mutual-auth handshake.',
+    description: '"required": the first packet of a flow waits for the agents\' mutual-auth handshake. "test-always-fail": the agents\' always-fail handler refuses every request (Cilium\'s test auth type), so the flow stays dropped.',
   });
 
 const IngressRule = z.strictObject({

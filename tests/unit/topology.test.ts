@@ -273,7 +273,7 @@ policies:
 `,
     issues: [
       issue('policies[0].egress[0].toEndpoints', 'must have at least 1 item'),
-      issue('policies[0].egress[0].authentication.mode', 'must be one of "required", "disabled" (got "mtls")'),
+      issue('policies[0].egress[0].authentication.mode', 'must be one of "required", "disabled", "test-always-fail" (got "mtls")'),
     ],
   },
   {
