@@ -1,5 +1,5 @@
 // Turns the control plane's snapshot into the shapes the datapath compiler
-// takes (a plan and an identity allocation), so the agent and `lab up`
+// takes (a plan and an identity allocation), so the agent and `mtless up`
 // compile node state with one function.
 import type { ClusterSnapshot } from '../control/registry.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';

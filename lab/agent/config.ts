@@ -1,4 +1,4 @@
-// What `lab up` hands each node agent: a JSON file in the lab's state
+// What `mtless up` hands each node agent: a JSON file in the lab's state
 // directory. Secrets live in files beside it (mode 0600), never in argv.
 import { readFile } from 'node:fs/promises';
 import { stateDir } from '../core/names.ts';

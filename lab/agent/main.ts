@@ -1,4 +1,4 @@
-// The node-agent process, run by `lab up` in each node namespace.
+// The node-agent process, run by `mtless up` in each node namespace.
 import 'reflect-metadata';
 import { READY_LINE } from '../kernel/daemon.ts';
 import { NodeAgent } from './agent.ts';

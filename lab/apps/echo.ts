@@ -1,5 +1,5 @@
 // A tiny real application for pods: a TCP/UDP echo server and a client.
-// Run inside a pod namespace (lab exec NAME/POD -- node --import tsx lab/apps/echo.ts …).
+// Run inside a pod namespace (mtless exec NAME/POD -- node --import tsx lab/apps/echo.ts …).
 //
 //   echo.ts serve tcp|udp PORT          prints "READY tcp 8080" once listening,
 //                                        then one "RECV <peer> <text>" line per message

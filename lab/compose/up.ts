@@ -45,7 +45,7 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
   if (!(await claimLabName(lab))) {
     const existing = await readState(lab);
     const since = existing ? ` (${existing.phase} since ${existing.createdAt})` : '';
-    throw new LabInUseError(`lab "${lab}" is already in use${since}: run \`lab down ${lab}\` first, or pick another name with --name`);
+    throw new LabInUseError(`lab "${lab}" is already in use${since}: run \`mtless down ${lab}\` first, or pick another name with --name`);
   }
 
   const state: LabState = {

@@ -1,4 +1,4 @@
-// What `lab up` hands the control-plane process: a JSON file in the lab's
+// What `mtless up` hands the control-plane process: a JSON file in the lab's
 // state directory; the CA key sits beside it with mode 0600.
 import { readFile } from 'node:fs/promises';
 import { stateDir } from '../core/names.ts';

@@ -1,4 +1,4 @@
-// The control-plane process, run by `lab up` in the lab's control-plane
+// The control-plane process, run by `mtless up` in the lab's control-plane
 // namespace: node:https for agents, a unix socket for the CLI.
 import 'reflect-metadata';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ if (!configPath) {
 const cfg = await readControlConfig(configPath);
 const log = jsonLog('control-plane', 'cp');
 const ca = await loadCa(cfg.caFile);
-// Pods added or deleted at run time survive a restart (`lab restart NAME cp`).
+// Pods added or deleted at run time survive a restart (`mtless restart NAME cp`).
 const savedFile = `${dirname(configPath)}/registry.json`;
 const saved = await readFile(savedFile, 'utf8').then((t) => JSON.parse(t) as ClusterSnapshot, () => undefined);
 const registry = new Registry(cfg.nodes, cfg.policies, saved?.identities ?? cfg.identities);

@@ -1,6 +1,6 @@
 // The lab's daemons (agent, control plane, proxies) log one JSON object per
 // line on stdout, which their launcher sends to the daemon log file in the
-// lab's state directory (read by `lab logs`).
+// lab's state directory (read by `mtless logs`).
 
 export type Log = (event: string, fields?: Record<string, unknown>) => void;
 

@@ -91,7 +91,7 @@ export async function listStateLabs(): Promise<string[]> {
 
 /**
  * Serialises read-modify-write of a running lab's state between processes
- * (two `lab pod add` at once). A lock whose holder died is taken over.
+ * (two `mtless pod add` at once). A lock whose holder died is taken over.
  */
 export async function withStateLock<T>(lab: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const lock = `${stateDir(lab)}/lock`;

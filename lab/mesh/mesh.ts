@@ -1,7 +1,7 @@
 // The mesh controller (istiod's part, run by the scenario on the lab host):
 // issues one workload SVID per pod, writes each node proxy's config, installs
 // the node's nftables redirect, and starts the proxies as tagged lab
-// processes. `lab down` removes everything: the proxies by tag, the tables
+// processes. `mtless down` removes everything: the proxies by tag, the tables
 // with the node namespaces, the files with the state directory.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
@@ -155,7 +155,7 @@ export async function startMesh(lab: string, topology: Topology): Promise<void> 
 }
 
 /**
- * Enrolls a pod added at run time (`lab pod add`): its SVID (of ITS service
+ * Enrolls a pod added at run time (`mtless pod add`): its SVID (of ITS service
  * account), then its node's redirect and proxy config (SIGHUP, waits for the
  * reload). Only the pod's own node changes: other proxies authorize by
  * certificate and need no update. Pods deleted from the lab leave the mesh here.

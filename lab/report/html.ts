@@ -1,4 +1,4 @@
-// One HTML page per `lab scenario run`: the claims, a verdict matrix, each
+// One HTML page per `mtless scenario run`: the claims, a verdict matrix, each
 // scenario's checks and narrative (flow log included), and links to its
 // captures. Self-contained (inline CSS), so it opens from disk or a CI artifact.
 import { writeFile } from 'node:fs/promises';

@@ -6,7 +6,7 @@
 //
 // cil_sk_msg attached to the sockhash, cil_sock_ops to the node's cgroup
 // /sys/fs/cgroup/unified/mtless-lab/<lab>/<node>. Only processes in that
-// cgroup are accelerated (see podCommand in pod.ts). `lab down` frees it all:
+// cgroup are accelerated (see podCommand in pod.ts). `mtless down` frees it all:
 // it stops the tagged processes, removes the lab's bpffs folder (the pins)
 // and its cgroup tree (which releases the sock_ops attachment).
 import { access, mkdir, rm } from 'node:fs/promises';
