@@ -51,6 +51,8 @@ export interface FuzzOptions {
   explain?: number;
   /** Progress lines. */
   log?: (line: string) => void;
+  /** Stops the run between groups (the report says how many cases ran). */
+  signal?: AbortSignal;
 }
 
 export interface FuzzReport<C> {
@@ -69,6 +71,8 @@ export interface FuzzReport<C> {
   durationMs: number;
   /** The cases alone, without shrinking. */
   casesMs: number;
+  /** Stopped early by `signal`: `cases` says how many ran. */
+  interrupted: boolean;
 }
 
 /** Runs the given cases as one group. */
@@ -112,8 +116,14 @@ export async function fuzz<C, T>(node: FuzzNode, target: FuzzTarget<C, T>, opts:
   // Group k+1 is generated, modelled and written while group k runs in bpftool.
   let next = opts.cases > 0 ? prepare(from) : undefined;
   let done = 0;
+  let interrupted = false;
   for (let first = from; next; first += groupSize) {
     const current = await next;
+    if (opts.signal?.aborted) {
+      interrupted = true;
+      await node.discard(current);
+      break;
+    }
     next = first + groupSize < end ? prepare(first + groupSize) : undefined;
     const group = await node.execute(current);
     const verdicts = group.items.map((r) => target.judge(r, group.window));
@@ -129,6 +139,7 @@ export async function fuzz<C, T>(node: FuzzNode, target: FuzzTarget<C, T>, opts:
 
   const mismatches: Mismatch<C>[] = [];
   for (const f of failed.slice(0, opts.explain ?? 5)) {
+    if (opts.signal?.aborted) break;
     const alone = (await runCases(node, target, [{ index: f.index, case: f.case }])).verdicts[0]!;
     if (!alone.diffs.length) {
       mismatches.push({ ...f, reproducedAlone: false });
@@ -143,8 +154,8 @@ export async function fuzz<C, T>(node: FuzzNode, target: FuzzTarget<C, T>, opts:
     mismatches.push(m);
   }
   return {
-    target: target.name, seed: opts.seed, from, cases: opts.cases, mismatchCount: failed.length, mismatches, coverage, leftovers,
-    durationMs: performance.now() - started, casesMs,
+    target: target.name, seed: opts.seed, from, cases: done, mismatchCount: failed.length, mismatches, coverage, leftovers,
+    durationMs: performance.now() - started, casesMs, interrupted,
   };
 }
 
@@ -158,5 +169,6 @@ export function formatMismatch<C>(m: Mismatch<C>): string[] {
 /** The one-line summary of a run. */
 export function formatSummary(r: FuzzReport<unknown>): string {
   const rate = r.casesMs > 0 ? Math.round(r.cases / (r.casesMs / 1000)) : 0;
-  return `fuzz ${r.target}: ${r.cases} cases from ${r.from}, seed ${r.seed}, ${r.mismatchCount} mismatches, ${(r.durationMs / 1000).toFixed(1)} s (cases ${(r.casesMs / 1000).toFixed(1)} s, ${rate} cases/s)`;
+  return `fuzz ${r.target}: ${r.cases} cases${r.from ? ` from ${r.from}` : ''}, seed ${r.seed}, ${r.mismatchCount} mismatches, ` +
+    `${(r.durationMs / 1000).toFixed(1)} s (cases ${(r.casesMs / 1000).toFixed(1)} s, ${rate} cases/s)${r.interrupted ? ', interrupted' : ''}`;
 }

@@ -358,6 +358,11 @@ export class FuzzNode {
     return { dir, now, items, lines, spans, dumpsAt, batchFile, lookups, count, build, outputs: outputSpans.map(([a, b]) => files.outputs.slice(a, b)) };
   }
 
+  /** Drops a prepared group that will not run. */
+  async discard<T>(g: PreparedGroup<T>): Promise<void> {
+    await rm(g.dir, { recursive: true, force: true });
+  }
+
   /** Runs a prepared group (once the one before it has finished) and reads what each case left behind. */
   async execute<T>(g: PreparedGroup<T>): Promise<GroupResult<T>> {
     let r: GroupResult<T> & { countersUnaccounted: boolean };
