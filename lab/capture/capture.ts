@@ -16,19 +16,21 @@
 // loses the end of the scenario (measured: it lost 1 of 10 packets, once 9 of 10).
 // So stop() first waits until every tcpdump sits idle in poll(): its ring is
 // empty, everything that came before the stop has been written.
-import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
-import { processTag } from '../core/names.ts';
+import { keyLogFile, processTag, wgKeyLogFile } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
 import { readState, type LabState } from '../core/state.ts';
 import { linkFileName, resolveLinks, type CaptureLink, type Tap } from './links.ts';
 import {
-  encodeInterface, encodePacket, encodeSectionHeader, mergeCaptures, readCapture, writeCapture,
-  PcapStreamReader, type PacketCapture,
+  encodeInterface, encodePacket, encodeSecrets, encodeSectionHeader, mergeCaptures, readCapture, writeCapture,
+  PcapStreamReader, SECRETS_TLS_KEYLOG, SECRETS_WIREGUARD, type DecryptionSecrets, type PacketCapture,
 } from './pcapng.ts';
+import { PROFILE_HINT } from './profile.ts';
+import { embedInCapture, labSecrets, noSecrets, type CaptureSecrets, type KeyLogs } from './secrets.ts';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 
 export const CAPTURE_ROLE = 'capture';
@@ -49,6 +51,12 @@ export interface CaptureOptions {
   filter?: string;
   /** Called as soon as a tap dies mid-capture (stop() reports it too). */
   onFailure?: (failure: CaptureFailure) => void;
+  /**
+   * Embed the lab's own secrets (its TLS key log and WireGuard keys, see
+   * secrets.ts) in every file, read when the capture stops; a stream gets
+   * them as they appear. Default true.
+   */
+  secrets?: boolean;
 }
 
 export interface CaptureFailure {
@@ -72,6 +80,8 @@ export interface CaptureResult {
   startedAt: Date;
   stoppedAt: Date;
   links: LinkCaptureFile[];
+  /** What each link's file embeds (and says so in its section comment). */
+  secrets: CaptureSecrets;
 }
 
 export class CaptureError extends Error {
@@ -381,7 +391,9 @@ async function stopFileCapture(
   const ends = await drainAndStop(taps, opts);
   const stoppedAt = new Date();
   const failures: CaptureFailure[] = [];
-  const result: CaptureResult = { lab: state.lab, dir: outDir, startedAt, stoppedAt, links: [] };
+  // Read after the last packet: the key log then holds every handshake the files show.
+  const secrets = opts.secrets === false ? noSecrets() : await labSecrets(state);
+  const result: CaptureResult = { lab: state.lab, dir: outDir, startedAt, stoppedAt, links: [], secrets };
 
   for (const link of links) {
     const mine = taps.map((t, i) => ({ t, killed: ends[i]!.outcome === 'killed', drained: ends[i]!.drained })).filter(({ t }) => t.link === link);
@@ -407,9 +419,10 @@ async function stopFileCapture(
 
     const file = join(outDir, linkFileName(link.name));
     const merged = mergeCaptures(captures.map((capture) => ({ capture, name: link.name, description: link.description })), {
-      comments: [`link ${link.name} of lab "${state.lab}": ${link.description}`, `captured ${startedAt.toISOString()} to ${stoppedAt.toISOString()} by mtless-lab (tcpdump)`],
+      comments: [`link ${link.name} of lab "${state.lab}": ${link.description}`, `captured ${startedAt.toISOString()} to ${stoppedAt.toISOString()} by mtless-lab (tcpdump)`, PROFILE_HINT],
       application: 'mtless-lab (tcpdump --immediate-mode)',
     });
+    embedInCapture(merged, secrets);
     try {
       await writeFile(file, writeCapture(merged));
     } catch (e) {
@@ -436,11 +449,59 @@ export interface CaptureStream {
 }
 
 /**
+ * How far a stream runs behind the wire. Two reasons: each tap's tcpdump
+ * hands over its packets on its own schedule, so packets of one link's taps
+ * (a bridge's ports) arrive out of order, and Wireshark then takes a segment
+ * for a retransmission and stops dissecting its TLS (measured: the 4250
+ * handshake showed as "ACKed unseen segment"); and a handshake's key must be
+ * in the stream before its packets.
+ */
+export const STREAM_LAG_MS = 250;
+const STREAM_FLUSH_MS = 25;
+
+/**
+ * A key log as it grows: each poll returns the complete lines added since
+ * the last one. A file that is not there yet is simply empty.
+ */
+class KeyLogFollower {
+  private offset = 0;
+  constructor(readonly file: string, readonly type: number) {}
+
+  async poll(): Promise<DecryptionSecrets | undefined> {
+    const size = await stat(this.file).then((s) => s.size, () => 0);
+    if (size < this.offset) this.offset = 0; // rewritten from scratch
+    if (size === this.offset) return undefined;
+    let fresh: Buffer;
+    const fh = await open(this.file, 'r').catch(() => undefined);
+    if (!fh) return undefined; // gone meanwhile (the lab went down)
+    try {
+      fresh = Buffer.alloc(size - this.offset);
+      const { bytesRead } = await fh.read(fresh, 0, fresh.length, this.offset);
+      fresh = fresh.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+    const end = fresh.lastIndexOf(0x0a) + 1; // a line still being written waits for the next poll
+    if (end === 0) return undefined;
+    this.offset += end;
+    return { type: this.type, data: fresh.subarray(0, end) };
+  }
+}
+
+/**
  * Streams a live pcapng to `out` (e.g. stdout for `| wireshark -k -i -`):
  * one section, one interface per link (named for the link, written when its
  * first packet arrives), packets as they arrive from any link.
+ *
+ * Packets go out in timestamp order, STREAM_LAG_MS behind the wire. With
+ * secrets (the default), the lab's key logs and `keylogs` go into the stream
+ * as Decryption Secrets Blocks, and new key log lines as they appear, always
+ * before the packets that follow them: Wireshark decrypts a packet only if
+ * its key came earlier in the stream.
  */
-export async function streamCapture(lab: string | LabState, links: (string | CaptureLink)[], out: Writable, opts: CaptureOptions & { comment?: string } = {}): Promise<CaptureStream> {
+export async function streamCapture(
+  lab: string | LabState, links: (string | CaptureLink)[], out: Writable, opts: CaptureOptions & { comment?: string; keylogs?: KeyLogs } = {},
+): Promise<CaptureStream> {
   const state = await labState(lab);
   const resolved = resolveLinks(state, links);
   if (resolved.length === 0) throw new Error('no links to capture');
@@ -460,11 +521,47 @@ export async function streamCapture(lab: string | LabState, links: (string | Cap
     if (outOpen) out.write(b);
   };
 
+  const withSecrets = opts.secrets !== false || Boolean(opts.keylogs?.tls || opts.keylogs?.wg);
+  const followers = [
+    ...(opts.secrets === false ? [] : [new KeyLogFollower(keyLogFile(state.lab), SECRETS_TLS_KEYLOG), new KeyLogFollower(wgKeyLogFile(state.lab), SECRETS_WIREGUARD)]),
+    ...(opts.keylogs?.tls ? [new KeyLogFollower(opts.keylogs.tls, SECRETS_TLS_KEYLOG)] : []),
+    ...(opts.keylogs?.wg ? [new KeyLogFollower(opts.keylogs.wg, SECRETS_WIREGUARD)] : []),
+  ];
+  const secretsNow = opts.secrets === false ? noSecrets() : await labSecrets(state);
+
   const taps = await startTaps(state.lab, resolved, () => '-', opts);
   write(encodeSectionHeader({
-    comments: [`live capture of lab "${state.lab}": ${resolved.map((l) => l.name).join(', ')}`, ...(opts.comment ? [opts.comment] : [])],
+    comments: [
+      `live capture of lab "${state.lab}": ${resolved.map((l) => l.name).join(', ')}`,
+      ...(opts.comment ? [opts.comment] : []),
+      ...secretsNow.comments,
+      ...followers.map((f) => `key log followed live: ${f.file}`),
+    ],
     application: 'mtless-lab (tcpdump --immediate-mode)',
   }));
+
+  // Packets wait in `queue`, in timestamp order, for the lag; before each flush, new key log lines go out first.
+  const queue: { at: number; ts: bigint; block: Buffer }[] = [];
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = (all: boolean) => (flushing = flushing.then(async () => {
+    for (const f of followers) {
+      // A key log that cannot be read means fewer secrets, never a lost packet.
+      const secret = await f.poll().catch(() => undefined);
+      if (secret) write(encodeSecrets(secret));
+    }
+    // The head waits its full lag even when packets behind it waited longer: they are later on the wire.
+    const cutoff = all ? Infinity : performance.now() - STREAM_LAG_MS;
+    let n = 0;
+    while (n < queue.length && queue[n]!.at <= cutoff) n++;
+    for (const q of queue.splice(0, n)) write(q.block);
+  }));
+  const flushTimer = setInterval(() => void flush(false), STREAM_FLUSH_MS).unref();
+  if (withSecrets) await flush(false); // the key logs as they are, before any packet
+  const writePacket = (ts: bigint, block: Buffer) => {
+    let i = queue.length;
+    while (i > 0 && queue[i - 1]!.ts > ts) i--;
+    queue.splice(i, 0, { at: performance.now(), ts, block });
+  };
 
   // Interface ids in the stream, per link and link type (taps of one bridge share one).
   const ids = new Map<string, number>();
@@ -490,7 +587,7 @@ export async function streamCapture(lab: string | LabState, links: (string | Cap
             name: sameLink ? `${t.link.name} (${t.tap.device})` : t.link.name, description: t.link.description,
           }));
         }
-        for (const p of packets) write(encodePacket({ ...p, interfaceId: id }));
+        for (const p of packets) writePacket(p.timestampNs, encodePacket({ ...p, interfaceId: id }));
       } catch (e) {
         parseErrors.set(t, (e as Error).message);
       }
@@ -504,6 +601,8 @@ export async function streamCapture(lab: string | LabState, links: (string | Cap
     const ends = await drainAndStop(taps, opts);
     // Wait for each tap's stdout to drain into the writer before judging counts.
     await Promise.all(taps.map((t) => (t.proc.stdout ? finished(t.proc.stdout).catch(() => undefined) : undefined)));
+    clearInterval(flushTimer);
+    await flush(true);
     const failures: CaptureFailure[] = [];
     const packets: Record<string, number> = {};
     taps.forEach((t, i) => {

@@ -1,9 +1,13 @@
-// `lab capture`: the verb's options and a thin run(), shaped like the
+// `mtless capture`: the verb's options and a thin run(), shaped like the
 // verbs of lab/cli/table.ts (its `capture` entry loads captureCommand).
 //
-//   lab capture NAME --list                 the lab's links
-//   lab capture NAME [LINK…] [-w DIR]       files until Ctrl-C (or --duration S)
-//   lab capture NAME [LINK…] -w -           live pcapng on stdout: | wireshark -k -i -
+//   mtless capture NAME --list              the lab's links
+//   mtless capture NAME [LINK…] [-w DIR]    files until Ctrl-C (or --duration S)
+//   mtless capture NAME [LINK…] -w -        live pcapng on stdout: | wireshark -k -i -
+//
+// Files embed the running lab's secrets (TLS key log, WireGuard keys) and
+// carry its drops as packet comments, read from the flow events while the
+// capture runs; the stream embeds the secrets as they appear.
 import { join } from 'node:path';
 import { isRoot } from '../kernel/preflight.ts';
 
@@ -11,17 +15,19 @@ import { readState } from '../core/state.ts';
 import { CaptureError, startCapture, streamCapture, type CaptureFailure } from './capture.ts';
 import { listLinks, UnknownLinkError } from './links.ts';
 import { CAPTURES_ROOT, finishCapture } from './scenario.ts';
+import { watchDrops, type DropWatch } from './drops.ts';
 import { LAB_NAME_RE } from '../topology/model.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 
 export const captureCommand = {
   summary: 'capture links of a lab (pcapng, named interfaces); -w - streams to stdout for `| wireshark -k -i -`',
-  args: 'NAME [LINK…] [-w DIR|-] [--duration S] [--keylog FILE] [--wg-keylog FILE] [--filter EXPR] | NAME --list',
+  args: 'NAME [LINK…] [-w DIR|-] [--duration S] [--no-secrets] [--keylog FILE] [--wg-keylog FILE] [--filter EXPR] | NAME --list',
   options: {
     write: { type: 'string', short: 'w' },
     list: { type: 'boolean' },
     duration: { type: 'string' },
+    'no-secrets': { type: 'boolean' },
     keylog: { type: 'string' },
     'wg-keylog': { type: 'string' },
     filter: { type: 'string', short: 'f' },
@@ -30,18 +36,18 @@ export const captureCommand = {
 } as const;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
-const printFailure = (f: CaptureFailure) => say(`lab capture: link ${f.link} (${f.device} in ${f.netns}): ${f.reason}`);
+const printFailure = (f: CaptureFailure) => say(`mtless capture: link ${f.link} (${f.device} in ${f.netns}): ${f.reason}`);
 
-/** Runs `lab capture`; resolves with the exit code (2: usage, 1: failure). Messages go to stderr: stdout may carry packets. */
+/** Runs `mtless capture`; resolves with the exit code (2: usage, 1: failure). Messages go to stderr: stdout may carry packets. */
 export async function runCaptureCommand(args: string[], v: Values): Promise<number> {
   const [lab, ...linkNames] = args;
   if (!lab || !LAB_NAME_RE.test(lab)) {
-    say(`lab capture: ${lab ? `invalid lab name "${lab}"` : 'missing lab name'}\nusage: lab capture ${captureCommand.args}`);
+    say(`mtless capture: ${lab ? `invalid lab name "${lab}"` : 'missing lab name'}\nusage: mtless capture ${captureCommand.args}`);
     return 2;
   }
   const state = await readState(lab);
   if (!state) {
-    say(`lab capture: no lab named "${lab}" (see \`lab status\`)`);
+    say(`mtless capture: no lab named "${lab}" (see \`mtless status\`)`);
     return 1;
   }
   if (v.list) {
@@ -51,16 +57,18 @@ export async function runCaptureCommand(args: string[], v: Values): Promise<numb
     return 0;
   }
   if (!isRoot()) {
-    say('lab capture: needs root (captures run inside the lab namespaces); run it with sudo');
+    say('mtless capture: needs root (captures run inside the lab namespaces); run it with sudo');
     return 1;
   }
   const duration = v.duration === undefined ? undefined : Number(v.duration);
   if (duration !== undefined && !(duration > 0)) {
-    say(`lab capture: --duration must be a number of seconds, got "${String(v.duration)}"`);
+    say(`mtless capture: --duration must be a number of seconds, got "${String(v.duration)}"`);
     return 2;
   }
   const links = linkNames.length > 0 ? linkNames : listLinks(state).map((l) => l.name);
   const filter = typeof v.filter === 'string' ? v.filter : undefined;
+  const secrets = !v['no-secrets'];
+  const keylogs = { tls: v.keylog as string | undefined, wg: v['wg-keylog'] as string | undefined };
 
   // Ctrl-C, SIGTERM, --duration, or (streaming) the reader going away: all mean "stop well".
   let stopReason: string | undefined;
@@ -74,19 +82,16 @@ export async function runCaptureCommand(args: string[], v: Values): Promise<numb
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const timer = duration ? setTimeout(() => stop('duration'), duration * 1000) : undefined;
+  let drops: DropWatch | undefined;
 
   try {
     if (v.write === '-') {
-      if (v.keylog || v['wg-keylog']) {
-        say('lab capture: --keylog/--wg-keylog embed secrets in files (-w DIR); for a live stream give Wireshark the key log (TLS protocol preferences)');
-        return 2;
-      }
       if (process.stdout.isTTY) {
-        say('lab capture: -w - writes binary pcapng; pipe it, e.g. `lab capture NAME LINK -w - | wireshark -k -i -`');
+        say('mtless capture: -w - writes binary pcapng; pipe it, e.g. `mtless capture NAME LINK -w - | wireshark -k -i -`');
         return 2;
       }
-      const stream = await streamCapture(state, links, process.stdout, { filter, onFailure: printFailure });
-      say(`capturing ${links.join(', ')} of lab "${lab}" to stdout; Ctrl-C stops`);
+      const stream = await streamCapture(state, links, process.stdout, { filter, onFailure: printFailure, secrets, keylogs });
+      say(`capturing ${links.join(', ')} of lab "${lab}" to stdout${secrets ? ' (with the lab\'s secrets, as they appear)' : ''}; Ctrl-C stops`);
       void stream.closed.then(() => stop('reader closed'));
       await stopped;
       const r = await stream.stop({ interrupted: stopReason === 'SIGINT' || stopReason === 'SIGTERM' });
@@ -95,28 +100,37 @@ export async function runCaptureCommand(args: string[], v: Values): Promise<numb
     }
 
     const dir = typeof v.write === 'string' ? v.write : join(CAPTURES_ROOT, lab, `capture-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    const handle = await startCapture(state, links, dir, { filter, onFailure: printFailure });
+    // Flow events first: a drop in the capture's first packets must already be seen.
+    drops = await watchDrops(state, links);
+    for (const u of drops.unread) say(`mtless capture: no drop comments for node ${u.node}: ${u.reason}`);
+    const handle = await startCapture(state, links, dir, { filter, onFailure: printFailure, secrets });
     say(`capturing ${links.length} links of lab "${lab}" into ${dir}; ${duration ? `${duration} s, or ` : ''}Ctrl-C stops`);
     await stopped;
+    const interrupted = stopReason === 'SIGINT' || stopReason === 'SIGTERM';
+    await handle.stop({ interrupted }).catch(() => undefined); // finishCapture reports its failures
+    await drops.stop();
+    const events = drops.drops();
     const files = await finishCapture(handle, {
-      comments: [`lab capture of lab "${lab}"${state.topologyFile ? ` (topology ${state.topologyFile})` : ''}, stopped by ${stopReason}`],
-      keylogs: { tls: v.keylog as string | undefined, wg: v['wg-keylog'] as string | undefined },
-      interrupted: stopReason === 'SIGINT' || stopReason === 'SIGTERM',
+      comments: [`mtless capture of lab "${lab}"${state.topologyFile ? ` (topology ${state.topologyFile})` : ''}, stopped by ${stopReason}`],
+      keylogs, drops: events, interrupted,
     });
     for (const [link, file] of Object.entries(files.links)) say(`  ${link.padEnd(24)} ${file}`);
     say(`  ${'merged'.padEnd(24)} ${files.merged} (${files.packets} packets)`);
+    const commented = files.drops.filter((m) => m.frame !== undefined).length;
+    say(`  drops: ${commented} of ${events.length} commented${events.length > commented ? ' (the others were on links not captured)' : ''}; secrets: ${secrets ? 'the lab\'s key logs embedded' : 'none (--no-secrets)'}`);
     return 0;
   } catch (e) {
     if (e instanceof UnknownLinkError) {
-      say(`lab capture: ${e.message}`);
+      say(`mtless capture: ${e.message}`);
       return 2;
     }
     if (e instanceof CaptureError) {
-      say(`lab capture: ${e.message}`);
+      say(`mtless capture: ${e.message}`);
       return 1;
     }
     throw e;
   } finally {
+    await drops?.stop();
     if (timer) clearTimeout(timer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -1,13 +1,18 @@
 // After a capture: one merged pcapng with the links' names, the key logs
 // embedded (so Wireshark decrypts with no setup), and comments on packets
-// (drops). editcap does the secrets and comments; it keeps our interface
-// names and section comment.
+// (drops). Our own writer adds secrets (editcap 4.0 cannot rewrite a file
+// that holds some); editcap adds comments to files without secrets. Both
+// keep our interface names and section comment.
 import { isIP } from 'node:net';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { run } from '../kernel/run.ts';
 import { mergeCaptures, readCapture, writeCapture } from './pcapng.ts';
+import { LAB_DECODE_AS_RULES } from './profile.ts';
+import { embedInCapture, keyLogFileSecrets, type CaptureSecrets, type KeyLogs } from './secrets.ts';
 import { dfString, tsharkFields } from './tshark.ts';
+
+export type { KeyLogs };
 
 export interface LinkFile {
   link: string;
@@ -37,7 +42,7 @@ export async function mergeLinkCaptures(links: LinkFile[], out: string, opts: { 
 }
 
 /** Writes through a temporary file in the same directory, then renames: a reader never sees half a file. */
-async function replaceFile(file: string, write: (tmp: string) => Promise<unknown>): Promise<void> {
+export async function replaceFile(file: string, write: (tmp: string) => Promise<unknown>): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp.pcapng`);
   try {
     await write(tmp);
@@ -47,25 +52,17 @@ async function replaceFile(file: string, write: (tmp: string) => Promise<unknown
   }
 }
 
-export interface KeyLogs {
-  /** NSS key log (SSLKEYLOGFILE format) of the TLS handshakes. */
-  tls?: string;
-  /** WireGuard key log (Wireshark's wg key log format). */
-  wg?: string;
-}
-
-/** Embeds key logs as pcapng Decryption Secrets Blocks (`editcap --inject-secrets`): the file decrypts anywhere, no setup. */
-export async function embedSecrets(file: string, keylogs: KeyLogs): Promise<void> {
-  const args: string[] = [];
-  for (const [type, path] of Object.entries(keylogs) as [keyof KeyLogs, string | undefined][]) {
-    if (!path) continue;
-    const size = await stat(path).then((s) => s.size, () => -1);
-    if (size < 0) throw new Error(`${type} key log ${path} does not exist`);
-    if (size === 0) throw new Error(`${type} key log ${path} is empty`);
-    args.push('--inject-secrets', `${type},${path}`);
-  }
-  if (args.length === 0) return;
-  await replaceFile(file, (tmp) => run(['editcap', ...args, file, tmp]));
+/**
+ * Embeds key logs as pcapng Decryption Secrets Blocks: the file decrypts
+ * anywhere, no setup. Each once: a file that holds a key log already keeps
+ * one copy (the longer, if it grew).
+ */
+export async function embedSecrets(file: string, keylogs: KeyLogs | CaptureSecrets): Promise<void> {
+  const secrets = 'secrets' in keylogs ? keylogs : await keyLogFileSecrets(keylogs);
+  if (secrets.secrets.length === 0) return;
+  const capture = readCapture(await readFile(file));
+  embedInCapture(capture, secrets);
+  await replaceFile(file, (tmp) => writeFile(tmp, writeCapture(capture)));
 }
 
 export interface PacketNote {
@@ -115,6 +112,12 @@ export interface DropEvent {
   comment: string;
   /** The link where the drop happened (e.g. `n1/lxc-client`): recommended, a packet is seen on several links. */
   iface?: string;
+  /**
+   * Links in order of preference (where the packet was seen last first): the
+   * frame goes on the first of them where the packet shows (it may not show
+   * on one: inside WireGuard), closest in time there. Instead of `iface`.
+   */
+  ifaces?: string[];
 }
 
 export interface DropMatch {
@@ -141,7 +144,8 @@ function eventFilter(e: DropEvent): string {
     if (e.sport !== undefined) parts.push(`${l4}.srcport == ${Number(e.sport)}`);
     if (e.dport !== undefined) parts.push(`${l4}.dstport == ${Number(e.dport)}`);
   } else parts.push(v === 4 ? `ip.proto == ${proto}` : `ipv6.nxt == ${proto}`);
-  if (e.iface !== undefined) parts.push(`frame.interface_name == ${dfString(e.iface)}`);
+  const links = e.ifaces ?? (e.iface === undefined ? [] : [e.iface]);
+  if (links.length > 0) parts.push(`(${links.map((l) => `frame.interface_name == ${dfString(l)}`).join(' || ')})`);
   return `(${parts.join(' && ')})`;
 }
 
@@ -153,14 +157,17 @@ function epochNs(text: string): bigint {
 
 /**
  * Finds the frame of each drop event: same 5-tuple (and link, if given),
- * within ±windowMs of the event, closest in time; a frame serves one event
- * at most (two dropped retransmissions → two frames). One tshark pass.
+ * within ±windowMs of the event, on its most preferred link, closest in
+ * time; a frame serves one event at most (two dropped retransmissions → two
+ * frames). One tshark pass.
  */
 export async function matchDropEvents(file: string, events: DropEvent[], opts: { windowMs?: number } = {}): Promise<DropMatch[]> {
   if (events.length === 0) return [];
   const windowNs = BigInt(Math.round((opts.windowMs ?? 500) * 1e6));
   const filters = events.map(eventFilter);
-  const rows = await tsharkFields(file, filters.join(' || '), ['frame.number', 'frame.time_epoch', 'frame.interface_name', 'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst', 'ip.proto', 'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport']);
+  // The lab's ports decoded: a packet inside VXLAN on 8472 matches by its inner header.
+  const rows = await tsharkFields(file, filters.join(' || '), ['frame.number', 'frame.time_epoch', 'frame.interface_name', 'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst', 'ip.proto', 'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport'],
+    { decodeAs: [...LAB_DECODE_AS_RULES] });
   const frames = rows.map((r) => ({
     frame: Number(r['frame.number']![0]),
     ns: epochNs(r['frame.time_epoch']![0]!),
@@ -172,21 +179,22 @@ export async function matchDropEvents(file: string, events: DropEvent[], opts: {
   }));
 
   // Every (event, frame) pair that fits, best first; then assign greedily.
-  const pairs: { e: number; f: number; delta: bigint }[] = [];
+  const pairs: { e: number; f: number; rank: number; delta: bigint }[] = [];
   events.forEach((e, ei) => {
     const at = BigInt(e.time.getTime()) * 1_000_000n;
+    const links = e.ifaces ?? (e.iface === undefined ? undefined : [e.iface]);
     frames.forEach((fr, fi) => {
       // Stacked headers (tunnels) give several addresses: any layer may match.
       const addrOk = fr.src.some((s, i) => s === e.src && fr.dst[i] === e.dst);
       const portsOk = (e.sport === undefined || fr.sport.includes(e.sport)) && (e.dport === undefined || fr.dport.includes(e.dport));
-      const ifaceOk = e.iface === undefined || fr.iface === e.iface;
+      const rank = links === undefined ? 0 : links.indexOf(fr.iface ?? '');
       const delta = fr.ns - at;
-      if (addrOk && portsOk && ifaceOk && delta <= windowNs && delta >= -windowNs) pairs.push({ e: ei, f: fi, delta });
+      if (addrOk && portsOk && rank >= 0 && delta <= windowNs && delta >= -windowNs) pairs.push({ e: ei, f: fi, rank, delta });
     });
   });
   const abs = (d: bigint) => (d < 0n ? -d : d);
-  // Closest first; on a tie the later frame (nearer the drop point on its path).
-  pairs.sort((a, b) => (abs(a.delta) === abs(b.delta) ? b.f - a.f : abs(a.delta) < abs(b.delta) ? -1 : 1));
+  // The preferred link first, then the closest in time; on a tie the later frame (nearer the drop point on its path).
+  pairs.sort((a, b) => a.rank - b.rank || (abs(a.delta) === abs(b.delta) ? b.f - a.f : abs(a.delta) < abs(b.delta) ? -1 : 1));
   const matches: DropMatch[] = events.map((event) => ({ event }));
   const used = new Set<number>();
   for (const p of pairs) {

@@ -452,12 +452,23 @@ export interface MergeInput {
   description?: string;
 }
 
+/** Where a packet of a merge came from: its input and its index there (0-based). */
+export interface PacketOrigin {
+  input: number;
+  packet: number;
+}
+
 /** Merges captures into one, packets in timestamp order (stable: equal times keep input order). */
 export function mergeCaptures(inputs: MergeInput[], meta: SectionMeta = {}): PacketCapture {
+  return mergeCapturesWithOrigins(inputs, meta).capture;
+}
+
+/** mergeCaptures, and per packet of the result where it came from (to carry a comment back to its input). */
+export function mergeCapturesWithOrigins(inputs: MergeInput[], meta: SectionMeta = {}): { capture: PacketCapture; origins: PacketOrigin[] } {
   const out: PacketCapture = { ...emptyCapture(), ...meta, comments: [...(meta.comments ?? [])] };
-  const seenSecrets = new Set<string>();
+  const origin = new Map<CapturedPacket, PacketOrigin>();
   const named = new Map<string, number>(); // name + link type → interface in `out`
-  for (const input of inputs) {
+  inputs.forEach((input, inputIndex) => {
     const map = new Map<number, number>();
     const mixed = new Set(input.capture.interfaces.map((i) => i.linkType)).size > 1;
     input.capture.interfaces.forEach((iface, i) => {
@@ -478,14 +489,30 @@ export function mergeCaptures(inputs: MergeInput[], meta: SectionMeta = {}): Pac
       map.set(i, out.interfaces.length);
       out.interfaces.push({ ...iface, name, description: input.description ?? iface.description, options: [...iface.options] });
     });
-    for (const p of input.capture.packets) out.packets.push({ ...p, interfaceId: map.get(p.interfaceId)! });
-    for (const s of input.capture.secrets) {
-      const key = `${s.type}:${s.data.toString('base64')}`;
-      if (!seenSecrets.has(key)) out.secrets.push(s);
-      seenSecrets.add(key);
-    }
+    input.capture.packets.forEach((p, packet) => {
+      const copy = { ...p, interfaceId: map.get(p.interfaceId)!, comments: [...p.comments] };
+      origin.set(copy, { input: inputIndex, packet });
+      out.packets.push(copy);
+    });
+    addSecrets(out, input.capture.secrets);
     out.skippedBlocks += input.capture.skippedBlocks;
-  }
+  });
   out.packets.sort((a, b) => (a.timestampNs < b.timestampNs ? -1 : a.timestampNs > b.timestampNs ? 1 : 0));
-  return out;
+  return { capture: out, origins: out.packets.map((p) => origin.get(p)!) };
 }
+
+/**
+ * Adds decryption secrets, each once. A key log that grew (read again
+ * later) replaces its earlier copy, of which it is an extension: one block
+ * per key log, whichever file it came through.
+ */
+export function addSecrets(capture: PacketCapture, secrets: DecryptionSecrets[]): void {
+  for (const s of secrets) {
+    if (s.data.length === 0) continue;
+    const same = capture.secrets.findIndex((o) => o.type === s.type && (startsWith(s.data, o.data) || startsWith(o.data, s.data)));
+    if (same < 0) capture.secrets.push(s);
+    else if (s.data.length > capture.secrets[same]!.data.length) capture.secrets[same] = s;
+  }
+}
+
+const startsWith = (whole: Buffer, prefix: Buffer) => whole.length >= prefix.length && whole.subarray(0, prefix.length).equals(prefix);

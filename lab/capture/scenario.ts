@@ -3,14 +3,16 @@
 // interfaces, the scenario and its outcome in the capture comment, key logs
 // embedded and drops commented. Always stopped and flushed: on success, on
 // failure and on SIGINT/SIGTERM.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readState, type LabState } from '../core/state.ts';
 import { CaptureError, startCapture, type CaptureHandle, type CaptureOptions, type CaptureResult } from './capture.ts';
 import type { CaptureLink } from './links.ts';
-import { AUTH_PORT } from '../abi/generated.ts';
-import { annotateDrops, embedSecrets, mergeLinkCaptures, type DropEvent, type DropMatch, type KeyLogs } from './merge.ts';
+import { dropComment, matchDropEvents, replaceFile, type DropEvent, type DropMatch, type KeyLogs } from './merge.ts';
+import { mergeCapturesWithOrigins, readCapture, writeCapture, type PacketCapture } from './pcapng.ts';
+import { PROFILE_HINT } from './profile.ts';
+import { embedInCapture, joinSecrets, keyLogFileSecrets } from './secrets.ts';
 import { REPO_ROOT } from '../core/repo.ts';
 
 /** captures/ at the repository root (git-ignored except its README). */
@@ -34,16 +36,19 @@ export interface CaptureFiles {
 export interface FinishOptions {
   /** Capture comments of merged.pcapng (the section header's shb_comment). */
   comments: string[];
+  /** Key logs to embed besides the lab's own (which the capture embeds unless started with `secrets: false`). */
   keylogs?: KeyLogs;
+  /** Drops to comment, in merged.pcapng and in the file of the link where each matched. */
   drops?: DropEvent[];
   dropWindowMs?: number;
   interrupted?: boolean;
 }
 
 /**
- * Stops a capture and builds merged.pcapng from the links that ended well,
- * then embeds key logs and comments drops. If some links failed, the rest is
- * still merged and a CaptureError names the failed ones.
+ * Stops a capture and builds merged.pcapng from the links that ended well.
+ * Every file (merged and per link) holds the secrets and the drop comments.
+ * If some links failed, the rest is still merged and a CaptureError names
+ * the failed ones.
  */
 export async function finishCapture(handle: CaptureHandle, opts: FinishOptions): Promise<CaptureFiles> {
   let result: CaptureResult | undefined;
@@ -58,23 +63,46 @@ export async function finishCapture(handle: CaptureHandle, opts: FinishOptions):
   const merged = join(handle.dir, MERGED_FILE);
   const files: CaptureFiles = { dir: handle.dir, merged, links: {}, packets: 0, drops: [] };
   if (result && result.links.length > 0) {
+    const extra = await keyLogFileSecrets(opts.keylogs ?? {});
+    const secrets = joinSecrets(result.secrets, extra);
     const failed = captureError?.failures.map((f) => f.link) ?? [];
     const comments = [
       ...opts.comments,
       `links: ${result.links.map((l) => `${l.link} = ${l.description}`).join('; ')}`,
       ...(failed.length > 0 ? [`NOT INCLUDED (capture failed): ${[...new Set(failed)].join(', ')}`] : []),
       `captured ${result.startedAt.toISOString()} to ${result.stoppedAt.toISOString()} on ${hostname()} (Linux ${release()}) by mtless-lab`,
-      `Wireshark: Decode As tcp.port ${AUTH_PORT} -> TLS for the auth handshakes; drops: frame.comment contains "DROPPED"`,
+      ...secrets.comments,
+      PROFILE_HINT,
     ];
-    const m = await mergeLinkCaptures(result.links.map((l) => ({ link: l.link, file: l.file, description: l.description })), merged, { comments });
-    files.packets = m.packets;
+    const perLink: PacketCapture[] = await Promise.all(result.links.map(async (l) => readCapture(await readFile(l.file))));
+    const { capture, origins } = mergeCapturesWithOrigins(
+      perLink.map((c, i) => ({ capture: c, name: result!.links[i]!.link, description: result!.links[i]!.description })),
+      { comments, application: 'mtless-lab (tcpdump --immediate-mode)' },
+    );
+    embedInCapture(capture, secrets);
+    const write = (file: string, c: PacketCapture) => replaceFile(file, (tmp) => writeFile(tmp, writeCapture(c)));
+    await write(merged, capture);
+    files.packets = capture.packets.length;
     for (const l of result.links) files.links[l.link] = l.file;
-    // Comments first: editcap cannot rewrite a file once it holds secrets.
-    if (opts.drops && opts.drops.length > 0) files.drops = await annotateDrops(merged, opts.drops, { windowMs: opts.dropWindowMs });
-    // Every file decrypts on its own: the per-link ones get the secrets too.
-    if (opts.keylogs && (opts.keylogs.tls || opts.keylogs.wg)) {
-      await Promise.all([merged, ...result.links.map((l) => l.file)].map((f) => embedSecrets(f, opts.keylogs!)));
+
+    // Drops are matched once, in merged.pcapng; each comment goes to that frame and to the same packet in its link's file.
+    const touched = new Set<number>(extra.secrets.length > 0 ? perLink.map((_, i) => i) : []);
+    if (opts.drops && opts.drops.length > 0) {
+      files.drops = await matchDropEvents(merged, opts.drops, { windowMs: opts.dropWindowMs });
+      for (const m of files.drops) {
+        if (m.frame === undefined) continue;
+        const comment = dropComment(m.event);
+        capture.packets[m.frame - 1]!.comments.push(comment);
+        const from = origins[m.frame - 1]!;
+        perLink[from.input]!.packets[from.packet]!.comments.push(comment);
+        touched.add(from.input);
+      }
+      if (files.drops.some((m) => m.frame !== undefined)) await write(merged, capture);
     }
+    await Promise.all([...touched].map((i) => {
+      embedInCapture(perLink[i]!, extra);
+      return write(result!.links[i]!.file, perLink[i]!);
+    }));
   }
   if (captureError) throw Object.assign(captureError, { files });
   return files;

@@ -104,18 +104,21 @@ export interface FileInfo {
   packets: number;
   interfaces: InterfaceInfo[];
   comments: string[];
+  /** Decryption Secrets Blocks (embedded key logs). */
+  secrets: number;
 }
 
-/** What capinfos makes of a file: it opens, its type, packets, named interfaces and capture comments. */
+/** What capinfos makes of a file: it opens, its type, packets, named interfaces, capture comments and embedded secrets. */
 export async function captureInfo(file: string): Promise<FileInfo> {
-  const r = await run(['capinfos', '-t', '-c', '-I', '-k', file]);
-  const info: FileInfo = { fileType: '', packets: 0, interfaces: [], comments: [] };
+  const r = await run(['capinfos', '-t', '-c', '-I', '-k', '-D', file]);
+  const info: FileInfo = { fileType: '', packets: 0, interfaces: [], comments: [], secrets: 0 };
   let current: InterfaceInfo | undefined;
   for (const line of r.stdout.split('\n')) {
     let m: RegExpExecArray | null;
     if ((m = /^File type:\s+(.*)$/.exec(line))) info.fileType = m[1]!;
     else if ((m = /^Number of packets:\s+(\d+)/.exec(line))) info.packets = Number(m[1]);
     else if ((m = /^Capture comment:\s*(.*)$/.exec(line))) info.comments.push(m[1]!);
+    else if ((m = /^Number of decryption secrets in file:\s+(\d+)/.exec(line))) info.secrets = Number(m[1]);
     else if (/^Interface #\d+ info:/.test(line)) info.interfaces.push((current = {}));
     else if (current && (m = /^\s+Name = (.*)$/.exec(line))) current.name = m[1]!;
     else if (current && (m = /^\s+Description = (.*)$/.exec(line))) current.description = m[1]!;

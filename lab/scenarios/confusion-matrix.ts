@@ -19,6 +19,7 @@ import { finishCapture, scenarioDir } from '../capture/scenario.ts';
 import { tsharkFields } from '../capture/tshark.ts';
 import { countPackets } from '../capture/assert.ts';
 import { UNDERLAY_LINK } from '../capture/links.ts';
+import { dropEventOfFlow } from '../capture/drops.ts';
 import { upWithDatapath } from '../compose/lab.ts';
 import { destroyLab } from '../compose/down.ts';
 import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
@@ -150,7 +151,10 @@ async function inOwnLab(
       row = await runConfusionAttack(env, mode, label);
     } finally {
       if (handle) {
-        const files = await finishCapture(handle, { comments: [`mtless-lab scenario "confusion-matrix", mode ${label}, lab "${lab}"`, 'claims: C6'] });
+        const files = await finishCapture(handle, {
+          comments: [`mtless-lab scenario "confusion-matrix", mode ${label}, lab "${lab}"`, 'claims: C6'],
+          drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEventOfFlow(f, f.node, state, [UNDERLAY_LINK])),
+        });
         ctx.memo.set(`capture:${mode}`, files.merged);
         ctx.say(`[${label}] capture: ${files.merged} (${files.packets} packets)`);
       }

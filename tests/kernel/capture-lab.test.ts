@@ -5,7 +5,7 @@
 // always destroyed and nothing of it (no tcpdump) is left.
 import t from 'tap';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -23,15 +23,27 @@ import { annotatePackets, mergeLinkCaptures } from '../../lab/capture/merge.ts';
 import { captureInfo, countMany, frames, payloadContains, plaintextFilter, tlsCertificateUriSans } from '../../lab/capture/assert.ts';
 import { AUTH_PORT } from '../../lab/abi/generated.ts';
 import { MERGED_FILE, ScenarioFailedError, withScenarioCapture, type ScenarioContext } from '../../lab/capture/scenario.ts';
+import { installProfile, PROFILE_NAME, wiresharkConfigDir } from '../../lab/capture/profile.ts';
 import { echoSend, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 
 const LAB = 't-capture';
 const LINKS = ['fabric/underlay', 'n1/lxc-client', 'n2/lxc-server'];
 const SYN = 'tcp.flags.syn == 1 && tcp.flags.ack == 0';
 
-/** Capture processes of this lab still running, found like `lab down` finds them: MTLAB_TAG in their environment. */
+/** Capture processes of this lab still running, found like `mtless down` finds them: MTLAB_TAG in their environment. */
 async function labCaptures(): Promise<string[]> {
   return (await findTaggedProcesses(LAB)).filter((p) => p.tag.endsWith(':capture')).map((p) => `${p.pid} ${p.tag}`);
+}
+
+/** The blocks of a pcapng (little-endian, as the lab writes it): type and body. */
+function pcapngBlocks(buf: Buffer): { type: number; body: Buffer }[] {
+  const blocks: { type: number; body: Buffer }[] = [];
+  for (let o = 0; o + 12 <= buf.length;) {
+    const len = buf.readUInt32LE(o + 4);
+    blocks.push({ type: buf.readUInt32LE(o), body: buf.subarray(o + 8, o + len - 4) });
+    o += len;
+  }
+  return blocks;
 }
 
 /** TCP SYN (no ACK) from src to dst:dport in an Ethernet frame. */
@@ -119,6 +131,12 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       t.equal(files.drops[0]!.iface, 'n2/lxc-server', 'the drop event matched the SYN on the server veth');
       const dropped = await frames(files.merged, 'frame.comment contains "DROPPED"', ['frame.number', 'frame.interface_name', 'tcp.flags.syn', 'frame.comment']);
       t.same(dropped, [{ 'frame.number': String(files.drops[0]!.frame), 'frame.interface_name': 'n2/lxc-server', 'tcp.flags.syn': '1', 'frame.comment': 'DROPPED: test drop (reason 189)' }]);
+      // The per-link files carry it too: on the same packet in its link's file, nowhere else.
+      for (const [link, file] of Object.entries(files.links)) {
+        const inFile = await frames(file, 'frame.comment contains "DROPPED"', ['tcp.flags.syn', 'frame.comment']);
+        t.same(inFile, link === 'n2/lxc-server' ? [{ 'tcp.flags.syn': '1', 'frame.comment': 'DROPPED: test drop (reason 189)' }] : [], `${link}'s own file: ${link === 'n2/lxc-server' ? 'the drop comment' : 'no drop comment'}`);
+      }
+      t.match(info.comments.join('\n'), /mtless wireshark FILE/, 'the capture comment says how to open it');
 
       // annotatePackets: a comment on the SYN of the client veth, as tshark shows it.
       const [syn] = await frames(files.merged, SYN, ['frame.number'], { iface: 'n1/lxc-client' });
@@ -239,6 +257,17 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       }
       t.same((await tlsCertificateUriSans(files.links['fabric/underlay']!)).uris, want, 'the per-link file decrypts on its own too');
       t.equal(readCapture(await readFile(files.merged)).secrets.length, 1, 'one decryption secrets block');
+      for (const f of [files.merged, ...Object.values(files.links)]) t.equal((await captureInfo(f)).secrets, 1, `${f}: capinfos counts one secrets block`);
+
+      // What a user's tshark makes of it: plain, 4250 is GSM over IP; with the lab's profile in their HOME, TLS, decrypted.
+      const bare = join(tmp, 'bare-home');
+      const home = join(tmp, 'profile-home');
+      await mkdir(bare, { recursive: true });
+      await installProfile(await wiresharkConfigDir({ HOME: home }, home));
+      const certs = async (h: string, args: string[]) => (await execa('tshark', [...args, '-r', files.merged, '-Y', 'tls.handshake.certificate', '-T', 'fields', '-e', 'x509ce.uniformResourceIdentifier'],
+        { env: { HOME: h, PATH: process.env.PATH! } })).stdout.split('\n').filter(Boolean);
+      t.same(await certs(bare, []), [], 'plain tshark: no certificate on 4250');
+      t.same([...new Set((await certs(home, ['-C', PROFILE_NAME])).flatMap((l) => l.split(',')))].sort(), [...want].sort(), `tshark -C ${PROFILE_NAME}: the SPIFFE IDs`);
     });
 
     await t.test('streaming: one live pcapng with named interfaces', async (t) => {
@@ -251,7 +280,31 @@ t.test('captures of the two-node lab', { skip: needsRoot }, async (t) => {
       const live = readCapture(Buffer.concat(chunks));
       t.same(live.interfaces.map((i) => i.name).sort(), ['fabric/underlay', 'n1/lxc-client'], 'the underlay\'s taps share one interface');
       t.equal(live.packets.length, r.packets['n1/lxc-client']! + r.packets['fabric/underlay']!, 'every packet tcpdump captured was streamed');
+      const times = live.packets.map((p) => p.timestampNs);
+      t.ok(times.every((ns, i) => i === 0 || ns >= times[i - 1]!), 'in timestamp order, across links and the bridge\'s taps (Wireshark\'s TCP analysis needs it)');
       t.ok(r.packets['n1/lxc-client']! >= 1);
+    });
+
+    await t.test('streaming with a key log: its lines go out as they appear, before the packets sent after them', async (t) => {
+      const keylog = join(tmp, 'stream-keylog.txt');
+      const first = 'CLIENT_RANDOM 00 11\n';
+      const later = 'CLIENT_RANDOM 22 33\n';
+      await writeFile(keylog, first);
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (d: Buffer) => chunks.push(d));
+      const s = await streamCapture(LAB, ['n1/lxc-client'], out, { keylogs: { tls: keylog } });
+      await appendFile(keylog, later);
+      // Sent after the line was written: its packets must come after that line's block.
+      await echoSend(LAB, 'client', 'tcp', serverIp, 9, 'x', ['--timeout', '300']);
+      await s.stop();
+      const blocks = pcapngBlocks(Buffer.concat(chunks));
+      const dsb = (text: string) => blocks.findIndex((b) => b.type === 0x0a && b.body.subarray(8, 8 + b.body.readUInt32LE(4)).toString() === text);
+      const firstPacket = blocks.findIndex((b) => b.type === 6);
+      t.ok(dsb(first) >= 0 && dsb(first) < firstPacket, 'the key log as it was: before any packet');
+      t.ok(dsb(later) > dsb(first), 'the appended line: a block of its own, later');
+      const syn = blocks.findIndex((b) => b.type === 6 && isSyn(b.body.subarray(20), { src: clientIp, dst: serverIp, dport: 9 }));
+      t.ok(syn > dsb(later), `the SYN sent after the append comes after its block (${dsb(later)} < ${syn})`);
     });
 
     await t.test('SIGINT stops and flushes the capture; the caller\'s cleanup still runs', async (t) => {

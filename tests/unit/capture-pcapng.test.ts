@@ -8,8 +8,8 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { execa } from 'execa';
 import {
-  CaptureFormatError, LINKTYPE_ETHERNET, PcapStreamReader, SECRETS_TLS_KEYLOG, mergeCaptures, readCapture, writeCapture,
-  type PacketCapture,
+  CaptureFormatError, LINKTYPE_ETHERNET, PcapStreamReader, SECRETS_TLS_KEYLOG, SECRETS_WIREGUARD, addSecrets, encodePacket, encodeSecrets,
+  mergeCaptures, mergeCapturesWithOrigins, readCapture, writeCapture, type PacketCapture,
 } from '../../lab/capture/pcapng.ts';
 import { UnknownLinkError, linkFileName, listLinks, resolveLink, resolveLinks } from '../../lab/capture/links.ts';
 import { dfString, tsharkCounts } from '../../lab/capture/tshark.ts';
@@ -146,6 +146,52 @@ t.test('writer round trip keeps names, descriptions, comments, times, data and s
   t.same(readCapture(writeCapture(back)), back, 'writing what was read changes nothing');
 });
 
+t.test('decryption secrets blocks: type, length, padding to 4, as the format says', async (t) => {
+  const data = Buffer.from('CLIENT_RANDOM a b\n'); // 18 bytes: 2 of padding
+  const block = encodeSecrets({ type: SECRETS_WIREGUARD, data });
+  t.equal(block.length, 12 + 8 + 20, 'header, type and length, data padded');
+  t.same([block.readUInt32LE(0), block.readUInt32LE(4), block.readUInt32LE(8), block.readUInt32LE(12), block.readUInt32LE(block.length - 4)],
+    [0x0000000a, block.length, SECRETS_WIREGUARD, 18, block.length]);
+  t.same(block.subarray(16, 34), data);
+  t.same(block.subarray(34, 36), Buffer.alloc(2));
+  // A DSB between packets (a stream that learns a key later) is read like one before them.
+  const file = Buffer.concat([shb('le'), idb('le', 'eth0'), epb('le', 0, 1n, frameA), block, epb('le', 0, 2n, frameB)]);
+  const c = readCapture(file);
+  t.same(c.secrets.map((x) => [x.type, x.data.toString()]), [[SECRETS_WIREGUARD, data.toString()]]);
+  t.equal(c.packets.length, 2);
+  const out = writeCapture(c);
+  t.equal(out.indexOf(encodeSecrets(c.secrets[0]!)), out.indexOf(encodePacket({ ...c.packets[0]! })) - encodeSecrets(c.secrets[0]!).length,
+    'the writer puts secrets before the first packet');
+});
+
+t.test('secrets are kept once; a key log that grew replaces its older copy', async (t) => {
+  const c = capture('x', []);
+  const v1 = Buffer.from('CLIENT_RANDOM 1 1\n');
+  const v2 = Buffer.concat([v1, Buffer.from('CLIENT_RANDOM 2 2\n')]);
+  addSecrets(c, [{ type: SECRETS_TLS_KEYLOG, data: v1 }, { type: SECRETS_TLS_KEYLOG, data: v1 }]);
+  t.equal(c.secrets.length, 1, 'the same key log twice: once');
+  addSecrets(c, [{ type: SECRETS_TLS_KEYLOG, data: v2 }]);
+  t.same(c.secrets.map((s) => s.data.toString()), [v2.toString()], 'grown: the longer copy only');
+  addSecrets(c, [{ type: SECRETS_TLS_KEYLOG, data: v1 }, { type: SECRETS_WIREGUARD, data: Buffer.from('LOCAL_STATIC_PRIVATE_KEY = k\n') }, { type: SECRETS_WIREGUARD, data: Buffer.alloc(0) }]);
+  t.same(c.secrets.map((s) => s.type), [SECRETS_TLS_KEYLOG, SECRETS_WIREGUARD], 'an older copy adds nothing; WireGuard is its own block; an empty one is dropped');
+  t.equal(c.secrets[0]!.data.length, v2.length);
+  const a = capture('a', []);
+  const b = capture('b', []);
+  a.secrets.push({ type: SECRETS_TLS_KEYLOG, data: v1 });
+  b.secrets.push({ type: SECRETS_TLS_KEYLOG, data: v2 });
+  t.same(mergeCaptures([{ capture: a }, { capture: b }]).secrets.map((s) => s.data.length), [v2.length], 'a merge of links read at different times keeps the newest');
+});
+
+t.test('a merge says where each packet came from, so a comment can go back to its link\'s file', async (t) => {
+  const a = capture('eth0', [[100n, Buffer.from('a1')], [300n, Buffer.from('a3')]]);
+  const b = capture('eth0', [[200n, Buffer.from('b2')], [300n, Buffer.from('b3')]]);
+  const { capture: m, origins } = mergeCapturesWithOrigins([{ capture: a, name: 'A' }, { capture: b, name: 'B' }]);
+  t.same(m.packets.map((p) => p.data.toString()), ['a1', 'b2', 'a3', 'b3']);
+  t.same(origins, [{ input: 0, packet: 0 }, { input: 1, packet: 0 }, { input: 0, packet: 1 }, { input: 1, packet: 1 }]);
+  m.packets[1]!.comments.push('DROPPED: x');
+  t.same(b.packets[0]!.comments, [], 'comments on the merge do not leak into the inputs');
+});
+
 t.test('merge renames interfaces (every device is "eth0" somewhere) and orders packets by time', async (t) => {
   const a = readCapture(Buffer.concat([shb('le'), idb('le', 'eth0', 9), epb('le', 0, 100n, Buffer.from('a1')), epb('le', 0, 300n, Buffer.from('a3'))]));
   const b = readCapture(pcap('be', true, [{ sec: 0, frac: 200, data: Buffer.from('b2') }, { sec: 0, frac: 300, data: Buffer.from('b3') }]));
@@ -276,6 +322,14 @@ t.test('drop events match frames by 5-tuple, link and time; editcap comments the
   ]);
   t.same(matches.map((m) => m.frame), [3, 1, undefined, undefined], 'each event gets its own frame, or none');
   t.equal(matches[0]!.iface, 'n1/lxc-client');
+  // Links in order of preference: the first one that shows the packet wins over a closer frame elsewhere.
+  const preferred = await matchDropEvents(file, [
+    { ...ev, time: new Date(t0), comment: 'a', ifaces: ['n2/eth0', 'fabric/underlay', 'n1/lxc-client'] },
+    { ...ev, time: new Date(t0), comment: 'b', ifaces: ['n1/lxc-client', 'fabric/underlay'] },
+    { ...ev, time: new Date(t0), comment: 'c', ifaces: ['n2/eth0'] },
+  ]);
+  t.same(preferred.map((m) => [m.frame, m.iface]), [[2, 'fabric/underlay'], [1, 'n1/lxc-client'], [undefined, undefined]],
+    'a link that does not show it is skipped; one that was not captured matches nothing');
   await annotatePackets(file, [{ frame: 1, comment: 'DROPPED: one' }, { frame: 1, comment: 'and two' }, { frame: 3, comment: 'DROPPED: three' }]);
   const commented = await frames(file, 'frame.comment', ['frame.number', 'frame.comment']);
   t.same(commented, [{ 'frame.number': '1', 'frame.comment': 'DROPPED: one,and two' }, { 'frame.number': '3', 'frame.comment': 'DROPPED: three' }], 'two comments on one frame are both kept');
