@@ -8,6 +8,8 @@ export type Values = Record<string, string | boolean | undefined>;
 
 export interface Command {
   options?: ParseArgsConfig['options'];
+  /** A wrapper of another tool (tshark): its arguments go to run() as they are, unparsed. */
+  passThrough?: boolean;
   run: (args: string[], values: Values) => Promise<number>;
 }
 

@@ -40,7 +40,8 @@ async function main(argv: string[]): Promise<number> {
   const command = await entry.load();
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
+    // A wrapper of another tool takes that tool's options unparsed.
+    parsed = command.passThrough ? { positionals: rest, values: {} } : parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) throw new CommandUsageError(name, entry, (e as Error).message);
     throw e;

@@ -41,19 +41,39 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/doctor.ts').then((m) => m.command),
   },
   capture: {
-    args: 'NAME [LINK…] [-w DIR|-] [--duration S] [--keylog FILE] [--wg-keylog FILE] [--filter EXPR] | NAME --list',
-    summary: 'capture links of a lab (pcapng, named interfaces); -w - streams to stdout for `| wireshark -k -i -`',
+    args: 'NAME [LINK…] [-w DIR|-] [--duration S] [--no-secrets] [--keylog FILE] [--wg-keylog FILE] [--filter EXPR] | NAME --list',
+    summary: "capture links of a lab (pcapng, named interfaces, the lab's secrets embedded, drops commented); -w - streams to stdout for `| wireshark -k -i -`",
     load: () => import('../capture/cli.ts').then((m) => m.captureCommand),
   },
+  wireshark: {
+    args: 'FILE [WIRESHARK OPTION…]',
+    summary: "open a capture in Wireshark with the lab's profile (-C mtless-lab, or the same decodes as options when it is not installed)",
+    load: () => import('./commands/wireshark.ts').then((m) => m.command),
+  },
+  tshark: {
+    args: 'FILE [TSHARK OPTION…]',
+    summary: "read a capture with tshark and the lab's profile: the auth and HBONE ports as TLS, Cilium's VXLAN port as VXLAN",
+    load: () => import('./commands/tshark.ts').then((m) => m.command),
+  },
+  'wireshark-profile': {
+    args: '[--install | --uninstall | --export DIR|-]',
+    summary: "the lab's Wireshark profile: install it for you (for the sudo user under sudo), or export it for another machine (- : a tar on stdout)",
+    load: () => import('./commands/wireshark-profile.ts').then((m) => m.command),
+  },
   observe: {
-    args: 'NAME [--node N] [--follow | --seconds S] [--json]',
-    summary: 'flow verdicts of the datapath, Hubble-like (drops, new connections)',
+    args: 'NAME [-f | --seconds S] [--last N | --first N] [--since T] [--until T] [--verdict V] [--pod|--from-pod|--to-pod [NS/]POD] [--identity|--from-identity|--to-identity ID] [--port|--from-port|--to-port P] [--protocol P] [--ip|--from-ip|--to-ip IP] [--type drop|trace|policy-verdict|auth[:SUB]] [--drop-reason-desc R] [--traffic-direction D] [--node N] [-o compact|dict|json] [--print-node-name]',
+    summary: "`hubble observe` for the lab: every node's drops and policy verdicts and the agents' auth events, merged by time by the lab's flow relay, with Hubble's filters, compact line and flow JSON; several at once",
     load: () => import('./commands/observe.ts').then((m) => m.command),
   },
   maps: {
     args: 'NAME NODE ipcache|nodes|endpoints|policy|auth|ct|metrics [-o json]',
     summary: 'decoded dump of a node map: ipcache, auth, policy, ct, nodes, endpoints, metrics',
     load: () => import('./commands/maps.ts').then((m) => m.command),
+  },
+  metrics: {
+    args: 'NAME [NODE] [--prometheus | -o json]',
+    summary: "the node agents' counters (signals handled, auth outcomes), scraped from their Prometheus endpoint (/metrics on the management address)",
+    load: () => import('./commands/metrics.ts').then((m) => m.command),
   },
   auth: {
     args: 'NAME NODE set|del LOCAL_ID REMOTE_ID REMOTE_NODE_ID [--ttl S]',
@@ -69,11 +89,6 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     args: 'add|del NAME NODE POD [--labels k=v,…] [--ip IP] [--namespace NS] [--service-account SA]',
     summary: 'add or delete a pod on a running lab (the control plane allocates its identity)',
     load: () => import('./commands/pod.ts').then((m) => m.command),
-  },
-  metrics: {
-    args: 'NAME [NODE] [--prometheus | -o json]',
-    summary: "the node agents' counters (signals handled, auth outcomes), scraped from their Prometheus endpoint (/metrics on the management address)",
-    load: () => import('./commands/metrics.ts').then((m) => m.command),
   },
   restart: {
     args: 'NAME NODE|cp',
