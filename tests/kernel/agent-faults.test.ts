@@ -27,9 +27,12 @@ async function logLines(node: string, role = 'agent'): Promise<Record<string, un
   return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 }
 
-/** Live `bpftool map event_pipe` processes on a node's perf arrays, found by command line (not by tag). */
+/**
+ * Live `bpftool map event_pipe` readers of a node's cilium_signals (the
+ * agent's; the flow relay reads cilium_events), found by command line, not by tag.
+ */
 async function eventPipeReaders(node: string): Promise<number[]> {
-  const dir = `${nodeMapPins(lab, node)}/`;
+  const dir = `${nodeMapPins(lab, node)}/cilium_signals`;
   const found: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
