@@ -117,7 +117,8 @@ export async function runCaptureCommand(args: string[], v: Values): Promise<numb
     for (const [link, file] of Object.entries(files.links)) say(`  ${link.padEnd(24)} ${file}`);
     say(`  ${'merged'.padEnd(24)} ${files.merged} (${files.packets} packets)`);
     const commented = files.drops.filter((m) => m.frame !== undefined).length;
-    say(`  drops: ${commented} of ${events.length} commented${events.length > commented ? ' (the others were on links not captured)' : ''}; secrets: ${secrets ? 'the lab\'s key logs embedded' : 'none (--no-secrets)'}`);
+    say(`  drops: ${commented} of ${events.length} commented${events.length > commented ? ' (the others were on links not captured)' : ''}`);
+    say(`  secrets: ${files.secrets.length > 0 ? files.secrets.join('; ') : secrets ? 'none (the lab has no key log yet: no handshake, no WireGuard)' : 'none (--no-secrets)'}`);
     return 0;
   } catch (e) {
     if (e instanceof UnknownLinkError) {

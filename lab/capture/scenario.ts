@@ -31,6 +31,8 @@ export interface CaptureFiles {
   packets: number;
   /** Drop events and the frames they were matched to (unmatched ones have no frame). */
   drops: DropMatch[];
+  /** What secrets every file embeds, as its comment says (none: nothing to embed, or `secrets: false`). */
+  secrets: string[];
 }
 
 export interface FinishOptions {
@@ -61,10 +63,11 @@ export async function finishCapture(handle: CaptureHandle, opts: FinishOptions):
     result = e.result;
   }
   const merged = join(handle.dir, MERGED_FILE);
-  const files: CaptureFiles = { dir: handle.dir, merged, links: {}, packets: 0, drops: [] };
+  const files: CaptureFiles = { dir: handle.dir, merged, links: {}, packets: 0, drops: [], secrets: [] };
   if (result && result.links.length > 0) {
     const extra = await keyLogFileSecrets(opts.keylogs ?? {});
     const secrets = joinSecrets(result.secrets, extra);
+    files.secrets = secrets.comments;
     const failed = captureError?.failures.map((f) => f.link) ?? [];
     const comments = [
       ...opts.comments,

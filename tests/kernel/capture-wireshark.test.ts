@@ -90,6 +90,7 @@ t.test('hand-run captures of a tunnel + WireGuard lab with mutual auth', { skip:
       const done = await capture;
       t.equal(done.exitCode, 0, `mtless capture stopped well on SIGINT: ${done.stderr}`);
       t.match(done.stderr, /drops: [1-9]\d* of [1-9]\d* commented/, 'it saw the drop and commented it');
+      t.match(done.stderr, /secrets: TLS secrets embedded: .*; WireGuard keys embedded/, 'and says what it embedded');
 
       const files = Object.fromEntries(['merged', ...links].map((l) => [l, join(dir, l === 'merged' ? 'merged.pcapng' : linkFileName(l))]));
       t.same((await readdir(dir)).sort(), Object.values(files).map((f) => f.slice(dir.length + 1)).sort(), 'merged.pcapng and one file per link, nothing else');
