@@ -8,7 +8,7 @@
 // show as "RSL … Malformed Packet"; it knows VXLAN only on IANA's 4789, so
 // Cilium's 8472 is plain UDP and the VNI (the source identity) is hidden;
 // HBONE's 15008 is plain TCP.
-import { chmod, chown, copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AUTH_PORT, HBONE_PORT, VXLAN_PORT, WG_PORT } from '../abi/generated.ts';
@@ -193,11 +193,6 @@ export function tar(entries: { name: string; data?: Buffer }[], mtime: Date): Bu
   }
   blocks.push(Buffer.alloc(1024)); // two zero blocks end the archive
   return Buffer.concat(blocks);
-}
-
-/** Lists the profile's files in a folder (for messages). */
-export async function profileListing(dir: string): Promise<string[]> {
-  return (await readdir(dir).catch(() => [] as string[])).sort();
 }
 
 export interface ProfileArgs {

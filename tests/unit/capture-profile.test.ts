@@ -148,6 +148,19 @@ t.test('not installed: the -d/-o stand-ins decode the same, columns included', {
   await t.rejects(viewerArgv('tshark', join(tmp, 'nope.pcapng'), []), /no such file/);
 });
 
+t.test('an install for another user (sudo): the files and every folder it made are theirs', { skip: process.getuid?.() === 0 ? false : 'needs root (chown)' }, async (t) => {
+  const home = join(tmp, 'someone');
+  await mkdir(home);
+  const owner = { uid: 65534, gid: 65534 };
+  const r = await installProfile(join(home, '.config', 'wireshark'), owner);
+  for (const p of ['.config', '.config/wireshark', '.config/wireshark/profiles', `.config/wireshark/profiles/${PROFILE_NAME}`, ...PROFILE_FILES.map((f) => `.config/wireshark/profiles/${PROFILE_NAME}/${f}`)]) {
+    const st = await stat(join(home, p));
+    t.same([st.uid, st.gid], [owner.uid, owner.gid], `${p}: theirs`);
+  }
+  t.equal((await stat(home)).uid, 0, 'a folder that was there already is left alone');
+  t.equal((await stat(join(r.dir, 'preferences'))).mode & 0o777, 0o644);
+});
+
 t.test('where Wireshark looks: WIRESHARK_CONFIG_DIR, XDG, ~/.wireshark when only that exists', async (t) => {
   const home = join(tmp, 'lookup');
   await mkdir(join(home, '.wireshark'), { recursive: true });
