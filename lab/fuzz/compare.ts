@@ -35,7 +35,13 @@ export interface DatapathObservation {
   ct: Entry<Ct4Key, CtEntry>[];
 }
 
-const show = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}` : Buffer.isBuffer(x) ? x.toString('hex') : x));
+/** JSON with bigints as strings and byte arrays in hex (Buffer's toJSON runs before a replacer sees it). */
+const show = (v: unknown): string =>
+  JSON.stringify(v, (_k, x) => {
+    if (typeof x === 'bigint') return `${x}`;
+    if (x && typeof x === 'object' && (x as { type?: unknown }).type === 'Buffer' && Array.isArray((x as { data?: unknown }).data)) return Buffer.from((x as { data: number[] }).data).toString('hex');
+    return x;
+  });
 
 function timeOk(expected: TimeValue, actual: bigint, w: Window): boolean {
   if (typeof expected === 'bigint') return expected === actual;

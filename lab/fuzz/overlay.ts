@@ -30,7 +30,7 @@ import { fuzz, type FuzzOptions, type FuzzReport, type FuzzTarget } from './loop
 import { modelDatapath, TC_ACT_OK, type DatapathOutcome, type Entry } from './model.ts';
 import { FuzzNode } from './node.ts';
 import { modelFromOverlay, modelToOverlay, overlayCase, overlayCaseSize, shrinkOverlayCase, type OverlayCase } from './overlay-model.ts';
-import { datapathCoverage, datapathObservation, datapathPart, formatDatapathCase, formatDatapathVerdict, type DatapathModel } from './run.ts';
+import { datapathCoverage, datapathObservation, datapathPart, formatDatapathCase, formatDatapathVerdict, ipcacheText, type DatapathModel } from './run.ts';
 
 export const OVERLAY_HARNESS_SOURCE = join(REPO_ROOT, 'lab/fuzz/bpf/overlay-harness.c');
 const harnessDir = (node: FuzzNode) => `${nodeBpffsDir(node.lab, node.node)}/fuzz-harness`;
@@ -210,6 +210,6 @@ function formatToOverlayCase(c: OverlayCase & { kind: 'to' }): string[] {
     `  cil_to_overlay at ifindex ${c.ifindex}, ingress_ifindex ${c.ingressIfindex} (${c.aim})`,
     `  packet (${c.packet.length} bytes): ${c.packet.toString('hex')}`,
     ...entries('lxc', c.endpoints),
-    ...entries('ipcache', c.ipcache),
+    ...ipcacheText(c.ipcache),
   ];
 }

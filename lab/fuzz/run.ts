@@ -25,7 +25,11 @@ import {
   encodePolicyEntry,
   encodePolicyKey,
   encodeRemoteEndpointInfo,
+  ENDPOINT_KEY_IPV4,
+  IPCACHE_PREFIX_BITS_BEFORE_IP,
   type Ct4Key,
+  type IpcacheKey,
+  type RemoteEndpointInfo,
 } from '../abi/generated.ts';
 import type { MapOp } from '../datapath/bpftool.ts';
 import { skbContext } from '../datapath/progrun.ts';
@@ -161,14 +165,25 @@ function entries<K, V>(name: string, list: Entry<K, V>[]): string[] {
   return list.map((e) => `    ${name} ${json(e.key)} = ${json(e.value)}`);
 }
 
+const ip4 = (b: Buffer) => Array.from(b.subarray(0, 4)).join('.');
+
+/** "10.244.0.0/24" (the lookups' IPv4 key), or the whole key when it is another family or cluster. */
+export function ipcacheText(list: Entry<IpcacheKey, RemoteEndpointInfo>[]): string[] {
+  return list.map(({ key: k, value: v }) => {
+    const plain = k.family === ENDPOINT_KEY_IPV4 && k.clusterId === 0 && k.prefixlen >= IPCACHE_PREFIX_BITS_BEFORE_IP && k.prefixlen <= IPCACHE_PREFIX_BITS_BEFORE_IP + 32;
+    const where = plain ? `${ip4(k.ip)}/${k.prefixlen - IPCACHE_PREFIX_BITS_BEFORE_IP}` : json(k);
+    return `    ipcache ${where} = identity ${v.secIdentity}, tunnel ${ip4(v.tunnelEndpoint)}${v.tunnelEndpoint.subarray(4).some((b) => b) ? ` (bytes ${v.tunnelEndpoint.toString('hex')})` : ''}, flags 0x${v.flags.toString(16)}${v.key ? `, key ${v.key}` : ''}`;
+  });
+}
+
 /** A case as text: where it ran, the maps (times relative to now), the packet in hex. */
 export function formatDatapathCase(c: DatapathCase): string[] {
   return [
     `  ${c.program} at ifindex ${c.ifindex}, mark 0x${c.mark.toString(16)}, policy mode ${c.policyMode} (${c.aim})`,
     `  packet (${c.packet.length} bytes): ${c.packet.toString('hex')}`,
     ...entries('lxc', c.endpoints),
-    ...entries('ipcache', c.ipcache),
-    ...entries('node', c.nodes),
+    ...ipcacheText(c.ipcache),
+    ...c.nodes.map((n) => `    node ${n.key.family === ENDPOINT_KEY_IPV4 ? ip4(n.key.ip) : json(n.key)} = id ${n.value.id}${n.value.spi ? `, spi ${n.value.spi}` : ''}`),
     ...entries('policy', c.policy),
     ...entries('auth', c.auth),
     ...entries('ct', c.ct),

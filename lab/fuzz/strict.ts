@@ -12,6 +12,7 @@ import { compareReports, showValue, type ObservedReports } from './compare.ts';
 import { fuzz, type FuzzOptions, type FuzzReport, type FuzzTarget } from './loop.ts';
 import type { Entry } from './model.ts';
 import { FuzzNode } from './node.ts';
+import { ipcacheText } from './run.ts';
 import { modelStrict, shrinkStrictCase, strictCase, strictCaseSize, type StrictCase, type StrictInput, type StrictOutcome } from './strict-model.ts';
 
 export type StrictModel = (input: StrictInput) => StrictOutcome;
@@ -79,7 +80,7 @@ export function formatStrictCase(c: StrictCase): string[] {
   return [
     `  cil_to_netdev_strict at ifindex ${c.ifindex}, strict CIDR ${c.config.net}/${c.config.mask} (${c.aim})`,
     `  packet (${c.packet.length} bytes): ${c.packet.toString('hex')}`,
-    ...entries('ipcache', c.ipcache),
+    ...ipcacheText(c.ipcache),
     ...entries('node', c.nodes),
   ];
 }
