@@ -32,7 +32,7 @@ t.test('a usage error prints that command\'s usage only, exit 2', { skip: needsR
   t.notMatch(String(r.all), /mtless down/, 'not the whole usage');
   const missing = await labCli(['maps']);
   t.equal(missing.exitCode, 2);
-  t.match(String(missing.all), /maps: missing lab name[\s\S]*usage: mtless maps NAME NODE MAP/);
+  t.match(String(missing.all), /maps: missing lab name[\s\S]*usage: mtless maps NAME NODE ipcache\|/);
 });
 
 t.test('not root: status, logs and maps say they need root', { skip: needsRoot }, async (t) => {
