@@ -74,3 +74,34 @@ export async function echoSend(lab: string, pod: string, proto: 'tcp' | 'udp', h
   const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
 }
+
+export interface ProbeAttempt {
+  attempt: number;
+  /** The connection's source port (to match it with flow events). */
+  sport?: number;
+  /** When the attempt started, epoch ms (the pod app's clock). */
+  startedAt: number;
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+/**
+ * Runs lab/apps/probe.ts in a pod: a new TCP connection every `intervalMs`,
+ * bounded by `count` and `durationMs`; resolves with every attempt. It may
+ * start as soon as the pod's namespace exists: attempts before the pod's
+ * network is ready fail at once and count as attempts.
+ */
+export async function runProbe(lab: string, pod: string, host: string, port: number, text: string,
+  opts: { intervalMs: number; count: number; durationMs: number; attemptTimeoutMs?: number; stopAfterFailures?: number; node?: string }): Promise<ProbeAttempt[]> {
+  // With `node`, the pod need not be in the lab's state yet: only its namespace must exist.
+  const { place, env } = opts.node !== undefined
+    ? { place: podPlace(lab, opts.node, pod), env: { [TAG_ENV]: processTag(lab, opts.node, 'pod-app') } }
+    : await inPod(lab, pod);
+  const args = [host, String(port), text, '--interval', String(opts.intervalMs), '--count', String(opts.count),
+    '--duration', String(opts.durationMs), '--attempt-timeout', String(opts.attemptTimeoutMs ?? 400),
+    '--stop-after-failures', String(opts.stopAfterFailures ?? 0)];
+  const r = await run(nodeScriptArgv('lab/apps/probe.ts', args), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
+  if (r.exitCode !== 0) throw new Error(`probe in ${pod} exited with ${r.exitCode}: ${r.stderr.trim()}`);
+  return r.stdout.split('\n').filter((l) => l.startsWith('{"attempt"')).map((l) => JSON.parse(l) as ProbeAttempt);
+}

@@ -1,27 +1,23 @@
 // Scenarios: scripted experiments that bring a lab up, make traffic, and
 // check packet-level claims against events, maps and logs. They are the demo
 // and the regression tests at once.
-import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { upWithDatapath, type LabOptions } from '../compose/lab.ts';
 import { destroyLab } from '../compose/down.ts';
 import type { LabPlan } from '../core/plan.ts';
-import { readState, type LabState } from '../core/state.ts';
+import { readState } from '../core/state.ts';
 import { startCapture } from '../capture/capture.ts';
 import { finishCapture, scenarioDir, type CaptureFiles } from '../capture/scenario.ts';
-import { UNDERLAY_LINK } from '../capture/links.ts';
-import type { DropEvent } from '../capture/merge.ts';
+import { dropEventOfFlow } from '../capture/drops.ts';
 
 import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
-import { DROP_REASON_TEXT, OBS_TO_ENDPOINT, VERDICT_DROPPED, type FlowEvent } from '../abi/generated.ts';
+import { VERDICT_DROPPED, type FlowEvent } from '../abi/generated.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import type { Progress } from '../core/progress.ts';
-import { keyLogFile } from '../core/names.ts';
 import { daemonLogFile } from '../core/names.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
-import { wgKeyLogFile } from '../core/names.ts';
 import { REPO_ROOT } from '../core/repo.ts';
 
 export const REPO = REPO_ROOT;
@@ -50,6 +46,8 @@ export interface ScenarioContext {
   podIp(pod: string): string;
   /** What `run` leaves for `checkCapture` (secrets sent, identities seen). */
   memo: Map<string, unknown>;
+  /** Measured data of the run (tables' rows), returned as ScenarioResult.measurements (`--json`). */
+  measurements: Record<string, unknown>;
   /** "n1/client" for a pod IP. */
   resolve(ip: string): string | undefined;
 }
@@ -80,6 +78,8 @@ export interface ScenarioResult {
   durationMs: number;
   /** The scenario's merged capture, when it records one. */
   capture?: string;
+  /** What the scenario measured (e.g. `matrix`, `window`: arrays of rows), when it measures. */
+  measurements?: Record<string, unknown>;
 }
 
 async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T | undefined> {
@@ -109,6 +109,7 @@ export async function runScenario(
   const streams: EventStream[] = [];
   let error: string | undefined;
   let capture: string | undefined;
+  const measurements: Record<string, unknown> = {};
   try {
     const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, signal: opts.signal, ...scenario.options });
     const state = (await readState(lab))!;
@@ -145,6 +146,7 @@ export async function runScenario(
       },
       resolve: resolveIp,
       memo: new Map(),
+      measurements,
     };
     emit(`scenario ${scenario.name}: ${scenario.summary}`);
     const handle = scenario.captureLinks ? await startCapture(state, scenario.captureLinks, scenarioDir(lab, scenario.name)) : undefined;
@@ -156,17 +158,13 @@ export async function runScenario(
       runError = e;
     }
     if (handle) {
-      // Always stopped and flushed, also when the run failed; drops become packet comments.
+      // Always stopped and flushed, also when the run failed; drops become packet comments,
+      // and the lab's key logs are embedded by the capture itself.
       const files = await finishCapture(handle, {
         comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
           `claims: ${scenario.claims.join(', ')}`,
           runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `mtless scenario run` output)'],
-        // An empty key log (a run that failed before any handshake) is left out: editcap refuses it.
-        keylogs: {
-          tls: nonEmpty(keyLogFile(lab)) ? keyLogFile(lab) : undefined,
-          wg: nonEmpty(wgKeyLogFile(lab)) ? wgKeyLogFile(lab) : undefined,
-        },
-        drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEvent(f, state)),
+        drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEventOfFlow(f, f.node, state, handle.links.map((l) => l.name))),
         interrupted: runError !== undefined,
       });
       capture = files.merged;
@@ -184,10 +182,11 @@ export async function runScenario(
     if (!opts.keep) await destroyLab(lab);
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
-  return { scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture };
+  return {
+    scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture,
+    ...(Object.keys(measurements).length > 0 ? { measurements } : {}),
+  };
 }
-
-const nonEmpty = (file: string) => existsSync(file) && statSync(file).size > 0;
 
 /** Rejects when the signal fires (never, without one). */
 function aborted(signal?: AbortSignal): Promise<never> {
@@ -195,29 +194,4 @@ function aborted(signal?: AbortSignal): Promise<never> {
     if (signal?.aborted) reject(new Error('interrupted'));
     signal?.addEventListener('abort', () => reject(new Error('interrupted')));
   });
-}
-
-const PROTO_NAMES: Record<number, 'tcp' | 'udp' | 'icmp'> = { 6: 'tcp', 17: 'udp', 1: 'icmp' };
-
-/**
- * A datapath drop as a packet comment. tcpdump on a veth sees a packet before
- * tc ingress but after tc egress, so a to-container drop is invisible on the
- * destination's veth: it is commented where it was seen last — the
- * underlay for a packet from another node, the sender's veth on the same node.
- */
-function dropEvent(f: FlowWithNode, state: LabState): DropEvent {
-  const pod = (ip: string) => state.pods.find((p) => p.ip === ip);
-  const src = pod(f.saddr);
-  const dst = pod(f.daddr);
-  const toContainer = f.obsPoint === OBS_TO_ENDPOINT;
-  const at = toContainer ? dst : src;
-  const iface = !toContainer && src ? `${src.node}/${src.lxc}`
-    : src && src.node === f.node ? `${src.node}/${src.lxc}` : UNDERLAY_LINK;
-  return {
-    time: new Date(Number(f.timestamp / 1_000_000n)),
-    src: f.saddr, dst: f.daddr, sport: f.sport, dport: f.dport,
-    proto: PROTO_NAMES[f.protocol] ?? f.protocol,
-    comment: `${DROP_REASON_TEXT[f.dropReason] ?? 'drop'} (${f.dropReason}) at ${f.node}/${toContainer ? 'to-container' : 'from-container'}${at ? ` of ${at.name}` : ''}`,
-    iface,
-  };
 }

@@ -7,6 +7,7 @@ import { wireguardScenario } from './wireguard.ts';
 import { confusionMatrix } from './confusion-matrix.ts';
 import { authLifetime } from './auth-lifetime.ts';
 import { perConnectionMtls } from './per-connection-mtls.ts';
+import { exposureWindow } from './exposure-window.ts';
 
 export const SCENARIOS: Record<string, Scenario> = {
   [mtlessBasic.name]: mtlessBasic,
@@ -16,7 +17,8 @@ export const SCENARIOS: Record<string, Scenario> = {
   [confusionMatrix.name]: confusionMatrix,
   [authLifetime.name]: authLifetime,
   [perConnectionMtls.name]: perConnectionMtls,
+  [exposureWindow.name]: exposureWindow,
 };
 
-/** What `lab demo` runs. */
+/** What `mtless demo` runs. */
 export const DEFAULT_SCENARIO = mtlessBasic.name;

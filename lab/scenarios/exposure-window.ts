@@ -1,0 +1,395 @@
+// Claim C10: eventual consistency has a measurable exposure window. Native
+// routing, NO partition: the control plane delays its updates to the
+// server's node n2 by D (`mtless delay`). At t0 an authenticated client pod is
+// deleted and at once a pod of a forbidden identity ("intruder") takes its IP
+// and tries a new connection to server:8080 every 50 ms. Until n2 applies the
+// delayed update its ipcache still names the client, the cached auth entry
+// matches, and the intruder is admitted. The window W is read from n2's own
+// flow events: the last admitted SYN of the intruder, relative to t0 = the
+// control plane's own log time of the delete.
+//
+//   D ∈ {0, 250, 1000, 3000} ms, reuse at once          W grows with D
+//   D = 3000 ms, reuse only once n2 has the update       W = 0
+//   tunnel mode, D = 3000 ms, reuse at once              W = 0 (the VNI names the intruder)
+//   partitioned, healed after a while                    W lasts until n2 resyncs after the heal
+//   partitioned, short SVIDs (--svid-ttl), no heal       W ends at the auth entry's expiry
+//
+// Three labs side by side: the scenario's own (native, every delay case and
+// the heal), a tunnel lab, and a native lab with short SVIDs.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { runProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
+import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
+import { setDelay } from '../control/client.ts';
+import { dumpAuth } from '../datapath/auth.ts';
+import { DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
+import { CONTROL_PLANE_NODE } from '../core/daemons.ts';
+import { netnsPath, podNetns } from '../core/names.ts';
+import { loadTopologyFile } from '../topology/validate.ts';
+import { REPO, type FlowWithNode, type Scenario, type ScenarioContext } from './framework.ts';
+import {
+  daemonLog, flowMs, ipcacheIdentity, markdownTable, ownLab, sideLabName, sleep, waitUntil, withSideLab, type LabHandle,
+} from './side-lab.ts';
+
+const PORT = 8080;
+const PROBE_INTERVAL_MS = 50;
+/** Failed attempts in a row, after some admitted one, that end a probe early (the window has closed). */
+const STOP_AFTER_FAILURES = 10;
+export const DELAYS_MS = [0, 250, 1000, 3000];
+const HELD_DELAY_MS = 3000;
+const TUNNEL_DELAY_MS = 3000;
+/** The partition is healed this long after t0. */
+const HEAL_AFTER_MS = 1500;
+/** SVID lifetime of the expiry lab: the auth entry then expires within seconds. */
+export const SHORT_SVID_TTL_MS = 8000;
+/** The expiry case starts when the entry has this long left (its end is then seconds after t0). */
+const MIN_ENTRY_LIFE_MS = 4000;
+/** A bound on waits for the control plane and agents, which usually take milliseconds. */
+const SETTLE_MS = 30_000;
+
+export type WindowMode = 'native' | 'tunnel';
+export type PartitionCase = 'none' | 'until-heal' | 'until-expiry';
+
+/** One measured case: a row of the window table. */
+export interface WindowRow {
+  case: string;
+  mode: WindowMode;
+  /** The control plane's delay of updates to n2 (0 while partitioned). */
+  delayMs: number;
+  /** From t0 to the intruder's registration (the control plane's endpoint-added log). */
+  reuseDelayMs: number;
+  /** The IP was reused at once, or only after n2 had the update. */
+  reuse: 'at once' | 'after the update';
+  partition: PartitionCase;
+  /** From t0 to the intruder's last admitted SYN at n2 (0 when none was admitted). */
+  windowMs: number;
+  /** From t0 to its first admitted SYN. */
+  firstAdmittedMs?: number;
+  /** Intruder connections n2 admitted (FORWARDED SYNs, distinct source ports). */
+  admitted: number;
+  /** Connections the intruder tried. */
+  attempts: number;
+  /** What ends the window, and when (ms after t0): n2's update, its resync after the heal, the auth entry's expiry. */
+  boundBy: string;
+  boundMs?: number;
+  /** The first SYN refused after the window: ms after t0, reason, the identity n2 judged it by. */
+  closedAtMs?: number;
+  deniedReason?: number;
+  deniedAs?: number;
+  /** The heal (partition until heal): ms after t0. */
+  healMs?: number;
+  /**
+   * SYNs that contradict the window's end: admitted after n2 logged the update
+   * (resync, expiry), or refused before the window could have closed — before
+   * t0 + D (the control plane cannot deliver sooner), the heal, the expiry.
+   * n2 logs a sync only after its whole map write, so the two bounds differ.
+   */
+  admittedAfterBound: number;
+  refusedBeforeBound: number;
+  clientIdentity?: number;
+  intruderIdentity?: number;
+  lab: string;
+  /** Preconditions that did not hold (the row is then not evidence). */
+  problems: string[];
+}
+
+interface TrialSpec {
+  case: string;
+  mode: WindowMode;
+  client: string;
+  intruder: string;
+  delayMs: number;
+  holdReuse?: boolean;
+  partition?: PartitionCase;
+  /** How long the intruder may probe. */
+  probeMs: number;
+  /** Partitioned until expiry: start only when n2's auth entry has at least this long to live. */
+  minEntryLifeMs?: number;
+}
+
+const isSyn = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && (f.tcpFlags & TCP_F_SYN) !== 0 && (f.tcpFlags & TCP_F_ACK) === 0;
+const round = (ms: number) => Math.round(ms);
+
+/** The client authenticates to the server once (the auth entry every trial relies on). */
+async function authenticate(lab: LabHandle, client: string): Promise<string[]> {
+  const r = await echoSend(lab.lab, client, 'tcp', await lab.podIp('server'), PORT, `hello-from-${client}`, ['--timeout', '20000']);
+  return r.exitCode === 0 ? [] : [`${client} did not reach the server (${r.stderr.trim() || `exit ${r.exitCode}`})`];
+}
+
+/** More pods of the client's identity (same labels), known to n2 before any trial. */
+async function addClients(lab: LabHandle, names: string[]): Promise<void> {
+  for (const pod of names) {
+    const p = await addPod({ lab: lab.lab, node: 'n1', pod, labels: { app: 'client' } });
+    const known = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', p.ip)) === p.identity ? true : undefined), SETTLE_MS);
+    if (!known) throw new Error(`n2 never learned ${pod} (${p.ip})`);
+  }
+}
+
+/** One case: delete the client at t0, reuse its IP, probe, then read the window from n2's flow events. */
+async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
+  const partition = spec.partition ?? 'none';
+  const row: WindowRow = {
+    case: spec.case, mode: spec.mode, delayMs: spec.delayMs, reuseDelayMs: 0, reuse: spec.holdReuse ? 'after the update' : 'at once', partition, windowMs: 0, admitted: 0, attempts: 0,
+    boundBy: '', admittedAfterBound: 0, refusedBeforeBound: 0, lab: lab.lab, problems: [],
+  };
+  const serverIp = await lab.podIp('server');
+  const clientIp = await lab.podIp(spec.client);
+  row.clientIdentity = await ipcacheIdentity(lab.lab, 'n2', clientIp);
+  const serverIdentity = await ipcacheIdentity(lab.lab, 'n2', serverIp);
+  const entryOf = async () => (await dumpAuth(lab.lab, 'n2')).find((e) =>
+    e.key.localSecLabel === serverIdentity && e.key.remoteSecLabel === row.clientIdentity && e.key.remoteNodeId === 1);
+  const before = await entryOf();
+  if (!before || before.expiration.getTime() <= Date.now()) row.problems.push('n2 holds no live auth entry for (server, client, n1)');
+
+  if (spec.minEntryLifeMs !== undefined) {
+    // The entry's life left swings with the SVIDs' rotations; the window is then long enough to see.
+    const lively = await waitUntil(async () => {
+      const e = await entryOf();
+      return e && e.expiration.getTime() - Date.now() >= spec.minEntryLifeMs! ? true : undefined;
+    }, 2 * SHORT_SVID_TTL_MS + SETTLE_MS, 50);
+    if (!lively) row.problems.push(`n2's auth entry never had ${spec.minEntryLifeMs} ms to live`);
+  }
+  lab.say(`[${lab.lab}] ${spec.case}: delete ${spec.client} (${clientIp}), ${spec.holdReuse ? 'reuse its IP once n2 has the update' : 'reuse its IP at once'}`);
+  if (partition === 'none') await setDelay(lab.lab, 'n2', spec.delayMs);
+  else await partitionNode(lab.lab, 'n2', true);
+  const mark = lab.flows().length;
+  await deletePod(lab.lab, spec.client);
+  // Only to schedule the heal; every time reported comes from the logs and events.
+  const deletedLocal = Date.now();
+  if (spec.holdReuse) {
+    const gone = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', clientIp)) === undefined ? true : undefined), spec.delayMs + SETTLE_MS);
+    if (!gone) row.problems.push('n2 never dropped the client\'s ipcache entry');
+  }
+  // The probe starts as soon as the intruder's namespace exists (a Node start takes
+  // longer than the rest of the pod), so it tries from the first moment the pod can send.
+  const adding = addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp });
+  const netnsFile = netnsPath(podNetns(lab.lab, spec.intruder));
+  const created = await Promise.race([adding.then(() => true, () => true), waitUntil(() => (existsSync(netnsFile) ? true : undefined), SETTLE_MS, 2)]);
+  if (!created) row.problems.push('the intruder\'s namespace never appeared');
+
+  let healRequested: number | undefined;
+  const heal = partition === 'until-heal'
+    ? (async () => {
+        await sleep(Math.max(0, deletedLocal + HEAL_AFTER_MS - Date.now()));
+        healRequested = Date.now();
+        await partitionNode(lab.lab, 'n2', false);
+      })()
+    : Promise.resolve();
+  const probing = runProbe(lab.lab, spec.intruder, serverIp, PORT, `window-${spec.intruder}`, {
+    intervalMs: PROBE_INTERVAL_MS, count: Math.ceil(spec.probeMs / PROBE_INTERVAL_MS) + 1, durationMs: spec.probeMs,
+    stopAfterFailures: STOP_AFTER_FAILURES, node: 'n1',
+  });
+  let attempts: ProbeAttempt[] = [];
+  try {
+    const intruder = await adding;
+    row.intruderIdentity = intruder.identity;
+    if (intruder.identity === row.clientIdentity) row.problems.push('the intruder got the client\'s identity');
+    attempts = await probing;
+  } finally {
+    await probing.catch(() => undefined);
+    await heal;
+  }
+  row.attempts = attempts.length;
+  if (partition !== 'until-expiry') {
+    // Every delayed update delivered before the next case starts.
+    const settled = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', clientIp)) === row.intruderIdentity ? true : undefined), spec.delayMs + SETTLE_MS);
+    if (!settled) row.problems.push('n2 never learned the intruder');
+  }
+
+  // ---- the window, from the logs' and events' own times ----------------------------
+  const cp = await daemonLog(lab.lab, CONTROL_PLANE_NODE);
+  const t0 = cp.find((l) => l.event === 'endpoint-deleted' && l.pod === spec.client)?.ms;
+  const added = cp.find((l) => l.event === 'endpoint-added' && l.pod === spec.intruder)?.ms;
+  if (t0 === undefined || added === undefined) {
+    row.problems.push('the control plane did not log the delete and the add');
+    return row;
+  }
+  row.reuseDelayMs = round(added - t0);
+  const sports = new Set(attempts.map((a) => a.sport).filter((p) => p !== undefined));
+  const syns = lab.flows().slice(mark).filter((f) => f.node === 'n2' && f.obsPoint === OBS_TO_ENDPOINT && isSyn(f)
+    && f.saddr === clientIp && f.daddr === serverIp && f.dport === PORT && flowMs(f) >= t0 && (sports.size === 0 || sports.has(f.sport)));
+  const admitted = syns.filter((f) => f.verdict === VERDICT_FORWARDED).sort((a, b) => flowMs(a) - flowMs(b));
+  const refused = syns.filter((f) => f.verdict === VERDICT_DROPPED).sort((a, b) => flowMs(a) - flowMs(b));
+  row.admitted = new Set(admitted.map((f) => f.sport)).size;
+  const last = admitted.at(-1);
+  if (last) {
+    row.windowMs = round(flowMs(last) - t0);
+    row.firstAdmittedMs = round(flowMs(admitted[0]!) - t0);
+  }
+  const closing = refused.find((f) => !last || flowMs(f) > flowMs(last));
+  if (closing) {
+    row.closedAtMs = round(flowMs(closing) - t0);
+    row.deniedReason = closing.dropReason;
+    row.deniedAs = closing.srcIdentity;
+  }
+
+  let bound: number | undefined;
+  if (partition === 'until-expiry') {
+    const entry = await entryOf();
+    bound = entry?.expiration.getTime();
+    row.boundBy = 'auth entry expiry';
+    if (bound === undefined) row.problems.push('the auth entry is gone (not expired: deleted)');
+  } else {
+    const n2 = await daemonLog(lab.lab, 'n2');
+    // The first map write on n2 after t0 is the delayed delete (or, partitioned, the resync after the heal).
+    bound = n2.find((l) => l.event === 'maps-synced' && l.ms >= t0)?.ms;
+    row.boundBy = partition === 'until-heal' ? 'n2 resync after heal' : 'n2 applies the update';
+    if (bound === undefined) row.problems.push('n2 never logged the update');
+    if (healRequested !== undefined) row.healMs = round(healRequested - t0);
+  }
+  if (bound !== undefined) {
+    row.boundMs = round(bound - t0);
+    const earliest = partition === 'until-expiry' ? bound : partition === 'until-heal' ? healRequested ?? bound : t0 + spec.delayMs;
+    // Log times are whole milliseconds.
+    row.admittedAfterBound = admitted.filter((f) => flowMs(f) > bound! + 1).length;
+    row.refusedBeforeBound = refused.filter((f) => flowMs(f) < earliest - 1).length;
+  }
+  return row;
+}
+
+export function formatWindowTable(rows: WindowRow[]): string[] {
+  return markdownTable(
+    ['case', 'mode', 'delay D ms', 'reuse after ms', 'window W ms', 'admitted / attempts', 'window ends with', 'first refusal'],
+    rows.map((r) => [
+      r.case, r.mode, r.partition === 'none' ? String(r.delayMs) : 'partitioned', String(r.reuseDelayMs), String(r.windowMs),
+      `${r.admitted} / ${r.attempts}`,
+      `${r.boundBy}${r.boundMs !== undefined ? ` (+${r.boundMs} ms)` : ''}`,
+      r.closedAtMs !== undefined ? `+${r.closedAtMs} ms, ${r.deniedReason}${r.deniedAs !== undefined ? ` as ${r.deniedAs}` : ''}` : '-',
+    ]),
+  );
+}
+
+/** Lab names of the scenario beside its own. */
+export const exposureLabs = (lab: string) => ({ tunnel: sideLabName(lab, 'tun'), expiry: sideLabName(lab, 'ttl') });
+
+async function nativeCases(ctx: ScenarioContext, sideLabsUp: Promise<unknown>): Promise<WindowRow[]> {
+  const lab = ownLab(ctx);
+  const server = await startEchoServer(ctx.lab, 'server', 'tcp', PORT);
+  try {
+    const problems = await authenticate(lab, 'client');
+    const clients = ['client', ...DELAYS_MS.slice(1).map((_, i) => `client-${i + 2}`), 'client-held', 'client-heal'];
+    await addClients(lab, clients.slice(1));
+    await sideLabsUp;
+    const rows: WindowRow[] = [];
+    for (const [i, d] of DELAYS_MS.entries()) {
+      rows.push(await trial(lab, { case: `D = ${d} ms`, mode: 'native', client: clients[i]!, intruder: `intruder-${i + 1}`, delayMs: d, probeMs: d + 1000 }));
+    }
+    rows.push(await trial(lab, {
+      case: `D = ${HELD_DELAY_MS} ms, reuse after the update`, mode: 'native', client: 'client-held', intruder: 'intruder-held',
+      delayMs: HELD_DELAY_MS, holdReuse: true, probeMs: 1000,
+    }));
+    await setDelay(ctx.lab, 'n2', 0);
+    rows.push(await trial(lab, {
+      case: `partitioned, healed after ${HEAL_AFTER_MS} ms`, mode: 'native', client: 'client-heal', intruder: 'intruder-heal',
+      delayMs: 0, partition: 'until-heal', probeMs: HEAL_AFTER_MS + 10_000,
+    }));
+    for (const r of rows) r.problems.unshift(...problems);
+    return rows;
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * `onReady` is called once the lab is up and its client authenticated (or it
+ * failed); its case then waits for `go`.
+ */
+async function sideCase(ctx: ScenarioContext, name: string, topologyFile: string, opts: { svidTtlMs?: number },
+  spec: Omit<TrialSpec, 'client' | 'intruder'>, onReady: () => void, go: Promise<unknown>): Promise<WindowRow> {
+  try {
+    const topology = await loadTopologyFile(resolve(REPO, topologyFile));
+    ctx.say(`[${name}] bringing up ${topologyFile}${opts.svidTtlMs ? ` (SVIDs live ${opts.svidTtlMs} ms)` : ''}`);
+    return await withSideLab(name, topology, opts, ctx.say, async (lab) => {
+      const server = await startEchoServer(name, 'server', 'tcp', PORT);
+      try {
+        const problems = await authenticate(lab, 'client');
+        onReady();
+        await go;
+        const row = await trial(lab, { ...spec, client: 'client', intruder: 'intruder' });
+        row.problems.unshift(...problems);
+        return row;
+      } finally {
+        await server.stop();
+      }
+    });
+  } finally {
+    onReady();
+  }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+export const exposureWindow: Scenario = {
+  name: 'exposure-window',
+  summary: 'the exposure window of eventual consistency: with n2\'s updates delayed by D and the IP reused at once, a forbidden pod is admitted for about D; none when reuse waits, none in tunnel mode; partitioned, until heal or the auth entry\'s expiry',
+  claims: ['C10'],
+  topology: 'topologies/two-node-auth.yaml',
+  async run(ctx) {
+    const names = exposureLabs(ctx.lab);
+    // The side labs come up while the scenario's own lab gets ready. Its cases
+    // run once they are up and idle, theirs after its own: every window is
+    // measured on an otherwise quiet machine (bring-up loads it most).
+    const ready = { tunnel: deferred(), expiry: deferred() };
+    const nativeDone = deferred();
+    const side = Promise.allSettled([
+      sideCase(ctx, names.tunnel, 'topologies/two-node-tunnel.yaml', {}, { case: `tunnel, D = ${TUNNEL_DELAY_MS} ms`, mode: 'tunnel', delayMs: TUNNEL_DELAY_MS, probeMs: TUNNEL_DELAY_MS + 500 }, ready.tunnel.resolve, nativeDone.promise),
+      sideCase(ctx, names.expiry, 'topologies/two-node-auth.yaml', { svidTtlMs: SHORT_SVID_TTL_MS },
+        { case: `partitioned, SVIDs of ${SHORT_SVID_TTL_MS / 1000} s, no heal`, mode: 'native', delayMs: 0, partition: 'until-expiry', probeMs: SHORT_SVID_TTL_MS + 3000, minEntryLifeMs: MIN_ENTRY_LIFE_MS }, ready.expiry.resolve, nativeDone.promise),
+    ]);
+    let native: WindowRow[] = [];
+    let nativeError: unknown;
+    try {
+      native = await nativeCases(ctx, Promise.all([ready.tunnel.promise, ready.expiry.promise]));
+    } catch (e) {
+      nativeError = e;
+    } finally {
+      nativeDone.resolve();
+    }
+    const [tunnel, expiry] = await side;
+    if (nativeError) throw nativeError;
+    for (const r of [tunnel, expiry]) if (r!.status === 'rejected') throw r!.reason;
+    const tunnelRow = (tunnel as PromiseFulfilledResult<WindowRow>).value;
+    const expiryRow = (expiry as PromiseFulfilledResult<WindowRow>).value;
+    const rows = [...native, tunnelRow, expiryRow];
+    ctx.measurements.window = rows;
+
+    ctx.say('C10 exposure window (measured; ms after t0 = the control plane\'s log of the delete):');
+    for (const l of formatWindowTable(rows)) ctx.say(`  ${l}`);
+
+    for (const r of rows) {
+      ctx.check(`${r.case}: preconditions hold (auth entry, the intruder on the client's IP with another identity, updates logged)`,
+        r.problems.length === 0, r.problems.join('; ') || undefined);
+    }
+    const delayRows = DELAYS_MS.map((d) => native.find((r) => r.partition === 'none' && r.reuse === 'at once' && r.delayMs === d)!);
+    const w = delayRows.map((r) => r.windowMs);
+    ctx.check('W grows with D (monotone over D = 0, 250, 1000, 3000 ms) and W(3000) > W(250)',
+      w.every((x, i) => i === 0 || x >= w[i - 1]!) && w[3]! > w[1]!, w.map((x, i) => `W(${DELAYS_MS[i]}) = ${x}`).join(', '));
+    for (const r of delayRows) {
+      ctx.check(`D = ${r.delayMs} ms: n2's update came no sooner than D after t0, and the door was open until it (no admission after n2 logged it, no refusal before t0 + D)`,
+        r.boundMs !== undefined && r.boundMs >= r.delayMs - 1 && r.windowMs <= r.boundMs + 1 && r.admittedAfterBound === 0 && r.refusedBeforeBound === 0,
+        `update at +${r.boundMs} ms, W = ${r.windowMs} ms, ${r.admitted} admitted, ${r.admittedAfterBound} admitted after, ${r.refusedBeforeBound} refused before`);
+    }
+    const biggest = delayRows.at(-1)!;
+    ctx.check(`D = ${biggest.delayMs} ms: the intruder was admitted, then refused by policy (${DROP_POLICY})`,
+      biggest.admitted > 0 && biggest.deniedReason === DROP_POLICY, `${biggest.admitted} admitted, then ${biggest.deniedReason}`);
+    const held = native.find((r) => r.reuse === 'after the update')!;
+    ctx.check('reuse held back until n2 has the update: no window (W = 0, nothing admitted)',
+      held.windowMs === 0 && held.admitted === 0 && held.attempts > 0, `${held.admitted} of ${held.attempts} admitted, reuse after ${held.reuseDelayMs} ms`);
+    ctx.check(`tunnel mode: no window — every attempt refused by policy (${DROP_POLICY}), judged as the intruder from the VNI`,
+      tunnelRow.windowMs === 0 && tunnelRow.admitted === 0 && tunnelRow.attempts > 0 && tunnelRow.deniedReason === DROP_POLICY && tunnelRow.deniedAs === tunnelRow.intruderIdentity,
+      `${tunnelRow.admitted} of ${tunnelRow.attempts} admitted; refused with ${tunnelRow.deniedReason} as ${tunnelRow.deniedAs} (intruder ${tunnelRow.intruderIdentity})`);
+    const healRow = native.find((r) => r.partition === 'until-heal')!;
+    ctx.check('partitioned: the window lasts until n2 resyncs after the heal (admitted until then, refused from then on)',
+      healRow.admitted > 0 && healRow.healMs !== undefined && healRow.boundMs !== undefined && healRow.boundMs >= healRow.healMs
+        && healRow.admittedAfterBound === 0 && healRow.refusedBeforeBound === 0 && healRow.windowMs <= healRow.boundMs + 1,
+      `heal at +${healRow.healMs} ms, resync at +${healRow.boundMs} ms, W = ${healRow.windowMs} ms`);
+    ctx.check(`partitioned, never healed: the window ends at the auth entry's expiry, then "Authentication required" (${DROP_POLICY_AUTH_REQUIRED})`,
+      expiryRow.admitted > 0 && expiryRow.boundMs !== undefined && expiryRow.windowMs <= expiryRow.boundMs
+        && expiryRow.admittedAfterBound === 0 && expiryRow.refusedBeforeBound === 0 && expiryRow.deniedReason === DROP_POLICY_AUTH_REQUIRED,
+      `entry expires at +${expiryRow.boundMs} ms, W = ${expiryRow.windowMs} ms, then ${expiryRow.deniedReason}`);
+  },
+};

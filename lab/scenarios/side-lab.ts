@@ -1,0 +1,104 @@
+// Labs a scenario brings up beside its own (to measure several modes side by
+// side): bring-up, flow events of every node from before the first packet,
+// daemon logs, and teardown in every case.
+import { readFile } from 'node:fs/promises';
+import { upWithDatapath, type LabOptions } from '../compose/lab.ts';
+import { destroyLab } from '../compose/down.ts';
+import type { LabPlan } from '../core/plan.ts';
+import { readState } from '../core/state.ts';
+import { daemonLogFile } from '../core/names.ts';
+import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
+import { streamFlows, type EventStream } from '../datapath/events.ts';
+import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
+import type { Topology } from '../topology/model.ts';
+import type { FlowWithNode, ScenarioContext } from './framework.ts';
+
+/** What a measurement needs of a lab, whether the scenario's own or a side lab. */
+export interface LabHandle {
+  lab: string;
+  plan: LabPlan;
+  /** Flow events of every node so far. */
+  flows(): FlowWithNode[];
+  /** A pod's IP now (pods come and go during a run). */
+  podIp(pod: string): Promise<string>;
+  say(text: string): void;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it gives a value or the deadline passes (then undefined). */
+export async function waitUntil<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 20): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined || Date.now() > deadline) return v;
+    await sleep(everyMs);
+  }
+}
+
+async function podIpOf(lab: string, pod: string): Promise<string> {
+  const p = (await readState(lab))?.pods.find((x) => x.name === pod);
+  if (!p) throw new Error(`lab "${lab}" has no pod "${pod}"`);
+  return p.ip;
+}
+
+/** The scenario's own lab as a handle. */
+export function ownLab(ctx: ScenarioContext): LabHandle {
+  return { lab: ctx.lab, plan: ctx.plan, flows: ctx.flows, podIp: (pod) => podIpOf(ctx.lab, pod), say: ctx.say };
+}
+
+/** A lab of its own: up, flows streamed, `fn`, then down (always). */
+export async function withSideLab<T>(
+  name: string, topology: Topology, opts: Partial<LabOptions>, say: (text: string) => void, fn: (lab: LabHandle) => Promise<T>,
+): Promise<T> {
+  const flows: FlowWithNode[] = [];
+  const streams: EventStream[] = [];
+  try {
+    const plan = await upWithDatapath(topology, { name, ...opts });
+    for (const n of plan.nodes) streams.push(streamFlows(name, n.name, (f) => flows.push({ ...f, node: n.name })));
+    await Promise.all(streams.map((s) => s.ready));
+    return await fn({ lab: name, plan, flows: () => [...flows], podIp: (pod) => podIpOf(name, pod), say });
+  } finally {
+    await Promise.all(streams.map((s) => s.stop().catch(() => undefined)));
+    await destroyLab(name);
+  }
+}
+
+/** A daemon's structured log lines (an agent's, or "cp" for the control plane's), with their time in epoch ms. */
+export async function daemonLog(lab: string, node: string): Promise<(Record<string, unknown> & { ms: number })[]> {
+  const role = (node === CONTROL_PLANE_NODE ? CONTROL_PLANE : AGENT).role;
+  const text = await readFile(daemonLogFile(lab, node, role), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => {
+    const line = JSON.parse(l) as Record<string, unknown>;
+    return { ...line, ms: Date.parse(String(line.time)) };
+  });
+}
+
+/** The identity a node's ipcache gives an IP's /32 entry, or undefined without one. */
+export async function ipcacheIdentity(lab: string, node: string, ip: string): Promise<number | undefined> {
+  const rows = await dumpNodeMap(lab, node, 'cilium_ipcache');
+  return rows.find((r) => ipcacheCidr(r.key) === `${ip}/32`)?.value.secIdentity;
+}
+
+/** A flow event's time in epoch ms. */
+export const flowMs = (f: { timestamp: bigint }) => Number(f.timestamp / 1000n) / 1000;
+
+/** ≤ 24 characters (the lab-name rule): the base name, shortened, plus a suffix. */
+export function sideLabName(base: string, suffix: string): string {
+  return `${base.slice(0, 23 - suffix.length).replace(/-+$/, '')}-${suffix}`;
+}
+
+/** A Markdown table (the narrative prints it, the README shows it). */
+export function markdownTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
+}
+
+/** The median of some numbers (undefined for none). */
+export function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
