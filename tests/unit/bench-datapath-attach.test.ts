@@ -53,6 +53,7 @@ t.test('the text names both modes and adds the other mode under the table', asyn
   const report: BenchDatapathReport = {
     ...base, rounds: 2, runs, ...summary, goals: checkGoals(summary, runs),
     attachMode: 'tcx', otherAttach: summarizeOtherAttach(runs, 'clsact'),
+    liveProgramCost: { attach: 'tcx', nsPerRun: 512.4, runsPerRoundTrip: 4.6, usPerRoundTrip: 2.357, rttP50Us: 21.3 },
   };
   const lines = formatBenchDatapath(report).split('\n');
   t.match(lines[1], /^2 round\(s\) × \{attached tcx, attached clsact, detached\} alternating/);
@@ -64,6 +65,7 @@ t.test('the text names both modes and adds the other mode under the table', asyn
   t.ok(lines.some((l) => /^programs attached tcx add \+0\.9 µs to the p50 round trip/.test(l)));
   t.ok(lines.some((l) => l === '  attached clsact: +2.2 µs, ≈ 0.55 µs per program run'));
   t.ok(lines.some((l) => /the rest is the tc hook \(tcx\)/.test(l)));
+  t.ok(lines.includes('  the programs in the live flow (tcx, kernel run-time statistics over one more sockperf run): 512 ns per run, 4.60 runs per round trip, 2.36 µs per round trip (11.8 % of the detached p50)'));
   t.ok(lines.some((l) => /^ {2}round 1 attached clsact  RTT p50/.test(l)), 'runs in order name their attach mode');
 });
 

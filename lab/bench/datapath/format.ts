@@ -45,6 +45,13 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
   const via = report.attachMode ? ` attached ${own}` : '';
   out.push(`programs${via} add ${signed(delta)} µs to the p50 round trip: 4 program runs (from/to-container on both nodes), ≈ ${(delta / 4).toFixed(2)} µs each`);
   if (other) out.push(`  attached ${other.mode}: ${signed(other.rttP50DeltaUs)} µs, ≈ ${(other.rttP50DeltaUs / 4).toFixed(2)} µs per program run`);
+  const live = report.liveProgramCost;
+  if (live) {
+    out.push(
+      `  the programs in the live flow (${live.attach}, kernel run-time statistics over one more sockperf run): ${live.nsPerRun.toFixed(0)} ns per run, ` +
+        `${live.runsPerRoundTrip.toFixed(2)} runs per round trip, ${live.usPerRoundTrip.toFixed(2)} µs per round trip (${((live.usPerRoundTrip / report.detached.rttP50Us.median) * 100).toFixed(1)} % of the detached p50)`,
+    );
+  }
   if (report.programCost) {
     const sum = report.programCost.reduce((a, c) => a + c.ns, 0);
     out.push(

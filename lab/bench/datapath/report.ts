@@ -73,6 +73,21 @@ export interface ProgramCost {
   retval: number;
 }
 
+/**
+ * The attached programs' own time in the live flow (the kernel's run-time
+ * statistics over one sockperf run): what they cost with cold caches and
+ * conntrack entries shared between CPUs, without the hook around them.
+ */
+export interface LiveProgramCost {
+  attach: TcAttachMode;
+  nsPerRun: number;
+  /** Program runs per sockperf round trip (4, plus TCP's own ACKs). */
+  runsPerRoundTrip: number;
+  usPerRoundTrip: number;
+  /** p50 RTT of that run (its programs timed, so not one of the rounds). */
+  rttP50Us: number;
+}
+
 /** Per-round attached/detached. */
 export interface RoundRatios {
   rttP50: Summary;
@@ -129,6 +144,8 @@ export interface BenchDatapathReport extends RunsSummary {
   attachMode?: TcAttachMode;
   /** The other attach mode, when the kernel has both. */
   otherAttach?: OtherAttachSummary;
+  /** The programs' own time in the live flow; absent in reports from before it was measured. */
+  liveProgramCost?: LiveProgramCost;
   /** The four program runs of one round trip, in path order. */
   programCost?: ProgramCost[];
   mapIo?: MapIoRow[];

@@ -19,7 +19,11 @@
 //    each attach mode against the same detached runs. The
 //    programs' own packet counters (cilium_metrics) prove each mode: they
 //    must grow when attached and stay still when detached.
-// 2. The programs alone, timed by the kernel (program-cost.ts).
+// 2. The programs in the live flow: one more sockperf run, attached as `up`
+//    does, with the kernel's run-time statistics on (lab/kernel/bpf-stats.ts):
+//    their own time per run and per round trip, without the hook around
+//    them. Apart from the rounds, whose programs run without that timing.
+//    Then the programs alone, timed by the kernel (program-cost.ts).
 // 3. Map I/O on n1's maps of the same lab, no traffic by then (map-io.ts).
 //
 // Every load is bounded (S seconds per client run, a process timeout on each
@@ -31,6 +35,7 @@ import { destroyLab } from '../../compose/down.ts';
 import { findPod, type LabPlan, type NodePlan, type PodPlan } from '../../core/plan.ts';
 import { nodeProgPins } from '../../core/names.ts';
 import { REPO_ROOT } from '../../core/repo.ts';
+import { programRunTime, withRunTimeStats } from '../../kernel/bpf-stats.ts';
 import { run } from '../../kernel/run.ts';
 import { probeTcx, tcAttachedPrograms, tcAttachMode, type TcAttachMode } from '../../kernel/tc.ts';
 import { attachEndpoints, detachEndpoint, type PolicyMode } from '../../datapath/load.ts';
@@ -46,7 +51,7 @@ import { measureProgramCost } from './program-cost.ts';
 import { PROGRAMS } from '../../abi/layouts.ts';
 import {
   checkGoals, runsOfAttachMode, summarizeOtherAttach, summarizeRuns,
-  type BenchDatapathReport, type DatapathMode, type DatapathRun, type MapIoRow, type ProgramCost,
+  type BenchDatapathReport, type DatapathMode, type DatapathRun, type LiveProgramCost, type MapIoRow, type ProgramCost,
 } from './report.ts';
 
 export const DATAPATH_LAB = 'bench-dp';
@@ -99,6 +104,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   const runs: DatapathRun[] = [];
   let mapIo: MapIoRow[] | undefined;
   let programCost: ProgramCost[] | undefined;
+  let liveCost: LiveProgramCost | undefined;
   let client!: PodPlan;
   let server!: PodPlan;
   // The lab's own attach mode, and the other one when this kernel has tcx.
@@ -144,6 +150,9 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     // Leave the lab as `up` made it before touching its maps.
     if (!sameSetting(current, modes[0]!)) await setMode(plan, 'attached', attachMode);
 
+    liveCost = await measureLiveCost(plan, client, server, seconds, attachMode);
+    log(`programs in the live flow (${attachMode}): ${liveCost.nsPerRun.toFixed(0)} ns per run, ${liveCost.runsPerRoundTrip.toFixed(2)} runs per round trip, ${liveCost.usPerRoundTrip.toFixed(2)} µs per round trip`);
+
     for (const s of servers.splice(0)) await s.stop();
     programCost = await measureProgramCost(plan, client, server, SOCKPERF_PORT);
     log(`program runs (BPF_PROG_RUN): ${programCost.map((c) => `${c.node} ${c.program} ${c.packet} ${c.ns} ns`).join(', ')}`);
@@ -174,6 +183,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     policyMode,
     attachMode,
     ...(otherMode ? { otherAttach: summarizeOtherAttach(runs, otherMode) } : {}),
+    ...(liveCost ? { liveProgramCost: liveCost } : {}),
     ...(programCost ? { programCost } : {}),
     mapIo,
     ...(mapIo ? { mapIoNode: topology.nodes[0]!.name } : {}),
@@ -246,6 +256,20 @@ async function measureRun(lab: string, plan: LabPlan, client: PodPlan, server: P
     programPackets: Number(after - before),
     hostBusy: busyFraction(cpu0, cpu1),
   };
+}
+
+/** One sockperf run with run-time statistics on: the attached programs' own time in the flow. */
+async function measureLiveCost(plan: LabPlan, client: PodPlan, server: PodPlan, seconds: number, attach: TcAttachMode): Promise<LiveProgramCost> {
+  const pins = plan.nodes.flatMap((n) => [PROGRAMS.fromContainer, PROGRAMS.toContainer].map((p) => `${nodeProgPins(plan.lab, n.name)}/${p}`));
+  return withRunTimeStats(async () => {
+    const before = await programRunTime(pins);
+    const lat = await sockperfRun(client, server, seconds);
+    const after = await programRunTime(pins);
+    const runs = after.runs - before.runs;
+    if (runs <= 0 || lat.roundTrips <= 0) throw new Error(`no program runs counted during the live-cost run (${runs} runs, ${lat.roundTrips} round trips)`);
+    const ns = after.runTimeNs - before.runTimeNs;
+    return { attach, nsPerRun: ns / runs, runsPerRoundTrip: runs / lat.roundTrips, usPerRoundTrip: ns / lat.roundTrips / 1000, rttP50Us: lat.rttP50Us };
+  });
 }
 
 async function programPackets(lab: string, plan: LabPlan): Promise<bigint> {
