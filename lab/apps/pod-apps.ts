@@ -93,14 +93,14 @@ export interface ProbeAttempt {
  * network is ready fail at once and count as attempts.
  */
 export async function runProbe(lab: string, pod: string, host: string, port: number, text: string,
-  opts: { intervalMs: number; count: number; durationMs: number; attemptTimeoutMs?: number; stopAfterFailures?: number; node?: string }): Promise<ProbeAttempt[]> {
+  opts: { intervalMs: number; count: number; durationMs: number; attemptTimeoutMs?: number; stopAfterFailures?: number; node?: string; sequential?: boolean }): Promise<ProbeAttempt[]> {
   // With `node`, the pod need not be in the lab's state yet: only its namespace must exist.
   const { place, env } = opts.node !== undefined
     ? { place: podPlace(lab, opts.node, pod), env: { [TAG_ENV]: processTag(lab, opts.node, 'pod-app') } }
     : await inPod(lab, pod);
   const args = [host, String(port), text, '--interval', String(opts.intervalMs), '--count', String(opts.count),
     '--duration', String(opts.durationMs), '--attempt-timeout', String(opts.attemptTimeoutMs ?? 400),
-    '--stop-after-failures', String(opts.stopAfterFailures ?? 0)];
+    '--stop-after-failures', String(opts.stopAfterFailures ?? 0), ...(opts.sequential ? ['--sequential'] : [])];
   const r = await run(nodeScriptArgv('lab/apps/probe.ts', args), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
   if (r.exitCode !== 0) throw new Error(`probe in ${pod} exited with ${r.exitCode}: ${r.stderr.trim()}`);
   return r.stdout.split('\n').filter((l) => l.startsWith('{"attempt"')).map((l) => JSON.parse(l) as ProbeAttempt);

@@ -6,7 +6,10 @@
 // attempt is exactly one SYN on the wire.
 //
 //   probe.ts HOST PORT TEXT [--interval MS] [--count N] [--duration MS] [--attempt-timeout MS]
-//            [--stop-after-failures K]
+//            [--stop-after-failures K] [--sequential]
+//
+// --sequential: each attempt starts --interval ms after the previous one
+// finished (timed connections one after the other, in one process).
 //
 // --stop-after-failures K: once some attempt succeeded, K failed attempts in a
 // row (by attempt number) end the probing early: the window has closed.
@@ -35,6 +38,7 @@ const count = option('count', 20);
 const duration = option('duration', 1000);
 const attemptTimeout = option('attempt-timeout', 400);
 const stopAfterFailures = option('stop-after-failures', 0);
+const sequential = rest.includes('--sequential');
 if (!(interval > 0 && count > 0 && duration > 0 && attemptTimeout > 0)) fail('interval, count, duration and attempt-timeout must be positive');
 
 let started = 0;
@@ -73,6 +77,7 @@ function attempt(i: number): void {
     outcomes[i] = ok;
     process.stdout.write(JSON.stringify({ attempt: i, sport, startedAt, ok, ms: Math.round((performance.now() - t0) * 100) / 100, ...(error ? { error } : {}) }) + '\n');
     if (++finished === started && closed) end();
+    else if (sequential) setTimeout(tick, interval);
   };
   const timer = setTimeout(() => finish(false, 'timeout'), attemptTimeout);
   sock.on('connect', () => sock.write(payload));
@@ -96,6 +101,6 @@ const tick = () => {
     return;
   }
   attempt(started++);
-  setTimeout(tick, Math.max(0, begin + started * interval - performance.now()));
+  if (!sequential) setTimeout(tick, Math.max(0, begin + started * interval - performance.now()));
 };
 tick();
