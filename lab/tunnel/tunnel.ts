@@ -19,6 +19,9 @@
 // VXLAN MAC, so the inner frame arrives addressed to the receiving device
 // (no ARP over the tunnel, nothing for the tc program to rewrite).
 //
+// With `encryption: {mode: wireguard}` too, the VXLAN packets themselves go
+// into WireGuard (Cilium's --wireguard-encapsulate): encapsulate.ts.
+//
 // Teardown needs nothing of its own: the device dies with the node
 // namespace, the pins with the lab's bpffs folder (`mtless down`).
 import { rm } from 'node:fs/promises';
