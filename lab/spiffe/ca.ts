@@ -264,7 +264,7 @@ export interface NodeCredential extends IssuedCert {
 /**
  * A certificate for a node agent to authenticate to the control plane:
  * URI SAN `spiffe://<td>/node/<name>`. Pass the node's public key; without
- * one, a key pair is generated here and returned (bootstrap at `lab up`).
+ * one, a key pair is generated here and returned (bootstrap at `mtless up`).
  */
 export async function issueNodeCredential(ca: Ca, nodeName: string, opts: { publicKey?: PublicKeyInput; ttlMs?: number } = {}): Promise<NodeCredential> {
   const spiffeId = nodeSpiffeIdOf(nodeName, ca.trustDomain);

@@ -1,5 +1,5 @@
 // Sockmap on a real lab: load, attach, which sockets go into the sockhash and
-// under which key, counters, detach, unload, and what `lab down` leaves.
+// under which key, counters, detach, unload, and what `mtless down` leaves.
 import t from 'tap';
 import { access } from 'node:fs/promises';
 import { upWithDatapath } from '../../lab/compose/lab.ts';
@@ -132,7 +132,7 @@ t.test('sockmap on a lab: load, attach, keys, counters, detach, cleanup', { skip
       t.equal(d2.socketsSkipped, 1n, 'n2 skipped the accepted socket (peer on n1)');
       t.equal(d1.socketsAdded + d2.socketsAdded, 0n, 'none added');
       t.equal(d1.redirected.count + d2.redirected.count, 0n, 'nothing redirected');
-      // srv2 stays up: `lab down` must stop it to remove n2's cgroup.
+      // srv2 stays up: `mtless down` must stop it to remove n2's cgroup.
     });
 
     await t.test('a process outside the cgroup is not accelerated', async (t) => {

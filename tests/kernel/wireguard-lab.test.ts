@@ -38,7 +38,7 @@ t.test('wireguard lab: up, tunnel, wg show, down', { skip: needsRoot }, async (t
     t.equal(wg.length, 2, 'one wireguard-go per node, recorded in the state');
     t.ok(wg.every((p) => isAlive(p.pid)), 'they run');
     const environ = await readFile(`/proc/${wg[0]!.pid}/environ`, 'latin1');
-    t.match(environ, `MTLAB_TAG=mtless-lab:${lab}:${wg[0]!.node}:wireguard`, 'tagged for `lab down`');
+    t.match(environ, `MTLAB_TAG=mtless-lab:${lab}:${wg[0]!.node}:wireguard`, 'tagged for `mtless down`');
     const comm = (await readFile(`/proc/${wg[0]!.pid}/comm`, 'utf8')).trim();
     t.equal(comm, 'wireguard-go', 'the recorded pid is wireguard-go itself (nsenter execs it, -f keeps it in the foreground)');
 
