@@ -1,11 +1,13 @@
 // Shared pieces of the BPF_PROG_RUN tests (tests/kernel/bpf-prog-run*.test.ts):
 // building the test-only programs of tests/fixtures/bpf against bpf/lib,
-// collecting every flow event and signal that a few program runs raise, and
-// checking that a test's programs are gone after teardown.
+// collecting every flow event and signal that a few program runs raise, a
+// throwaway node namespace to run them in, and checking that a test's
+// programs are gone after teardown.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { BPF_DIR } from '../../lab/datapath/load.ts';
+import { BPF_DIR, buildDatapath, readIfindexes } from '../../lab/datapath/load.ts';
+import { labBpffsDir, nodeNetns } from '../../lab/core/names.ts';
 import { streamFlows, streamSignals, type EventStream } from '../../lab/datapath/events.ts';
 import type { FlowEvent, SignalMsg } from '../../lab/abi/generated.ts';
 import { run } from '../../lab/kernel/run.ts';
@@ -128,4 +130,24 @@ export async function observe<T>(lab: string, node: string, sentinel: Sentinel, 
   } finally {
     await Promise.all(streams.map((s) => s.stop()));
   }
+}
+
+/** Removes a throwaway node: its pins and its namespace (also what a crashed earlier run left). */
+export async function removeThrowawayNode(lab: string, node: string): Promise<void> {
+  await rm(labBpffsDir(lab), { recursive: true, force: true });
+  await run(['ip', 'netns', 'del', nodeNetns(lab, node)], { okCodes: [1] });
+}
+
+/**
+ * A node namespace with veth pairs (both ends in it) for BPF_PROG_RUN tests,
+ * after removing any leftover of a crashed earlier run and building bpf/.
+ * Returns every device's ifindex by name.
+ */
+export async function throwawayNode(lab: string, node: string, vethPairs: [string, string][]): Promise<Map<string, number>> {
+  await removeThrowawayNode(lab, node);
+  await buildDatapath();
+  const netns = nodeNetns(lab, node);
+  await run(['ip', 'netns', 'add', netns]);
+  for (const [a, b] of vethPairs) await run(['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b], { netns });
+  return readIfindexes(netns);
 }

@@ -18,13 +18,12 @@
 // - Both programs report every drop as a flow event in the node's
 //   cilium_events (observation point to-overlay / from-overlay) and count it
 //   in cilium_metrics, as datapath.c does.
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { labBpffsDir, nodeMapPins, nodeNetns } from '../../lab/core/names.ts';
 import { run } from '../../lab/kernel/run.ts';
 import {
-  buildDatapath,
   ETH_P_ARP,
   ETH_P_IPV6,
   ethernetFrame,
@@ -33,7 +32,6 @@ import {
   ipv4Packet,
   loadNodeDatapath,
   progPin,
-  readIfindexes,
   readMetrics,
   runProgram,
   writeNodeState,
@@ -44,7 +42,7 @@ import {
 import * as gen from '../../lab/abi/generated.ts';
 import { loadOverlay, overlayProgPin } from '../../lab/tunnel/index.ts';
 import { needsRoot } from '../helpers/kernel.ts';
-import { expectProgramsGone, loadFixture, observe, progId, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel } from '../helpers/progrun.ts';
+import { expectProgramsGone, loadFixture, observe, progId, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel, removeThrowawayNode, throwawayNode } from '../helpers/progrun.ts';
 
 const LAB = 't-progrun-ovl';
 const NODE = 'n1';
@@ -115,18 +113,11 @@ function sentinel(): Sentinel {
 }
 const observed = <T>(during: () => Promise<T>) => observe(LAB, NODE, sentinel(), during);
 
-async function cleanup(): Promise<void> {
-  await rm(labBpffsDir(LAB), { recursive: true, force: true });
-  await run(['ip', 'netns', 'del', NETNS], { okCodes: [1] });
-}
+const cleanup = () => removeThrowawayNode(LAB, NODE);
 
 t.before(async () => {
   if (needsRoot) return;
-  await cleanup(); // a crashed earlier run
-  await buildDatapath();
-  await run(['ip', 'netns', 'add', NETNS]);
-  await run(['ip', 'link', 'add', CLIENT.lxc, 'type', 'veth', 'peer', 'name', SERVER.lxc], { netns: NETNS });
-  const links = await readIfindexes(NETNS);
+  const links = await throwawayNode(LAB, NODE, [[CLIENT.lxc, SERVER.lxc]]);
   ifindex = { client: links.get(CLIENT.lxc)!, server: links.get(SERVER.lxc)! };
   await loadNodeDatapath(LAB, NODE);
   await writeNodeState(LAB, NODE, state, new Map([[CLIENT.lxc, ifindex.client], [SERVER.lxc, ifindex.server]]));

@@ -6,12 +6,9 @@
 // ("t-progrun-strict"): one throwaway node namespace holding a veth pair
 // (lxc-client, a pod's device, and eth0, the underlay) and one pin folder,
 // both removed in teardown, which also checks that the programs are gone.
-import { rm } from 'node:fs/promises';
 import t from 'tap';
-import { labBpffsDir, nodeNetns } from '../../lab/core/names.ts';
-import { run } from '../../lab/kernel/run.ts';
+import { nodeNetns } from '../../lab/core/names.ts';
 import {
-  buildDatapath,
   ETH_P_ARP,
   ETH_P_IPV6,
   ethernetFrame,
@@ -19,7 +16,6 @@ import {
   loadNodeDatapath,
   mapUpdate,
   progPin,
-  readIfindexes,
   readMetrics,
   runProgram,
   writeNodeState,
@@ -29,7 +25,7 @@ import {
 import * as gen from '../../lab/abi/generated.ts';
 import { loadStrict, strictConfigPin, strictConfigValue, strictProgPin } from '../../lab/wireguard/strict.ts';
 import { needsRoot } from '../helpers/kernel.ts';
-import { expectProgramsGone, observe, progId, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel } from '../helpers/progrun.ts';
+import { expectProgramsGone, observe, progId, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel, removeThrowawayNode, throwawayNode } from '../helpers/progrun.ts';
 
 const LAB = 't-progrun-strict';
 const NODE = 'n1';
@@ -96,18 +92,11 @@ const observed = <T>(during: () => Promise<T>) => observe(LAB, NODE, sentinel(),
 const unencryptedDrops = async () =>
   (await readMetrics(LAB, NODE)).find((m) => m.reason === gen.DROP_UNENCRYPTED_TRAFFIC && m.dir === gen.DIR_EGRESS)?.packets ?? 0n;
 
-async function cleanup(): Promise<void> {
-  await rm(labBpffsDir(LAB), { recursive: true, force: true });
-  await run(['ip', 'netns', 'del', NETNS], { okCodes: [1] });
-}
+const cleanup = () => removeThrowawayNode(LAB, NODE);
 
 t.before(async () => {
   if (needsRoot) return;
-  await cleanup(); // a crashed earlier run
-  await buildDatapath();
-  await run(['ip', 'netns', 'add', NETNS]);
-  await run(['ip', 'link', 'add', CLIENT.lxc, 'type', 'veth', 'peer', 'name', UNDERLAY], { netns: NETNS });
-  const links = await readIfindexes(NETNS);
+  const links = await throwawayNode(LAB, NODE, [[CLIENT.lxc, UNDERLAY]]);
   ifindex = { client: links.get(CLIENT.lxc)!, underlay: links.get(UNDERLAY)! };
   await loadNodeDatapath(LAB, NODE);
   await writeNodeState(LAB, NODE, state, new Map([[CLIENT.lxc, ifindex.client]]));

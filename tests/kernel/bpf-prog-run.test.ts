@@ -12,7 +12,6 @@ import { run } from '../../lab/kernel/run.ts';
 import { tcAttachedPrograms, tcAttachMode } from '../../lab/kernel/tc.ts';
 import {
   attachEndpoint,
-  buildDatapath,
   DatapathLoadError,
   deleteAuthEntry,
   detachEndpoint,
@@ -27,12 +26,9 @@ import {
   mapInfo,
   mapPin,
   progPin,
-  readIfindexes,
   readMetrics,
   runProgram,
   setPolicyMode,
-  streamFlows,
-  streamSignals,
   writeAuthEntry,
   writeNodeState,
   type Ipv4PacketSpec,
@@ -41,7 +37,7 @@ import {
 } from '../../lab/datapath/index.ts';
 import * as gen from '../../lab/abi/generated.ts';
 import { MAPS } from '../../lab/abi/layouts.ts';
-import { expectProgramsGone, observe as observeRecords, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel } from '../helpers/progrun.ts';
+import { expectProgramsGone, observe as observeRecords, RUN_CPU, TC_ACT_OK, TC_ACT_SHOT, type Sentinel, removeThrowawayNode, throwawayNode } from '../helpers/progrun.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (BPF_PROG_RUN, bpffs, namespaces)';
 const LAB = 't-progrun';
@@ -129,18 +125,11 @@ function sentinel(): Sentinel {
 /** Every flow event and signal `during` raised (see tests/helpers/progrun.ts observe()). */
 const observe = <T>(during: () => Promise<T>) => observeRecords(LAB, NODE, sentinel(), during);
 
-async function cleanup(): Promise<void> {
-  await rm(labBpffsDir(LAB), { recursive: true, force: true });
-  await run(['ip', 'netns', 'del', NETNS], { okCodes: [1] });
-}
+const cleanup = () => removeThrowawayNode(LAB, NODE);
 
 t.before(async () => {
   if (skip) return;
-  await cleanup(); // a crashed earlier run
-  await buildDatapath();
-  await run(['ip', 'netns', 'add', NETNS]);
-  await run(['ip', 'link', 'add', CLIENT.lxc, 'type', 'veth', 'peer', 'name', SERVER.lxc], { netns: NETNS });
-  const links = await readIfindexes(NETNS);
+  const links = await throwawayNode(LAB, NODE, [[CLIENT.lxc, SERVER.lxc]]);
   ifindex = { client: links.get(CLIENT.lxc)!, server: links.get(SERVER.lxc)! };
   dp = await loadNodeDatapath(LAB, NODE);
   for (const prog of [fromContainer(), toContainer()]) {
