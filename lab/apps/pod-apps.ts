@@ -1,5 +1,5 @@
 // Starting the small real applications of lab/apps inside pods.
-import { processTag } from '../core/names.ts';
+import { nodeNetns, processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
 import { readState } from '../core/state.ts';
 import { nodeScriptArgv, REPO_ROOT } from '../kernel/node-script.ts';
@@ -72,6 +72,13 @@ export async function echoSend(lab: string, pod: string, proto: 'tcp' | 'udp', h
   const { place, env } = await inPod(lab, pod);
   const started = performance.now();
   const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
+}
+
+/** echoSend from a node's own namespace (a node process, no pod): to show what the node can reach past the mesh. */
+export async function echoSendFromNode(lab: string, node: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = []): Promise<EchoResult> {
+  const started = performance.now();
+  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { netns: nodeNetns(lab, node), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') }, cwd: REPO_ROOT, okCodes: 'any' });
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
 }
 

@@ -3,7 +3,7 @@
 // (lab/mesh/proxy.ts), and the pure derivation of "who may reach what" from a
 // topology's policies. No kernel, no processes here.
 import type { Topology } from '../topology/model.ts';
-import { TRUST_DOMAIN } from '../spiffe/id.ts';
+import { MESH_TRUST_DOMAIN } from '../spiffe/id.ts';
 import { stateDir } from '../core/names.ts';
 import { MESH_PROXY } from '../core/daemons.ts';
 
@@ -12,8 +12,11 @@ export const MESH_TABLE = 'mtless_mesh';
 export const PROXY_ROLE = MESH_PROXY.role;
 
 
-/** Istio's workload identity: `spiffe://<td>/ns/<namespace>/sa/<service account>`. */
-export function workloadSpiffeId(namespace: string, serviceAccount: string, trustDomain = TRUST_DOMAIN): string {
+/**
+ * Istio's workload identity: `spiffe://cluster.local/ns/<namespace>/sa/<service account>`.
+ * Namespace and service account are the pod's (topology fields, both "default" when absent, as in Kubernetes).
+ */
+export function workloadSpiffeId(namespace: string, serviceAccount: string, trustDomain = MESH_TRUST_DOMAIN): string {
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 

@@ -5,7 +5,8 @@
 // with the node namespaces, the files with the state directory.
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
-import { generateSvidKey, issueWorkloadSvid, loadCa, type Ca } from '../spiffe/ca.ts';
+import { createCa, generateSvidKey, issueWorkloadSvid, loadCa, saveCa, type Ca } from '../spiffe/ca.ts';
+import { MESH_TRUST_DOMAIN } from '../spiffe/id.ts';
 import { startLabDaemon, waitForLogLine } from '../kernel/daemon.ts';
 import { MESH_PROXY } from '../core/daemons.ts';
 import { readState, writeState, type LabState } from '../core/state.ts';
@@ -13,7 +14,7 @@ import { run } from '../kernel/run.ts';
 import { MESH_OUTBOUND_PORT_BASE } from '../abi/generated.ts';
 import { POD_IFNAME } from '../core/names.ts';
 import { POD_GATEWAY_IP } from '../core/plan.ts';
-import { controlDir, daemonLogFile, keyLogFile, meshDir, proxyDir } from '../core/names.ts';
+import { daemonLogFile, keyLogFile, meshDir, proxyDir } from '../core/names.ts';
 import {
   MESH_TABLE, meshDestinations, workloadSpiffeId,
   type MeshPod, type OutboundRoute, type ProxyConfig,
@@ -29,13 +30,15 @@ interface MeshState {
 
 const meshStateFile = (lab: string) => `${meshDir(lab)}/mesh.json`;
 const bundleFile = (lab: string) => `${meshDir(lab)}/bundle.pem`;
+/** The mesh's own CA (istiod's, trust domain cluster.local), apart from the lab's Cilium/SPIRE CA. */
+const meshCaFile = (lab: string) => `${meshDir(lab)}/ca.key.pem`;
 
 async function readMesh(lab: string): Promise<MeshState> {
   return JSON.parse(await readFile(meshStateFile(lab), 'utf8')) as MeshState;
 }
 
 /**
- * The workload SVID: one URI SAN `spiffe://spiffe.cilium/ns/<ns>/sa/<sa>`.
+ * The workload SVID: one URI SAN `spiffe://cluster.local/ns/<ns>/sa/<sa>`.
  * The key is made here and written 0600 next to the proxy's config.
  */
 async function writeWorkloadSvid(lab: string, ca: Ca, pod: MeshPod): Promise<void> {
@@ -133,8 +136,9 @@ async function applyNode(lab: string, state: LabState, mesh: MeshState, node: st
 export async function startMesh(lab: string, topology: Topology): Promise<void> {
   const state = await readState(lab);
   if (!state || state.phase !== 'up') throw new Error(`lab "${lab}" is not up`);
-  const ca = await loadCa(`${controlDir(lab)}/ca.key.pem`);
   await mkdir(meshDir(lab), { recursive: true, mode: 0o700 });
+  const ca = await createCa({ trustDomain: MESH_TRUST_DOMAIN });
+  await saveCa(ca, meshCaFile(lab));
   await writeFile(bundleFile(lab), ca.certPem);
   const declared = new Map(topology.nodes.flatMap((n) => n.pods.map((p) => [p.name, p])));
   const pods: MeshPod[] = state.pods.map((p) => ({
@@ -170,7 +174,7 @@ export async function enrollPod(lab: string, pod: string, opts: { namespace?: st
   const entry: MeshPod = { name: p.name, node: p.node, ip: p.ip, labels: p.labels, namespace: opts.namespace ?? 'default', serviceAccount: opts.serviceAccount ?? 'default' };
   mesh.pods.push(entry);
   mesh.generation++;
-  await writeWorkloadSvid(lab, await loadCa(`${controlDir(lab)}/ca.key.pem`), entry);
+  await writeWorkloadSvid(lab, await loadCa(meshCaFile(lab)), entry);
   await applyNode(lab, state, mesh, p.node);
   await writeFile(meshStateFile(lab), JSON.stringify(mesh, null, 2) + '\n', { mode: 0o600 });
   const proc = state.processes.find((x) => x.node === p.node && x.role === MESH_PROXY.role);
@@ -191,4 +195,12 @@ export async function proxyLog(lab: string, node: string): Promise<Record<string
 export async function listRedirect(lab: string, node: string): Promise<string> {
   const state = (await readState(lab))!;
   return (await run(['nft', 'list', 'table', 'inet', MESH_TABLE], { netns: state.nodes.find((n) => n.name === node)!.netns })).stdout;
+}
+
+/** Packets the node's `no_bypass` chain dropped (its rules' kernel counters): plaintext to a meshed pod that skipped the proxies. */
+export async function bypassDrops(lab: string, node: string): Promise<number> {
+  const state = (await readState(lab))!;
+  const netns = state.nodes.find((n) => n.name === node)!.netns;
+  const out = JSON.parse((await run(['nft', '-j', 'list', 'chain', 'inet', MESH_TABLE, 'no_bypass'], { netns })).stdout) as { nftables: { rule?: { expr: Record<string, { packets?: number }>[] } }[] };
+  return out.nftables.flatMap((o) => o.rule?.expr ?? []).reduce((sum, e) => sum + (e.counter?.packets ?? 0), 0);
 }

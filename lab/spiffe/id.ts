@@ -3,6 +3,9 @@
 
 export const TRUST_DOMAIN = 'spiffe.cilium';
 
+/** The mesh's trust domain (Istio's default): workload ids `spiffe://cluster.local/ns/<ns>/sa/<sa>`, from the mesh's own CA. */
+export const MESH_TRUST_DOMAIN = 'cluster.local';
+
 /** Cilium's NumericIdentity is a u32; 0 is invalid. */
 export const MAX_IDENTITY = 0xffff_ffff;
 

@@ -9,7 +9,7 @@ import { needsRoot } from '../helpers/kernel.ts';
 const cfg: ProxyConfig = {
   lab: 't', node: 'n1', underlayIp: '192.0.2.10', bundleFile: '/dev/null', keyLogFile: '/dev/null', generation: 1,
   workloads: [],
-  outbound: [{ localPort: 15100, srcPod: 'client', srcLxc: 'lxc-client', dstPod: 'server', dstIp: '10.9.1.2', dstPort: 8080, dstNodeIp: '192.0.2.11', dstSpiffeId: 'spiffe://spiffe.cilium/ns/default/sa/server' }],
+  outbound: [{ localPort: 15100, srcPod: 'client', srcLxc: 'lxc-client', dstPod: 'server', dstIp: '10.9.1.2', dstPort: 8080, dstNodeIp: '192.0.2.11', dstSpiffeId: 'spiffe://cluster.local/ns/default/sa/server' }],
   inbound: [],
 };
 
@@ -19,7 +19,7 @@ t.test('meshDestinations reads ingress rules as principals', async (t) => {
     { name: 'server', node: 'n2', ip: '10.9.1.2', namespace: 'default', serviceAccount: 'server', labels: { app: 'server' } },
   ];
   const policies = [{ name: 'p', endpointSelector: { matchLabels: { app: 'server' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' as const }, { port: '9090', protocol: 'UDP' as const }] }] }] }];
-  t.same(meshDestinations({ policies } as never, pods), [{ pod: 'server', port: 8080, allow: ['spiffe://spiffe.cilium/ns/default/sa/client'] }]);
+  t.same(meshDestinations({ policies } as never, pods), [{ pod: 'server', port: 8080, allow: ['spiffe://cluster.local/ns/default/sa/client'] }]);
 });
 
 t.test('nft redirect in a throwaway namespace', { skip: needsRoot }, async (t) => {
