@@ -11,12 +11,12 @@ export interface CommandEntry {
 
 export const COMMAND_TABLE: Record<string, CommandEntry> = {
   validate: {
-    args: 'FILE…',
-    summary: 'check topology files; touches no kernel state (exit 2 when any is invalid)',
+    args: 'FILE… [--policies CNP.yaml]…',
+    summary: 'check topology files, with CiliumNetworkPolicy files added; touches no kernel state (exit 2 when any is invalid)',
     load: () => import('./commands/validate.ts').then((m) => m.command),
   },
   up: {
-    args: 'FILE [--name N] [--no-agents] [--svid-ttl S] [--gc-interval S]',
+    args: 'FILE [--policies CNP.yaml]… [--name N] [--no-agents] [--svid-ttl S] [--gc-interval S]',
     summary: 'build a lab from a topology file',
     load: () => import('./commands/up.ts').then((m) => m.command),
   },
