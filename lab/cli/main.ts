@@ -29,6 +29,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
+  // Hidden: what the completion scripts ask on each Tab (never in usage).
+  if (name === '__complete') {
+    const { complete, completionLines } = await import('./completion.ts');
+    const [cword, , ...words] = rest;
+    process.stdout.write(completionLines(await complete(words, Number(cword) - 1)));
+    return 0;
+  }
   const entry = COMMAND_TABLE[name];
   if (!entry) throw new UsageError(`unknown command "${name}"`);
   // `CMD --help` before `--`: help, whatever else the line says.

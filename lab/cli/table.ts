@@ -125,6 +125,11 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off), cli (start-up of mtless vs node -e 0)',
     load: () => import('./bench-commands.ts').then((m) => m.BENCH_COMMANDS.bench!),
   },
+  completion: {
+    args: 'bash|zsh',
+    summary: 'print a shell completion script (verbs and options from this table, lab, node and pod names from the running labs): mtless completion bash > /etc/bash_completion.d/mtless',
+    load: () => import('./commands/completion.ts').then((m) => m.command),
+  },
   fuzz: {
     args: 'datapath|overlay|strict [--cases N] [--seed S] [--from I] [--group N] [--explain N] [--no-shrink] [--json]',
     summary: 'differential fuzzing: random map states and packets through the BPF programs (BPF_PROG_RUN) against reference models; prints cases, mismatches (shrunk to a minimal input), seed and time (exit 1 on a mismatch)',
