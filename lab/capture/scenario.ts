@@ -20,7 +20,14 @@ export const CAPTURES_ROOT = resolve(REPO_ROOT, 'captures');
 export const MERGED_FILE = 'merged.pcapng';
 const SCENARIO_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/i;
 
-export const scenarioDir = (lab: string, scenario: string, root = CAPTURES_ROOT) => join(root, lab, scenario);
+let outputRoot = CAPTURES_ROOT;
+/** Where this process's scenario captures and reports go: captures/, or `--out DIR` of the run. */
+export function setOutputRoot(dir: string): void {
+  outputRoot = resolve(dir);
+}
+export const outputRootDir = () => outputRoot;
+
+export const scenarioDir = (lab: string, scenario: string, root = outputRoot) => join(root, lab, scenario);
 
 export interface CaptureFiles {
   dir: string;

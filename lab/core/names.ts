@@ -31,6 +31,14 @@ export function shortHash(...parts: string[]): string {
   return createHash('sha256').update(parts.join('\0')).digest('hex');
 }
 
+// ---- lab names of runs ------------------------------------------------------
+/** `--name PREFIX` of `scenario run`, `demo` and `bench`: short, so the names it starts stay distinct. */
+export const RUN_PREFIX_RE = /^[a-z][a-z0-9-]{0,8}[a-z0-9]$|^[a-z]$/;
+/** A run's lab: `<prefix>-<base>` under --name, within the 24 characters of a lab name. */
+export const prefixedLabName = (prefix: string | undefined, base: string) => (prefix ? `${prefix}-${base}` : base).slice(0, 24).replace(/-+$/, '');
+/** A scenario's own lab: sc-<scenario>, or <prefix>-<scenario> under --name. */
+export const scenarioLabName = (scenario: string, prefix?: string) => prefixedLabName(undefined, prefix ? `${prefix}-${scenario}` : `sc-${scenario}`);
+
 // ---- network namespaces ---------------------------------------------------
 // "_" never occurs in lab, node or pod names, so the prefix of one lab can
 // never be the prefix of another lab's names ("a" vs "a-b").

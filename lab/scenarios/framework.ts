@@ -16,7 +16,7 @@ import { formatFlow } from '../datapath/format.ts';
 import { VERDICT_DROPPED, type FlowEvent } from '../abi/generated.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import type { Progress } from '../core/progress.ts';
-import { daemonLogFile } from '../core/names.ts';
+import { daemonLogFile, scenarioLabName } from '../core/names.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { REPO_ROOT } from '../core/repo.ts';
 
@@ -61,7 +61,7 @@ export interface Scenario {
   claims: string[];
   topology: string;
   options?: Partial<LabOptions>;
-  /** Links recorded while `run` runs, into captures/<lab>/<scenario>/ (see lab/capture). */
+  /** Links recorded while `run` runs, into captures/<lab>/<scenario>/ or the run's --out DIR (see lab/capture). */
   captureLinks?: string[];
   run(ctx: ScenarioContext): Promise<void>;
   /** Packet-level checks on the finished capture (secrets embedded, drops commented). */
@@ -96,7 +96,7 @@ export async function runScenario(
   scenario: Scenario,
   opts: { lab?: string; progress?: Progress; onLine?: (line: string) => void; keep?: boolean; signal?: AbortSignal } = {},
 ): Promise<ScenarioResult> {
-  const lab = opts.lab ?? `sc-${scenario.name}`.slice(0, 24).replace(/-$/, '');
+  const lab = opts.lab ?? scenarioLabName(scenario.name);
   const started = performance.now();
   const checks: Check[] = [];
   const narrative: string[] = [];
