@@ -110,6 +110,11 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     summary: 'delay the control plane updates a node receives',
     load: () => import('./commands/delay.ts').then((m) => m.command),
   },
+  wireguard: {
+    args: 'rotate NAME NODE [--timeout S]',
+    summary: "new WireGuard key pair on a node, published through the control plane; waits until every reachable peer has it (old and new key fingerprints)",
+    load: () => import('./commands/wireguard.ts').then((m) => m.command),
+  },
   scenario: {
     args: 'list | run NAME… [--keep] [--json]',
     summary: 'list scenarios, or run them (exit 0 when every check holds, 1 otherwise)',
