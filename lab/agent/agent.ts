@@ -22,6 +22,7 @@ import { AgentMetrics, signalName } from './metrics.ts';
 import { localAddressTowards, startMetricsServer, type MetricsServer } from './metrics-server.ts';
 import type { AgentConfig } from './config.ts';
 import { planFromSnapshot } from './cluster.ts';
+import { WireguardKeeper } from './wireguard-keys.ts';
 import { nodeNetns } from '../core/names.ts';
 import type { Log } from '../core/log.ts';
 
@@ -68,6 +69,7 @@ export class NodeAgent {
   private trustBundle = '';
   private nodeCert = '';
   private nodeKey = '';
+  private wireguard?: WireguardKeeper;
 
   constructor(private readonly cfg: AgentConfig, private readonly log: Log) {
     this.handlers = new AuthHandlerTable([
@@ -92,6 +94,13 @@ export class NodeAgent {
     // The address this node reaches the control plane from is its management address.
     const mgmtIp = await localAddressTowards(new URL(this.cfg.controlUrl).hostname, CONTROL_PORT);
     this.metricsServer = await startMetricsServer(mgmtIp, METRICS_PORT, () => this.metrics.render());
+    if (this.cfg.wireguard) {
+      this.wireguard = new WireguardKeeper({
+        lab: this.cfg.lab, node: this.cfg.node, netns: nodeNetns(this.cfg.lab, this.cfg.node), encapsulate: this.cfg.wireguard.encapsulate,
+        post: (path, body) => this.controlPost(path, body), log: this.log,
+      });
+      await this.wireguard.start();
+    }
     // The single reader of this node's signal map.
     this.signals = streamSignals(this.cfg.lab, this.cfg.node, (s) => this.onSignal(s));
     await this.signals.ready;
@@ -109,6 +118,7 @@ export class NodeAgent {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.watchAbort?.abort();
+    this.wireguard?.stop();
     await this.signals?.stop().catch(() => undefined);
     this.writer.close();
     await this.authServer?.close();
@@ -146,6 +156,7 @@ export class NodeAgent {
           return retry();
         }
         this.log('control-plane-connected', {});
+        this.wireguard?.publish();
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           lastLine = Date.now();
@@ -186,6 +197,7 @@ export class NodeAgent {
         this.snapshot = snap;
         this.compiled = state;
         this.log('maps-synced', { version: snap.version, ...stats });
+        await this.wireguard?.onSnapshot(snap);
         await this.ensureSvids();
         // `mtless up` waits for this line: maps written and SVIDs held, handshakes can succeed.
         if (first) this.log('ready', { identities: [...this.svids.keys()] });
@@ -195,6 +207,12 @@ export class NodeAgent {
       }
     });
     return this.applying;
+  }
+
+  /** `mtless wireguard rotate`: a new WireGuard key pair for this node, published. */
+  async rotateWireguardKey(): Promise<void> {
+    if (!this.wireguard) this.log('wireguard-rotate-ignored', { reason: 'this lab runs no WireGuard' });
+    else await this.wireguard.rotate();
   }
 
   // ---- SVIDs --------------------------------------------------------------------

@@ -21,6 +21,8 @@ export interface AgentConfig {
   gcIntervalMs: number;
   /** Renew an SVID once this fraction of its lifetime has passed. */
   rotateAtFraction: number;
+  /** Set when the lab runs WireGuard: the agent makes the node's key, publishes it and configures the peers. */
+  wireguard?: { encapsulate: boolean };
 }
 
 

@@ -4,6 +4,7 @@ import { READY_LINE } from '../kernel/daemon.ts';
 import { NodeAgent } from './agent.ts';
 import { readAgentConfig } from './config.ts';
 import { jsonLog } from '../core/log.ts';
+import { WG_ROTATE_SIGNAL } from '../wireguard/node-key.ts';
 
 const configPath = process.argv[2];
 if (!configPath) {
@@ -14,6 +15,11 @@ const cfg = await readAgentConfig(configPath);
 const log = jsonLog('agent', cfg.node);
 const agent = new NodeAgent(cfg, log);
 process.on('uncaughtException', (e) => log('uncaught', { error: e.message, stack: e.stack }));
+// Before start: a signal without a handler would end the process.
+process.on(WG_ROTATE_SIGNAL, () => {
+  agent.rotateWireguardKey().catch((e: Error) => log('wireguard-rotate-failed', { error: e.message }));
+});
+
 await agent.start();
 process.stdout.write(`${READY_LINE}\n`);
 

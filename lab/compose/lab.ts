@@ -19,7 +19,9 @@ import { CONTROL_PORT } from '../abi/generated.ts';
 import { type AgentConfig } from '../agent/config.ts';
 import { DEFAULT_SVID_TTL_MS } from '../spiffe/ca.ts';
 import { SOCKMAP_STEP } from '../sockmap/load.ts';
-import { WIREGUARD_STEP } from '../wireguard/wireguard.ts';
+import { WIREGUARD_DEVICES_STEP, WIREGUARD_STEP } from '../wireguard/wireguard.ts';
+import { WIREGUARD_PEERS_STEP } from './wireguard-keys.ts';
+import { encapsulated } from '../tunnel/encapsulate.ts';
 import { TUNNEL_STEP } from '../tunnel/tunnel.ts';
 import { STRICT_STEP } from '../wireguard/strict.ts';
 import { RELAY_STEP } from '../observe/daemon.ts';
@@ -56,7 +58,9 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
   // After the datapath: the overlay programs reuse its pinned ipcache and lxc maps.
   if (topology.routing === 'tunnel') steps.push(TUNNEL_STEP);
   // After the tunnel: with both, WireGuard carries the VXLAN packets (lab/tunnel/encapsulate.ts).
-  if (topology.encryption.mode === 'wireguard') steps.push(WIREGUARD_STEP);
+  // With agents, each agent makes its node's key and takes its peers from the control plane; without, `up` sets them.
+  const wireguard = topology.encryption.mode === 'wireguard';
+  if (wireguard) steps.push(opts.agents === false ? WIREGUARD_STEP : WIREGUARD_DEVICES_STEP);
   // After the datapath (strict.o reuses all of its pinned maps) and after WireGuard.
   if (topology.encryption.mode === 'wireguard' && topology.encryption.strict) steps.push(STRICT_STEP);
   if (topology.sockmap) steps.push(SOCKMAP_STEP);
@@ -64,6 +68,7 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
     steps.push(
       { name: 'control', run: async (plan, state) => { ca = await startControlPlane(plan, state, identities, opts); } },
       { name: 'agents', run: (plan, state) => startAgents(plan, state, ca!, opts) },
+      ...(wireguard ? [WIREGUARD_PEERS_STEP] : []),
     );
   }
   // Last: the flow relay reads every node's events from here on and tails the agents' logs.
@@ -143,6 +148,7 @@ async function startAgents(plan: LabPlan, state: LabState, ca: Ca, opts: LabOpti
         keyLogFile: keyLogFile(plan.lab),
         gcIntervalMs: opts.gcIntervalMs ?? 5 * 60_000,
         rotateAtFraction: 2 / 3,
+        ...(plan.topology.encryption.mode === 'wireguard' ? { wireguard: { encapsulate: encapsulated(plan.topology) } } : {}),
       };
       await writePrivate(AGENT.configFile(plan.lab, n.name), JSON.stringify(config, null, 2));
       const proc = await startLabDaemon(plan.lab, AGENT, n.name);

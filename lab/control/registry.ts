@@ -13,7 +13,7 @@ export interface NodeInfo {
   underlayIp: string;
   mgmtIp: string;
   podCidr: string;
-  /** Filled in by agents once WireGuard exists. */
+  /** Published by the node's agent (Cilium: the CiliumNode annotation network.cilium.io/wg-pub-key). */
   wireguardPublicKey?: string;
 }
 
@@ -104,12 +104,14 @@ export class Registry {
     return ep;
   }
 
-  setWireguardKey(node: string, publicKey: string): void {
+  /** A node's published WireGuard public key; false when it is the one already held. */
+  setWireguardKey(node: string, publicKey: string): boolean {
     const n = this.nodes.find((x) => x.name === node);
     if (!n) throw new Error(`no node "${node}"`);
-    if (n.wireguardPublicKey === publicKey) return;
+    if (n.wireguardPublicKey === publicKey) return false;
     n.wireguardPublicKey = publicKey;
     this.version++;
+    return true;
   }
 
   /** Identities that some pod on `node` has: the ones that node may hold SVIDs for. */

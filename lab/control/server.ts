@@ -95,6 +95,20 @@ export function startControlServers(opts: ControlServerOptions) {
           });
           return;
         }
+        if (req.method === 'POST' && req.url === '/v1/wireguard-key') {
+          // Cilium: the agent writes its own CiliumNode's wg-pub-key annotation; a node sets only its own key.
+          const publicKey = (await readJson(req)).publicKey;
+          if (typeof publicKey !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(publicKey)) {
+            return reply(res, 400, { error: 'publicKey: expected the base64 of a 32-byte WireGuard public key' });
+          }
+          const changed = registry.setWireguardKey(node, publicKey);
+          log('wireguard-key-published', { node, publicKey, changed });
+          if (changed) {
+            publish();
+            opts.onChange?.();
+          }
+          return reply(res, 200, { node, publicKey });
+        }
         if (req.method === 'POST' && req.url === '/v1/svid') {
           const body = await readJson(req);
           const identity = Number(body.identity);

@@ -9,10 +9,12 @@
 // No kernel WireGuard here: wireguard-go runs in the node namespace, in the
 // foreground (-f) so its PID is ours, tagged so `mtless down` stops it.
 //
-// Departure from Cilium: each agent publishes its node's public key through
-// the control plane and configures its peers from the node list. Here `up`
-// makes every key pair and configures every peer statically (see
-// lab/wireguard/README.md).
+// Keys: in a lab with agents each agent makes its node's key pair, publishes
+// the public key through the control plane and configures its peers from
+// the node list (node-key.ts, peers.ts), as Cilium's agents do; `up` only
+// starts the devices (WIREGUARD_DEVICES_STEP). Without agents (`up
+// --no-agents`) there is no control plane, and WIREGUARD_STEP makes every
+// key pair and peer itself.
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 
 import { processTag, stateDir, wgIfname, wgInfoFile, wgKeyFile, wgKeyLogFile } from '../core/names.ts';
@@ -55,19 +57,25 @@ export async function readWgInfo(lab: string): Promise<WgInfo> {
   return JSON.parse(await readFile(wgInfoFile(lab), 'utf8')) as WgInfo;
 }
 
-/** The `up` step: run only when topology.encryption.mode is "wireguard". */
+/** The `up` step without agents: devices, key pairs and peers, all set by `up`. */
 export const WIREGUARD_STEP: ExtraStep = {
   name: 'wireguard',
   run: async (plan, state) => void (await installWireguard(plan, state)),
 };
 
-export async function installWireguard(plan: LabPlan, state: LabState): Promise<WgInfo> {
-  const keys = new Map<string, WgKeyPair>(plan.nodes.map((n) => [n.name, generateWgKeyPair()]));
+/** The `up` step with agents: devices and routes only; each agent sets its key and peers. */
+export const WIREGUARD_DEVICES_STEP: ExtraStep = {
+  name: 'wireguard',
+  run: async (plan, state) => void (await startDevices(plan, state)),
+};
+
+/** wireguard-go on every node, then the port, the device up and the routes; keys and peers only when `keys` is given. */
+async function startDevices(plan: LabPlan, state: LabState, keys?: Map<string, WgKeyPair>): Promise<ProcessState[]> {
   // Devices first, on every node, then peers: a peer's handshake may start as soon as it is configured.
   const procs: ProcessState[] = [];
   for (const n of plan.nodes) {
     await mkdir(agentDir(plan.lab, n.name), { recursive: true, mode: 0o700 });
-    await writeFile(wgKeyFile(plan.lab, n.name), keys.get(n.name)!.privateKey + '\n', { mode: 0o600 });
+    if (keys) await writeFile(wgKeyFile(plan.lab, n.name), keys.get(n.name)!.privateKey + '\n', { mode: 0o600 });
     procs.push(await startWireguardGo(plan.lab, n));
   }
   // Recorded before they are waited for, so a failed `up` still stops them.
@@ -75,15 +83,27 @@ export async function installWireguard(plan: LabPlan, state: LabState): Promise<
   await writeState(state);
   await Promise.all(plan.nodes.map((n, i) => waitReady(wgIfname(plan.lab, n.name), n.netns, procs[i]!, 10_000)));
   await Promise.all(plan.nodes.map((n) => configureNode(plan, n, keys)));
+  return procs;
+}
+
+export async function installWireguard(plan: LabPlan, state: LabState): Promise<WgInfo> {
+  const keys = new Map<string, WgKeyPair>(plan.nodes.map((n) => [n.name, generateWgKeyPair()]));
+  await startDevices(plan, state, keys);
   await writeKeyLog(plan.lab, plan.nodes.map((n) => keys.get(n.name)!));
+  return writeWgInfo(plan.lab, plan.nodes, state, new Map([...keys].map(([n, k]) => [n, k.publicKey])));
+}
+
+/** wireguard.json: each node's device, public key, address and wireguard-go pid (no secrets). */
+export async function writeWgInfo(lab: string, nodes: { name: string; underlayIp: string; podCidr: string }[], state: LabState, publicKeys: Map<string, string>): Promise<WgInfo> {
+  const pid = (node: string) => state.processes.find((p) => p.role === WG_ROLE && p.node === node)?.pid ?? 0;
   const info: WgInfo = {
-    keyLog: wgKeyLogFile(plan.lab),
-    nodes: plan.nodes.map((n, i) => ({
-      node: n.name, ifname: wgIfname(plan.lab, n.name), publicKey: keys.get(n.name)!.publicKey,
-      underlayIp: n.underlayIp, podCidr: n.podCidr, listenPort: WG_PORT, pid: procs[i]!.pid,
+    keyLog: wgKeyLogFile(lab),
+    nodes: nodes.map((n) => ({
+      node: n.name, ifname: wgIfname(lab, n.name), publicKey: publicKeys.get(n.name) ?? '',
+      underlayIp: n.underlayIp, podCidr: n.podCidr, listenPort: WG_PORT, pid: pid(n.name),
     })),
   };
-  await writeFile(wgInfoFile(plan.lab), JSON.stringify(info, null, 2) + '\n');
+  await writeFile(wgInfoFile(lab), JSON.stringify(info, null, 2) + '\n');
   return info;
 }
 
@@ -117,17 +137,18 @@ async function waitReady(ifname: string, netns: string, proc: ProcessState, time
 }
 
 /**
- * Port, key, one peer per other node; then the device up and the other
+ * Port (and, without agents, key and one peer per other node); then the device up and the other
  * nodes' pod CIDRs routed into it. In tunnel mode the pod CIDRs stay on
  * cilium_vxlan and the VXLAN packets are steered in instead (lab/tunnel/encapsulate.ts).
  */
-async function configureNode(plan: LabPlan, n: NodePlan, keys: Map<string, WgKeyPair>): Promise<void> {
+async function configureNode(plan: LabPlan, n: NodePlan, keys?: Map<string, WgKeyPair>): Promise<void> {
   const ifname = wgIfname(plan.lab, n.name);
   const others = plan.nodes.filter((o) => o !== n);
-  const peers = others.flatMap((o) => [
+  const keyArgs = keys ? ['private-key', wgKeyFile(plan.lab, n.name)] : [];
+  const peers = !keys ? [] : others.flatMap((o) => [
     'peer', keys.get(o.name)!.publicKey, 'endpoint', `${o.underlayIp}:${WG_PORT}`, 'allowed-ips', wgAllowedIps(plan.topology, o),
   ]);
-  await run(['wg', 'set', ifname, 'listen-port', String(WG_PORT), 'private-key', wgKeyFile(plan.lab, n.name), ...peers], { netns: n.netns });
+  await run(['wg', 'set', ifname, 'listen-port', String(WG_PORT), ...keyArgs, ...peers], { netns: n.netns });
   if (encapsulated(plan.topology)) {
     // The decrypted VXLAN comes in on the address-less WireGuard device from a
     // node IP the main table routes via eth0, which any reverse-path check
