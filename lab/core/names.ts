@@ -102,6 +102,8 @@ export const stateFile = (lab: string) => `${stateDir(lab)}/state.json`;
 export const stateLockFile = (lab: string) => `${stateDir(lab)}/lock`;
 /** Output of a lab process (agent, control plane, proxy …), appended across restarts. */
 export const daemonLogFile = (lab: string, node: string, role: string) => `${stateDir(lab)}/${role}-${node}.log`;
+/** Where a capped daemon log keeps its previous contents (one copy; see lab/core/log.ts). */
+export const rotatedLogFile = (logFile: string) => `${logFile}.1`;
 /** NSS key log of every TLS handshake the lab's processes make, for captures. */
 export const keyLogFile = (lab: string) => `${stateDir(lab)}/tls-keylog.txt`;
 /** Claim of the one reader of a node's perf array (a pid file). */
