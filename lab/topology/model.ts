@@ -19,15 +19,30 @@ export const RESERVED_NAMES: ReadonlyMap<string, string> = new Map([
 
 export type Labels = Record<string, string>;
 
+/** One matchExpressions requirement (Kubernetes LabelSelectorRequirement). */
+export interface SelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  /** Non-empty for In and NotIn, absent for Exists and DoesNotExist. */
+  values?: string[];
+}
+
 export interface Selector {
   matchLabels: Labels;
+  /** ANDed with matchLabels, as in Kubernetes. */
+  matchExpressions?: SelectorRequirement[];
 }
+
+/** Cilium's entities the lab's identities can express (world, cluster, host, remote-node, all). */
+export type Entity = 'world' | 'cluster' | 'host' | 'remote-node' | 'all';
 
 export type Protocol = 'TCP' | 'UDP' | 'ANY';
 
 export interface PortProtocol {
   /** 1..65535; 0 means "any port". */
   port: number;
+  /** Last port of a range starting at `port` (Cilium's endPort); the compiler expands it. */
+  endPort?: number;
   protocol: Protocol;
 }
 
@@ -42,15 +57,25 @@ export interface Authentication {
 
 export interface IngressRule {
   fromEndpoints: Selector[];
+  fromEntities?: Entity[];
+  /** Only 0.0.0.0/0 (reserved:world): the lab's ipcache holds no CIDR identities. */
+  fromCIDR?: string[];
   toPorts: PortRule[];
   authentication?: Authentication;
 }
 
 export interface EgressRule {
   toEndpoints: Selector[];
+  toEntities?: Entity[];
+  /** Only 0.0.0.0/0 (reserved:world): the lab's ipcache holds no CIDR identities. */
+  toCIDR?: string[];
   toPorts: PortRule[];
   authentication?: Authentication;
 }
+
+/** Deny rules (ingressDeny/egressDeny): drop 181, and a deny wins over every allow. */
+export type IngressDenyRule = Omit<IngressRule, 'authentication'>;
+export type EgressDenyRule = Omit<EgressRule, 'authentication'>;
 
 /** CiliumNetworkPolicy's spec, with the policy's name beside it. */
 export interface Policy {
@@ -58,6 +83,8 @@ export interface Policy {
   endpointSelector: Selector;
   ingress?: IngressRule[];
   egress?: EgressRule[];
+  ingressDeny?: IngressDenyRule[];
+  egressDeny?: EgressDenyRule[];
 }
 
 export interface Pod {

@@ -16,10 +16,17 @@ const PORT_MESSAGE = 'expected a port number such as 8080 or "8080"';
  */
 const Labels = z.record(z.string(), z.string());
 
+const SelectorRequirement = z.strictObject({
+  key: z.string(),
+  operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+  values: z.array(z.string()).optional(),
+});
+
 const Selector = z
   .strictObject({
     // Like Cilium, an empty selector selects every pod.
     matchLabels: Labels.default({}),
+    matchExpressions: z.array(SelectorRequirement).optional(),
   })
   // An id makes JSON Schema define it once, under that name.
   .meta({ id: 'Selector', description: 'Selects the pods that carry every one of these labels.' });
@@ -39,6 +46,7 @@ const Port = z
 
 const PortProtocol = z.strictObject({
   port: Port,
+  endPort: z.number().int().optional().describe('Last port of a range from port (at most 1024 ports: the lab\'s policy map holds single ports).'),
   protocol: z.enum(['TCP', 'UDP', 'ANY']).default('ANY'),
 });
 
@@ -56,14 +64,21 @@ const Authentication = z
     description: '"required": the first packet of a flow waits for the agents\' mutual-auth handshake. "test-always-fail": the agents\' always-fail handler refuses every request (Cilium\'s test auth type), so the flow stays dropped.',
   });
 
+const Entity = z.enum(['world', 'cluster', 'host', 'remote-node', 'all']);
+const WorldCIDR = z.array(z.string()).optional().describe('Only 0.0.0.0/0 (reserved:world): the lab\'s ipcache holds no CIDR identities.');
+
 const IngressRule = z.strictObject({
   fromEndpoints: z.array(Selector).min(1),
+  fromEntities: z.array(Entity).optional(),
+  fromCIDR: WorldCIDR,
   toPorts: z.array(PortRule).default([]).describe('Omitted: every port.'),
   authentication: Authentication.optional(),
 });
 
 const EgressRule = z.strictObject({
   toEndpoints: z.array(Selector).min(1),
+  toEntities: z.array(Entity).optional(),
+  toCIDR: WorldCIDR,
   toPorts: z.array(PortRule).default([]).describe('Omitted: every port.'),
   authentication: Authentication.optional(),
 });
@@ -74,6 +89,8 @@ const Policy = z
     endpointSelector: Selector,
     ingress: z.array(IngressRule).optional(),
     egress: z.array(EgressRule).optional(),
+    ingressDeny: z.array(IngressRule.omit({ authentication: true })).optional(),
+    egressDeny: z.array(EgressRule.omit({ authentication: true })).optional(),
   })
   .describe('A CiliumNetworkPolicy spec with its name beside it.');
 

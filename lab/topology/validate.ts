@@ -96,7 +96,7 @@ const isMapToken = (token: CST.Token) => token.type === 'block-map' || (token.ty
  * The first collection nested deeper than MAX_NESTING, from the parser's
  * tokens (no recursion): where it is, and the top-level key it is under.
  */
-function tooDeep(text: string): { where: string; path: string } | undefined {
+export function tooDeep(text: string): { where: string; path: string } | undefined {
   const lineCounter = new LineCounter();
   for (const token of new Parser(lineCounter.addNewLine).parse(text)) {
     if (token.type !== 'document' || !token.value) continue;
@@ -152,10 +152,27 @@ export function podLabels(pod: Pick<Pod, 'labels' | 'namespace' | 'serviceAccoun
   return { ...pod.labels, [NAMESPACE_LABEL]: pod.namespace, [SERVICE_ACCOUNT_LABEL]: pod.serviceAccount };
 }
 
-/** True when every matchLabels pair is among `labels` (so an empty selector matches everything). */
+/**
+ * True when every matchLabels pair is among `labels` and every
+ * matchExpressions requirement holds (so an empty selector matches everything).
+ */
 export function selectorMatches(selector: Selector, labels: Labels): boolean {
-  return Object.entries(selector.matchLabels).every(([key, value]) => Object.hasOwn(labels, key) && labels[key] === value);
+  const has = (key: string) => Object.hasOwn(labels, key);
+  return (
+    Object.entries(selector.matchLabels).every(([key, value]) => has(key) && labels[key] === value) &&
+    (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+      if (operator === 'Exists') return has(key);
+      if (operator === 'DoesNotExist') return !has(key);
+      const inValues = has(key) && values.includes(labels[key]!);
+      return operator === 'In' ? inValues : !inValues; // NotIn also matches a pod without the key, as in Kubernetes
+    })
+  );
 }
+
+/** The one CIDR the lab can express: every address outside the cluster, Cilium's reserved:world. */
+export const WORLD_CIDR = '0.0.0.0/0';
+/** The policy map holds single ports, so a range becomes one entry per port; this many at most. */
+export const PORT_RANGE_MAX = 1024;
 
 // ---- addresses (helpers in ipv4.ts, shared with the plan) ---------------------
 export { formatIPv4, nodePodCIDR, parseCIDR, parseIPv4, type Cidr } from './ipv4.ts';
@@ -282,7 +299,20 @@ function checkSemantics(topology: LooseTopology, podsComplete: boolean): Topolog
   // Policies: selectors must select something, or the policy is a typo that silently does nothing.
   const checkSelector = (path: string, selector: Loose<Selector> | undefined) => {
     if (!selector?.matchLabels) return;
-    const wellFormed = checkLabels(report, `${path}.matchLabels`, selector.matchLabels);
+    let wellFormed = checkLabels(report, `${path}.matchLabels`, selector.matchLabels);
+    (selector.matchExpressions ?? []).forEach((req, i) => {
+      if (!req?.operator) return void (wellFormed = false);
+      const at = `${path}.matchExpressions[${i}]`;
+      const withValues = req.operator === 'In' || req.operator === 'NotIn';
+      if (withValues && !(req.values?.length)) {
+        report(`${at}.values`, `${req.operator} needs at least one value`);
+        wellFormed = false;
+      }
+      if (!withValues && req.values?.length) {
+        report(`${at}.values`, `${req.operator} takes no values`);
+        wellFormed = false;
+      }
+    });
     if (wellFormed && podsComplete && !allPodLabels.some((labels) => selectorMatches(selector as Selector, labels))) {
       report(path, 'selects no pod');
     }
@@ -296,12 +326,20 @@ function checkSemantics(topology: LooseTopology, podsComplete: boolean): Topolog
       checkUnique(report, policyNames, `${at}.name`, policy.name);
     }
     checkSelector(`${at}.endpointSelector`, policy.endpointSelector);
-    const rules = [
-      ...(policy.ingress ?? []).map((rule, j) => ({ at: `${at}.ingress[${j}]`, peers: 'fromEndpoints', selectors: rule?.fromEndpoints, toPorts: rule?.toPorts })),
-      ...(policy.egress ?? []).map((rule, j) => ({ at: `${at}.egress[${j}]`, peers: 'toEndpoints', selectors: rule?.toEndpoints, toPorts: rule?.toPorts })),
-    ];
+    const ingressLike = (field: 'ingress' | 'ingressDeny') => (policy[field] ?? []).map((rule, j) => ({
+      at: `${at}.${field}[${j}]`, peers: 'fromEndpoints', selectors: rule?.fromEndpoints, cidrField: 'fromCIDR', cidrs: rule?.fromCIDR, toPorts: rule?.toPorts,
+    }));
+    const egressLike = (field: 'egress' | 'egressDeny') => (policy[field] ?? []).map((rule, j) => ({
+      at: `${at}.${field}[${j}]`, peers: 'toEndpoints', selectors: rule?.toEndpoints, cidrField: 'toCIDR', cidrs: rule?.toCIDR, toPorts: rule?.toPorts,
+    }));
+    const rules = [...ingressLike('ingress'), ...egressLike('egress'), ...ingressLike('ingressDeny'), ...egressLike('egressDeny')];
     for (const rule of rules) {
       (rule.selectors ?? []).forEach((selector, k) => checkSelector(`${rule.at}.${rule.peers}[${k}]`, selector));
+      (rule.cidrs ?? []).forEach((cidr, k) => {
+        if (cidr !== undefined && cidr !== WORLD_CIDR) {
+          report(`${rule.at}.${rule.cidrField}[${k}]`, `not modelled by the lab: "${cidr}" (the lab's ipcache holds no CIDR identities; only ${WORLD_CIDR}, which is reserved:world)`);
+        }
+      });
       (rule.toPorts ?? []).forEach((portRule, k) => {
         if (!portRule?.ports) return;
         const portsAt = `${rule.at}.toPorts[${k}].ports`;
@@ -309,6 +347,13 @@ function checkSemantics(topology: LooseTopology, podsComplete: boolean): Topolog
         portRule.ports.forEach((entry, m) => {
           const port = entry?.port;
           if (port !== undefined && (port < 0 || port > 65535)) report(`${portsAt}[${m}].port`, `${port} is outside 0..65535`);
+          const endPort = entry?.endPort;
+          if (endPort === undefined || port === undefined) return;
+          if (endPort < port || endPort > 65535) report(`${portsAt}[${m}].endPort`, `${endPort} must be from port (${port}) to 65535`);
+          else if (port === 0) report(`${portsAt}[${m}].endPort`, 'port 0 already means every port');
+          else if (endPort - port + 1 > PORT_RANGE_MAX) {
+            report(`${portsAt}[${m}].endPort`, `not modelled by the lab: a range of ${endPort - port + 1} ports (the policy map holds single ports; at most ${PORT_RANGE_MAX})`);
+          }
         });
       });
     }
@@ -508,7 +553,7 @@ function sortInFileOrder(issues: TopologyIssue[], data: unknown): TopologyIssue[
 // ---- zod issues → TopologyIssue -----------------------------------------------
 
 /** `nodes[1].pods[0].name`; keys that are not plain words are quoted: `labels["app.kubernetes.io/name"]`. */
-function joinPath(base: string, key: PropertyKey): string {
+export function joinPath(base: string, key: PropertyKey): string {
   if (typeof key === 'number') return `${base}[${key}]`;
   const text = String(key);
   if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(text)) return base ? `${base}.${text}` : text;

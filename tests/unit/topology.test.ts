@@ -195,15 +195,18 @@ const cases: Case[] = [
     issues: [issue('', 'unknown key "kind"'), issue('', 'unknown key "spec"')],
   },
   {
-    name: 'matchExpressions is not supported',
+    name: 'matchExpressions: In without values, an unknown operator',
     yaml: `
 name: a
 nodes: [{name: n1, pods: [{name: p, labels: {app: p}}]}]
 policies:
   - name: x
-    endpointSelector: {matchLabels: {app: p}, matchExpressions: []}
+    endpointSelector: {matchLabels: {app: p}, matchExpressions: [{key: app, operator: In}, {key: app, operator: Gt}]}
 `,
-    issues: [issue('policies[0].endpointSelector', 'unknown key "matchExpressions"')],
+    issues: [
+      issue('policies[0].endpointSelector.matchExpressions[0].values', 'In needs at least one value'),
+      issue('policies[0].endpointSelector.matchExpressions[1].operator', 'must be one of "In", "NotIn", "Exists", "DoesNotExist" (got "Gt")'),
+    ],
   },
   {
     name: 'required fields missing',

@@ -1,6 +1,7 @@
 // `mtless up`: see lab/cli/table.ts for its summary.
 import { LabInUseError } from '../../compose/up.ts';
 import { loadTopologyFile, formatIssues, TopologyError } from '../../topology/validate.ts';
+import { loadPolicyFiles } from '../../topology/cnp.ts';
 import { printProgress } from '../print.ts';
 
 import { UsageError, requireRoot, seconds, type Command } from '../command.ts';
@@ -11,6 +12,7 @@ export const command: Command = {
     'no-agents': { type: 'boolean' },
     'svid-ttl': { type: 'string' },
     'gc-interval': { type: 'string' },
+    policies: { type: 'string', short: 'p', multiple: true },
   },
   run: async ([file], v) => {
     if (!file) throw new UsageError('up: missing FILE');
@@ -23,6 +25,16 @@ export const command: Command = {
         return 2;
       }
       throw e;
+    }
+    const policyFiles = (v.policies as string[] | undefined) ?? [];
+    if (policyFiles.length > 0) {
+      const loaded = await loadPolicyFiles(topo, policyFiles);
+      for (const line of loaded.warnings) process.stderr.write(`warning: ${line}\n`);
+      if (!loaded.topology) {
+        process.stderr.write(loaded.problems.join('\n') + '\n');
+        return 2;
+      }
+      topo = loaded.topology;
     }
     requireRoot('up');
     const lab = (v.name as string | undefined) ?? topo.name;
