@@ -2,6 +2,9 @@
 import { isRoot } from '../kernel/preflight.ts';
 import type { Command } from './command.ts';
 import { UsageError } from './command.ts';
+import { prefixedLabName } from '../core/names.ts';
+import { RUN_OPTIONS, runOptions } from './run-options.ts';
+import { writeBenchOutput } from './bench-output.ts';
 
 /**
  * Runs `bench` with an AbortSignal that SIGINT/SIGTERM abort: the benchmark
@@ -28,42 +31,45 @@ async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Pro
 
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
-    options: { runs: { type: 'string' }, json: { type: 'boolean' } },
+    options: { runs: { type: 'string' }, json: { type: 'boolean' }, ...RUN_OPTIONS },
     run: async ([what], v) => {
+      const { prefix, out } = runOptions(v);
       if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');
       const runs = v.runs === undefined ? undefined : Number(v.runs);
       if (runs !== undefined && !(Number.isInteger(runs) && runs > 0)) throw new UsageError('bench: --runs must be a positive integer');
       const log = (line: string) => process.stderr.write(`${line}\n`);
+      // The report on stdout, and with --out DIR also in DIR/bench-<what>.txt and .json.
+      const report = async (data: unknown, text: string) => {
+        console.log(v.json ? JSON.stringify(data, null, 2) : text);
+        if (out) log(`report: ${(await writeBenchOutput(out, what!, data, text)).join(', ')}`);
+        return 0;
+      };
+      if (prefix && what === 'up') throw new UsageError('bench up: --name is not supported (its three builders use the fixed names bench-up, bench-floor and bench-mn)');
       switch (what) {
         case 'up': {
           const [{ benchUp }, { formatBenchUp }] = await Promise.all([import('../bench/up/run.ts'), import('../bench/up/format.ts')]);
-          const report = await benchUp({ runs, log });
-          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchUp(report));
-          return 0;
+          const result = await benchUp({ runs, log });
+          return report(result, formatBenchUp(result));
         }
         case 'datapath': {
-          const [{ benchDatapath }, { formatBenchDatapath }] = await Promise.all([import('../bench/datapath/run.ts'), import('../bench/datapath/format.ts')]);
-          const report = await interruptible((signal) => benchDatapath({ rounds: runs, log, signal }));
-          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchDatapath(report));
-          return 0;
+          const [{ benchDatapath, DATAPATH_LAB }, { formatBenchDatapath }] = await Promise.all([import('../bench/datapath/run.ts'), import('../bench/datapath/format.ts')]);
+          const result = await interruptible((signal) => benchDatapath({ rounds: runs, log, signal, name: prefixedLabName(prefix, DATAPATH_LAB) }));
+          return report(result, formatBenchDatapath(result));
         }
         case 'auth': {
-          const [{ benchAuth }, { formatBenchAuth }] = await Promise.all([import('../bench/auth/run.ts'), import('../bench/auth/format.ts')]);
-          const report = await interruptible((signal) => benchAuth({ log, signal }));
-          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchAuth(report));
-          return 0;
+          const [{ benchAuth }, { formatBenchAuth }, { AUTH_LAB }] = await Promise.all([import('../bench/auth/run.ts'), import('../bench/auth/format.ts'), import('../bench/auth/topology.ts')]);
+          const result = await interruptible((signal) => benchAuth({ log, signal, name: prefixedLabName(prefix, AUTH_LAB) }));
+          return report(result, formatBenchAuth(result));
         }
         case 'sockmap': {
-          const [{ benchSockmap }, { formatSockmapBench }] = await Promise.all([import('../bench/sockmap/run.ts'), import('../bench/sockmap/format.ts')]);
-          const report = await benchSockmap({ runs, log });
-          console.log(v.json ? JSON.stringify(report, null, 2) : formatSockmapBench(report));
-          return 0;
+          const [{ benchSockmap, BENCH_SOCKMAP_LAB }, { formatSockmapBench }] = await Promise.all([import('../bench/sockmap/run.ts'), import('../bench/sockmap/format.ts')]);
+          const result = await benchSockmap({ runs, log, lab: prefixedLabName(prefix, BENCH_SOCKMAP_LAB) });
+          return report(result, formatSockmapBench(result));
         }
         case 'cli': {
           const [{ benchCli }, { formatBenchCli }] = await Promise.all([import('../bench/cli/run.ts'), import('../bench/cli/format.ts')]);
-          const report = await interruptible((signal) => benchCli({ runs, log, signal }));
-          console.log(v.json ? JSON.stringify(report, null, 2) : formatBenchCli(report));
-          return 0;
+          const result = await interruptible((signal) => benchCli({ runs, log, signal, prefix }));
+          return report(result, formatBenchCli(result));
         }
         default:
           throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap, cli)`);

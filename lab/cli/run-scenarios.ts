@@ -6,12 +6,17 @@ import { isRoot } from '../kernel/preflight.ts';
 import { UsageError } from './command.ts';
 import { printProgress } from './print.ts';
 import { writeReport } from '../report/html.ts';
-import { CAPTURES_ROOT } from '../capture/scenario.ts';
+import { outputRootDir, setOutputRoot } from '../capture/scenario.ts';
+import { writeJunit } from '../report/junit.ts';
+import { scenarioLabName } from '../core/names.ts';
+import type { RunOptions } from './run-options.ts';
 
-export async function runNamed(names: string[], opts: { keep?: boolean; json?: boolean }): Promise<number> {
+export async function runNamed(names: string[], opts: RunOptions & { keep?: boolean; json?: boolean; junit?: string }): Promise<number> {
   if (!isRoot()) throw new Error('scenarios need root: they build real labs (run with sudo)');
   const unknown = names.filter((n) => !SCENARIOS[n]);
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${Object.keys(SCENARIOS).join(', ')})`);
+  // Captures and the report go to --out DIR instead of captures/.
+  if (opts.out) setOutputRoot(opts.out);
   const results: ScenarioResult[] = [];
   const startedAt = new Date();
   // Ctrl-C: the running scenario stops, flushes its capture and tears its lab down.
@@ -25,6 +30,7 @@ export async function runNamed(names: string[], opts: { keep?: boolean; json?: b
   for (const name of names) {
     if (abort.signal.aborted) break;
     const r = await runScenario(SCENARIOS[name]!, {
+      lab: scenarioLabName(name, opts.prefix),
       signal: abort.signal,
       keep: opts.keep,
       progress: opts.json ? undefined : printProgress,
@@ -39,9 +45,13 @@ export async function runNamed(names: string[], opts: { keep?: boolean; json?: b
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   if (results.length > 0) {
-    const file = `${CAPTURES_ROOT}/report.html`;
+    const file = `${outputRootDir()}/report.html`;
     await writeReport(results, file, startedAt);
     if (!opts.json) console.log(`report: ${file}`);
+    if (opts.junit) {
+      await writeJunit(results, opts.junit, startedAt);
+      if (!opts.json) console.log(`junit: ${opts.junit}`);
+    }
   }
   if (opts.json) console.log(JSON.stringify(results, null, 2));
   // An interrupted scenario may leave timers of its apps behind: the lab is down, so exit now.

@@ -116,18 +116,18 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/wireguard.ts').then((m) => m.command),
   },
   scenario: {
-    args: 'list | run NAME… [--keep] [--json]',
-    summary: 'list scenarios, or run them (exit 0 when every check holds, 1 otherwise)',
+    args: 'list | run NAME… [--keep] [--json] [--junit FILE] [--name PREFIX] [--out DIR]',
+    summary: 'list scenarios, or run them (exit 0 when every check holds, 1 otherwise); --junit writes a JUnit XML file (a testcase per check), --name PREFIX names the labs PREFIX-<scenario>, --out DIR takes the captures and report.html instead of captures/',
     load: () => import('./commands/scenario.ts').then((m) => m.command),
   },
   demo: {
-    args: '[--keep]',
-    summary: 'the default demo: runs the default scenario with its narrative, then tears the lab down',
+    args: '[--keep] [--name PREFIX] [--out DIR]',
+    summary: 'the default demo: runs the default scenario with its narrative, then tears the lab down (--name/--out as for scenario run)',
     load: () => import('./commands/demo.ts').then((m) => m.command),
   },
   bench: {
-    args: 'up|datapath|auth|sockmap|cli [--runs N] [--json]',
-    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off), cli (start-up of mtless vs node -e 0)',
+    args: 'up|datapath|auth|sockmap|cli [--runs N] [--json] [--name PREFIX] [--out DIR]',
+    summary: 'benchmarks: up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off), cli (start-up of mtless vs node -e 0); --name PREFIX prefixes its labs, --out DIR also writes the report there (bench-<what>.txt and .json)',
     load: () => import('./bench-commands.ts').then((m) => m.BENCH_COMMANDS.bench!),
   },
   completion: {

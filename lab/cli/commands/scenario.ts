@@ -2,9 +2,10 @@
 import { SCENARIOS } from '../../scenarios/index.ts';
 import { UsageError, type Command } from '../command.ts';
 import { runNamed } from '../run-scenarios.ts';
+import { RUN_OPTIONS, runOptions } from '../run-options.ts';
 
 export const command: Command = {
-  options: { keep: { type: 'boolean' }, json: { type: 'boolean' } },
+  options: { keep: { type: 'boolean' }, json: { type: 'boolean' }, junit: { type: 'string' }, ...RUN_OPTIONS },
   run: async ([op, ...names], v) => {
     if (op === 'list') {
       for (const s of Object.values(SCENARIOS)) console.log(`${s.name.padEnd(20)} ${s.claims.join(',').padEnd(8)} ${s.summary}`);
@@ -12,6 +13,7 @@ export const command: Command = {
     }
     if (op !== 'run') throw new UsageError('scenario: expected list or run');
     if (names.length === 0) throw new UsageError('scenario run: name at least one scenario (see `mtless scenario list`)');
-    return runNamed(names, { keep: v.keep as boolean, json: v.json as boolean });
+    if (v.junit === '') throw new UsageError('--junit: expected a file');
+    return runNamed(names, { keep: v.keep as boolean, json: v.json as boolean, junit: v.junit as string | undefined, ...runOptions(v) });
   },
 };
