@@ -15,6 +15,11 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     summary: 'check topology files, with CiliumNetworkPolicy files added; touches no kernel state (exit 2 when any is invalid)',
     load: () => import('./commands/validate.ts').then((m) => m.command),
   },
+  export: {
+    args: 'k8s FILE [--policies CNP.yaml]… [-o DIR]',
+    summary: 'write Kubernetes manifests for the same experiment on a real cluster: Namespaces, ServiceAccounts, Pods (one cluster node per lab node), the policies as cilium.io/v2 documents, Helm values with mutual auth and SPIRE, a README of the checks (default DIR: <lab>-k8s)',
+    load: () => import('./commands/export.ts').then((m) => m.command),
+  },
   up: {
     args: 'FILE [--policies CNP.yaml]… [--name N] [--no-agents] [--svid-ttl S] [--gc-interval S]',
     summary: 'build a lab from a topology file',
