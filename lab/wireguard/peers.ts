@@ -33,7 +33,7 @@ export function desiredPeers(node: string, nodes: WgPeerNode[], encapsulate: boo
   }));
 }
 
-/** `wg set` arguments that turn the device's peers into `want` (removals first: a new key may take an old key's allowed-ips). */
+/** `wg set` arguments that turn the device's peers into `want` (removals first: a new key may take an old key's allowed-ips; `allowed-ips` replaces a peer's list). */
 export function peerChanges(have: WgStatus, want: WgPeerSpec[]): { args: string[]; added: string[]; removed: string[] } {
   const removed = have.peers.filter((p) => !want.some((w) => w.publicKey === p.publicKey)).map((p) => p.publicKey);
   const added = want.filter((w) => {
@@ -42,7 +42,7 @@ export function peerChanges(have: WgStatus, want: WgPeerSpec[]): { args: string[
   });
   const args = [
     ...removed.flatMap((k) => ['peer', k, 'remove']),
-    ...added.flatMap((w) => ['peer', w.publicKey, 'endpoint', w.endpoint, 'replace-allowed-ips', 'allowed-ips', w.allowedIps]),
+    ...added.flatMap((w) => ['peer', w.publicKey, 'endpoint', w.endpoint, 'allowed-ips', w.allowedIps]),
   ];
   return { args, added: added.map((w) => w.publicKey), removed };
 }
