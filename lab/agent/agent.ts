@@ -24,7 +24,7 @@ import type { AgentConfig } from './config.ts';
 import { planFromSnapshot } from './cluster.ts';
 import { WireguardKeeper } from './wireguard-keys.ts';
 import { nodeNetns } from '../core/names.ts';
-import type { Log } from '../core/log.ts';
+import { RepeatLimiter, type Log } from '../core/log.ts';
 
 /** Cilium backs a key off for 1 s after a request, "based on the default TCP retransmission timeout". */
 export const AUTH_BACKOFF_MS = 1000;
@@ -36,6 +36,9 @@ export const AUTH_BACKOFF_MS = 1000;
  * request, counted as "channel overflow" (README, "Faithful to Cilium").
  */
 export const AUTH_QUEUE_MAX = 1024;
+
+/** Refused connections on the auth port: one line per reason per window, then a count of the rest. */
+export const SERVE_FAILURE_WINDOW_MS = 1000;
 
 /** What the intake did with a request. */
 export type Intake = 'queued' | 'reserved' | 'pending' | 'backoff' | 'overflow';
@@ -70,6 +73,13 @@ export class NodeAgent {
   private nodeCert = '';
   private nodeKey = '';
   private wireguard?: WireguardKeeper;
+  /** A flood of bad connections costs a line and a summary per reason per second, not a line each. */
+  private readonly serveFailures = new RepeatLimiter({
+    windowMs: SERVE_FAILURE_WINDOW_MS,
+    onSuppressed: (reason, n, first, last) => this.log('auth-serve-suppressed', {
+      reason, suppressed: n, message: `suppressed ${n} more ${reason}`, first: new Date(first).toISOString(), last: new Date(last).toISOString(),
+    }),
+  });
 
   constructor(private readonly cfg: AgentConfig, private readonly log: Log) {
     this.handlers = new AuthHandlerTable([
@@ -89,7 +99,7 @@ export class NodeAgent {
       keyLogFile: this.cfg.keyLogFile,
       getCertificate: (id) => this.svids.get(id),
       onHandshake: (e) => this.log('auth-served', { sni: e.sni, peer: e.peerSpiffeId ?? e.peerUris, from: `${e.remoteAddress}:${e.remotePort}`, ms: round(e.durationMs) }),
-      onError: (e) => this.log('auth-serve-failed', { reason: e.reason, message: e.message, sni: e.sni, from: e.remoteAddress }),
+      onError: (e) => this.serveFailures.admit(e.reason) && this.log('auth-serve-failed', { reason: e.reason, message: e.message, sni: e.sni, from: e.remoteAddress }),
     });
     // The address this node reaches the control plane from is its management address.
     const mgmtIp = await localAddressTowards(new URL(this.cfg.controlUrl).hostname, CONTROL_PORT);
@@ -108,6 +118,7 @@ export class NodeAgent {
     this.watch();
     this.timers.push(setInterval(() => void this.gc('interval'), this.cfg.gcIntervalMs));
     this.timers.push(setInterval(() => void this.rotateSvids(), 1000));
+    this.timers.push(setInterval(() => this.serveFailures.flush(), SERVE_FAILURE_WINDOW_MS));
     this.log('started', {
       underlay: this.cfg.underlayIp, authPort: AUTH_PORT, control: this.cfg.controlUrl,
       metrics: `http://${mgmtIp}:${METRICS_PORT}/metrics`, authTypes: this.handlers.types.map(authTypeName),
@@ -117,6 +128,7 @@ export class NodeAgent {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    this.serveFailures.flush(true);
     this.watchAbort?.abort();
     this.wireguard?.stop();
     await this.signals?.stop().catch(() => undefined);

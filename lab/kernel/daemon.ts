@@ -3,7 +3,7 @@
 // lab's state directory, and considered started only once they print their
 // READY line. Which daemons exist is the table of lab/core/daemons.ts.
 import { readFile } from 'node:fs/promises';
-import { daemonLogFile, processTag } from '../core/names.ts';
+import { daemonLogFile, processTag, rotatedLogFile } from '../core/names.ts';
 import { CONTROL_PLANE, CONTROL_PLANE_NODE, AGENT, daemonKind, type DaemonKey, type DaemonKind } from '../core/daemons.ts';
 import { TAG_ENV, findTaggedProcesses, isAlive, stopProcesses } from '../core/processes.ts';
 import { readState, withStateLock, writeState, type LabState, type ProcessState } from '../core/state.ts';
@@ -53,12 +53,23 @@ export async function startLabDaemon(lab: string, kind: DaemonKind, node: string
 export async function waitForLogLine(file: string, needle: string, pid: number, timeoutMs: number, what: string, fromOffset = 0): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const text = (await readFile(file).catch(() => Buffer.alloc(0))).subarray(fromOffset).toString('utf8');
+    const text = (await logSince(file, fromOffset)).toString('utf8');
     if (text.split('\n').some((l) => l.includes(needle))) return;
     if (!isAlive(pid)) throw new Error(`${what} exited before it was ready; its log (${file}) ends with:\n${text.split('\n').slice(-8).join('\n')}`);
     if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms; see ${file}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * What a log holds from `offset` on. A capped log (lab/core/log.ts) shorter
+ * than the offset was rotated since: its earlier part is in the copy.
+ */
+async function logSince(file: string, offset: number): Promise<Buffer> {
+  const live = await readFile(file).catch(() => Buffer.alloc(0));
+  if (live.length >= offset) return live.subarray(offset);
+  const copy = await readFile(rotatedLogFile(file)).catch(() => Buffer.alloc(0));
+  return Buffer.concat([copy.subarray(offset), live]);
 }
 
 /**

@@ -3,7 +3,7 @@
 // READY handshake line or a crash trace, only with --raw), merged by their
 // "time" across agents and the control plane, so the output pipes into jq.
 import { open, readFile } from 'node:fs/promises';
-import { daemonLogFile } from '../../core/names.ts';
+import { daemonLogFile, rotatedLogFile } from '../../core/names.ts';
 import { type Command } from '../command.ts';
 import { runningLab } from '../running-lab.ts';
 
@@ -44,8 +44,11 @@ export const command: Command = {
       .filter((p) => !who || p.node === who)
       .map((p) => p.logFile ?? daemonLogFile(state.lab, p.node, p.role));
     if (files.length === 0) throw new Error(who ? `no agent or control plane "${who}" in lab "${state.lab}"` : `lab "${state.lab}" runs no agents (up --no-agents)`);
-    const texts = await Promise.all(files.map((f) => readFile(f, 'utf8').catch(() => '')));
-    for (const l of mergeByTime(texts.map((t) => logLines(t, Boolean(v.raw))))) process.stdout.write(`${l}\n`);
+    const read = (f: string) => readFile(f, 'utf8').catch(() => '');
+    const texts = await Promise.all(files.map(read));
+    // A capped log's previous copy comes first (lab/core/log.ts).
+    const copies = await Promise.all(files.map((f) => read(rotatedLogFile(f))));
+    for (const l of mergeByTime(texts.map((t, i) => logLines(copies[i]! + t, Boolean(v.raw))))) process.stdout.write(`${l}\n`);
     if (!v.follow) return 0;
     // --follow: print what each file gains, as it comes, until Ctrl-C.
     const offsets = texts.map((t) => Buffer.byteLength(t));
@@ -59,6 +62,7 @@ export const command: Command = {
         if (!fh) continue;
         try {
           const { size } = await fh.stat();
+          if (size < offsets[i]!) [offsets[i], pending[i]] = [0, '']; // rotated: the file starts over
           if (size <= offsets[i]!) continue;
           const buf = Buffer.alloc(size - offsets[i]!);
           await fh.read(buf, 0, buf.length, offsets[i]!);
