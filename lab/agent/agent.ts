@@ -15,7 +15,7 @@ import { streamSignals, type EventStream } from '../datapath/events.ts';
 import { AUTH_PORT, AUTH_TYPE_EXPLICIT, CONTROL_PORT, IDENTITY_MIN_CLUSTER, METRICS_PORT, SIGNAL_AUTH_REQUIRED, SIGNAL_TEXT, type AuthKey, type SignalMsg } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
-import { generateSvidKey, certNotAfter } from '../spiffe/ca.ts';
+import { generateSvidKey, certNotAfter } from '../spiffe/keys.ts';
 import { startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
 import { alwaysFailHandler, AuthHandlerTable, authenticateKey, authTypeName, spireHandler } from './auth-handlers.ts';
 import { AgentMetrics, signalName } from './metrics.ts';

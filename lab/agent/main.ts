@@ -1,5 +1,4 @@
 // The node-agent process, run by `mtless up` in each node namespace.
-import 'reflect-metadata';
 import { READY_LINE } from '../kernel/daemon.ts';
 import { NodeAgent } from './agent.ts';
 import { readAgentConfig } from './config.ts';

@@ -1,6 +1,5 @@
 // The flow relay process, started by `mtless up` (or the first `mtless
 // observe` of a lab without one) in the lab's control-plane namespace.
-import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
 import { READY_LINE } from '../kernel/daemon.ts';
 import { jsonLog } from '../core/log.ts';

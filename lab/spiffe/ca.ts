@@ -8,6 +8,9 @@ import { createPrivateKey, createPublicKey, webcrypto, X509Certificate as NodeX5
 import { chmod, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { pemToDer, readCertDer, type DerCertFacts } from './der.ts';
 import { nodeSpiffeIdOf, spiffeIdOf, TRUST_DOMAIN, trustDomainId } from './id.ts';
+import { generateSvidKey, pem, type SvidKeyPair } from './keys.ts';
+
+export { certNotAfter, generateSvidKey, type SvidKeyPair } from './keys.ts';
 
 export { MAX_IDENTITY, nodeSpiffeIdOf, parseSniIdentity, parseSpiffeIdentity, sniOf, spiffeIdOf, TRUST_DOMAIN } from './id.ts';
 
@@ -31,15 +34,6 @@ export interface Ca {
   notAfter: Date;
   readonly cert: x509.X509Certificate;
   readonly signingKey: CryptoKey;
-}
-
-export interface SvidKeyPair {
-  /** PKCS#8 PEM: stays on the node that generated it. */
-  keyPem: string;
-  /** SPKI PEM: what the node sends to the CA. */
-  publicKeyPem: string;
-  readonly privateKey: CryptoKey;
-  readonly publicKey: CryptoKey;
 }
 
 /** A subject public key: a CryptoKey, an SPKI PEM (`PUBLIC KEY`), or a PKCS#10 CSR PEM (`CERTIFICATE REQUEST`). */
@@ -77,10 +71,6 @@ export interface IssuedCert {
 export interface Svid extends IssuedCert {
   identity: number;
   spiffeId: string;
-}
-
-function pem(tag: string, der: ArrayBuffer): string {
-  return x509.PemConverter.encode(der, tag) + '\n';
 }
 
 function pemBlocks(text: string, tag: string): string[] {
@@ -168,12 +158,6 @@ export async function loadCa(path: string): Promise<Ca> {
 }
 
 /** A node-local SVID key pair (ECDSA P-256, SPIRE's default key type). */
-export async function generateSvidKey(): Promise<SvidKeyPair> {
-  const { privateKey, publicKey } = (await crypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const [pkcs8, spki] = await Promise.all([crypto.subtle.exportKey('pkcs8', privateKey), crypto.subtle.exportKey('spki', publicKey)]);
-  return { keyPem: pem('PRIVATE KEY', pkcs8), publicKeyPem: pem('PUBLIC KEY', spki), privateKey, publicKey };
-}
-
 /** A PKCS#10 request signed by the node's key: proof that the node holds the private key. */
 export async function createCsr(key: SvidKeyPair, uri?: string): Promise<string> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
@@ -278,10 +262,6 @@ export async function issueNodeCredential(ca: Ca, nodeName: string, opts: { publ
 }
 
 /** NotAfter of the first certificate in a PEM text. */
-export function certNotAfter(certPem: string): Date {
-  return readCertDer(pemToDer(certPem)).notAfter;
-}
-
 export type CertSummary = DerCertFacts;
 
 /** Validity and URI SANs of a certificate (PEM text or DER), read straight from the DER. */
