@@ -6,6 +6,8 @@
 // Pure data: the CLI writes the files.
 import { stringify } from 'yaml';
 
+import { AUTH_PORT } from '../abi/generated.ts';
+
 import { CCNP_KIND, CNP_API_VERSION, CNP_KIND } from './cnp.ts';
 import type { EgressRule, IngressRule, Pod, Policy, PortRule, Selector, Topology } from './model.ts';
 import { NAMESPACE_LABEL, podLabels, selectorMatches } from './validate.ts';
@@ -142,8 +144,8 @@ The lab's checks, on the cluster:
 hubble observe --verdict DROPPED --type drop
 # the auth map: one entry per (local identity, remote identity, remote node, auth type)
 kubectl -n kube-system exec ds/cilium -- cilium-dbg bpf auth list
-# the handshake between the agents (port 4250) and the pod traffic on the node
-tcpdump -ni any 'tcp port 4250 or net ${topology.addressing.podCIDR}'
+# the handshake between the agents (port ${AUTH_PORT}) and the pod traffic on the node
+tcpdump -ni any 'tcp port ${AUTH_PORT} or net ${topology.addressing.podCIDR}'
 ${pod ? `# a connection from inside a pod\nkubectl -n ${pod.namespace} exec ${pod.name} -- /agnhost connect <server-ip>:8080 --timeout 5s\n` : ''}\`\`\`
 
 Pod IPs come from the cluster's IPAM, not from the topology; policies select by labels, so they do not depend on them.
