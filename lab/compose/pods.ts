@@ -2,7 +2,7 @@
 // veth, routes, programs) is done here; the control plane then allocates the
 // identity and every agent learns the endpoint through its watch stream.
 import { ipBatch, run } from '../kernel/run.ts';
-import { attachEndpoints, readIfindexes } from '../datapath/load.ts';
+import { attachEndpoints, detachEndpoint, readIfindexes } from '../datapath/load.ts';
 import { dumpNodeMap } from '../datapath/maps.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
 import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, podNameProblem, labelProblems } from '../topology/validate.ts';
@@ -92,6 +92,8 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
     const synced = await waitForEndpoint(opts.lab, node.name, node.netns, lxc, 10_000);
     return { ip, identity: ep.identity, synced };
   } catch (e) {
+    await detachEndpoint(node.netns, lxc).catch(() => undefined);
+    await run(['ip', 'link', 'del', lxc], { netns: node.netns, okCodes: [1] });
     await run(['ip', 'netns', 'delete', netns], { okCodes: [1] });
     state.netns = state.netns.filter((n) => n !== netns);
     await writeState(state);
@@ -112,7 +114,15 @@ async function deletePodLocked(lab: string, pod: string, node?: string): Promise
   // A process still in the namespace would keep it (and its veth and route) alive.
   const pids = (await run(['ip', 'netns', 'pids', p.netns], { okCodes: [1] })).stdout.split('\n').filter(Boolean).map(Number);
   await stopProcesses(pids);
-  // The veth and the node's /32 route go with the namespace.
+  // The node's veth end goes first, and its /32 route with it: the namespace's own
+  // teardown frees them later, in the kernel's cleanup work, so a pod added at once
+  // on the same IP (the exposure window's reuse) would find the route still there.
+  // Its programs' tcx links are unpinned too, or their pins would outlive the pod.
+  const nodeNetns = state.nodes.find((n) => n.name === p.node)?.netns;
+  if (nodeNetns) {
+    await detachEndpoint(nodeNetns, p.lxc);
+    await run(['ip', 'link', 'del', p.lxc], { netns: nodeNetns, okCodes: [1] });
+  }
   await run(['ip', 'netns', 'delete', p.netns], { okCodes: [1] });
   state.pods = state.pods.filter((x) => x.name !== pod);
   state.netns = state.netns.filter((n) => n !== p.netns);

@@ -16,7 +16,6 @@
 //
 // Three labs side by side: the scenario's own (native, every delay case and
 // the heal), a tunnel lab, and a native lab with short SVIDs.
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
 import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
@@ -24,7 +23,8 @@ import { setDelay } from '../control/client.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import { CONTROL_PLANE_NODE } from '../core/daemons.ts';
-import { netnsPath, podNetns } from '../core/names.ts';
+import { podNetns } from '../core/names.ts';
+import { netnsMounted } from '../kernel/netns.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import { REPO, type FlowWithNode, type Scenario, type ScenarioContext } from './framework.ts';
 import {
@@ -160,11 +160,12 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
     const gone = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', clientIp)) === undefined ? true : undefined), spec.delayMs + SETTLE_MS);
     if (!gone) row.problems.push('n2 never dropped the client\'s ipcache entry');
   }
-  // The probe starts as soon as the intruder's namespace exists (a Node start takes
-  // longer than the rest of the pod), so it tries from the first moment the pod can send.
+  // The probe starts as soon as the intruder's namespace can be entered (a Node start
+  // takes longer than the rest of the pod), so it tries from the first moment the pod
+  // can send. The namespace's file appears before it is mounted: wait for the mount.
   const adding = addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp });
-  const netnsFile = netnsPath(podNetns(lab.lab, spec.intruder));
-  const created = await Promise.race([adding.then(() => true, () => true), waitUntil(() => (existsSync(netnsFile) ? true : undefined), SETTLE_MS, 2)]);
+  const intruderNetns = podNetns(lab.lab, spec.intruder);
+  const created = await Promise.race([adding.then(() => true, () => true), waitUntil(() => (netnsMounted(intruderNetns) ? true : undefined), SETTLE_MS, 2)]);
   if (!created) row.problems.push('the intruder\'s namespace never appeared');
 
   let healRequested: number | undefined;

@@ -1,6 +1,9 @@
 // The control plane on a real lab: pods added and deleted at run time reach
 // every agent's maps; a partitioned node keeps a stale ipcache until healed.
 import t from 'tap';
+import { existsSync } from 'node:fs';
+import { run } from '../../lab/kernel/run.ts';
+import { lxcIfname, nodeLinkPins, nodeNetns } from '../../lab/core/names.ts';
 import { upWithDatapath } from '../../lab/compose/lab.ts';
 import { destroyLab } from '../../lab/compose/down.ts';
 import { addPod, deletePod, partitionNode, isPartitioned } from '../../lab/compose/pods.ts';
@@ -70,6 +73,16 @@ t.test('control plane: pods at run time, partition and heal', { skip: needsRoot 
       t.ok(pods.includes('para-a') && pods.includes('para-b'), 'both recorded');
       await Promise.all([deletePod(lab, 'para-a'), deletePod(lab, 'para-b')]);
       t.notOk((await readState(lab))!.pods.some((p) => p.name.startsWith('para-')), 'both removed');
+      // Gone when deletePod returns, not later in the kernel's namespace cleanup:
+      // a pod added at once on the same IP needs the /32 route free.
+      const n1 = nodeNetns(lab, 'n1');
+      for (const [pod, ip] of [['para-a', a.ip], ['para-b', b.ip]] as const) {
+        const route = await run(['ip', '-j', 'route', 'show', `${ip}/32`], { netns: n1 });
+        t.same(JSON.parse(route.stdout || '[]'), [], `${pod}: the node's /32 route to ${ip} is gone`);
+        const link = await run(['ip', 'link', 'show', lxcIfname(pod)], { netns: n1, okCodes: [1] });
+        t.equal(link.exitCode, 1, `${pod}: its veth ${lxcIfname(pod)} is gone`);
+        t.notOk(existsSync(`${nodeLinkPins(lab, 'n1')}/${lxcIfname(pod)}`), `${pod}: no tcx link pins left for ${lxcIfname(pod)}`);
+      }
     });
 
     await t.test('bad pod input is refused and changes nothing', async (t) => {
