@@ -1,11 +1,24 @@
-// A long-lived bpftool that takes map updates one line at a time: the node
+// A long-lived writer that takes map updates one line at a time: the node
 // agent writes each auth entry in well under a millisecond instead of the
 // ~5–10 ms of starting a bpftool process per update (measured by
-// `mtless bench auth`).
+// `mtless bench auth`). bpf/build/map-batch speaks bpftool's batch lines and
+// JSON answers with each pin kept open (one bpf(2) call a line); without it
+// (BPF tools not built) a `bpftool -j batch file -` does the same, slower.
 
 import { opLine, type MapOp } from './bpftool.ts';
 import { JsonObjectStream } from './events.ts';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../core/repo.ts';
+
+/** The batch writer built by bpf/Makefile. */
+export const MAP_BATCH_HELPER = join(REPO_ROOT, 'bpf', 'build', 'map-batch');
+
+/** argv of the long-lived writer: the helper when built, else bpftool (stdbuf: answers are not held back). */
+export function mapWriterArgv(helperExists = existsSync(MAP_BATCH_HELPER)): string[] {
+  return helperExists ? [MAP_BATCH_HELPER] : ['stdbuf', '-o0', 'bpftool', '-j', 'batch', 'file', '-'];
+}
 
 interface Pending {
   line: string;
@@ -20,6 +33,9 @@ interface Worker {
 
 export class MapWriter {
   private worker?: Worker;
+
+  /** `argv`: the writer to run (tests run both); default mapWriterArgv(). */
+  constructor(private readonly argv?: string[]) {}
 
   /** Applies one change; resolves once bpftool has answered for it. */
   apply(op: MapOp): Promise<void> {
@@ -43,8 +59,8 @@ export class MapWriter {
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    // -j: one {"command": …, "output": …} object per line; stdbuf: answers are not held back.
-    const child = spawn(['stdbuf', '-o0', 'bpftool', '-j', 'batch', 'file', '-'], { stdin: 'pipe' });
+    // One {"command": …, "output": …} object per line.
+    const child = spawn(this.argv ?? mapWriterArgv(), { stdin: 'pipe' });
     const w: Worker = { child, pending: [] };
     const retire = () => {
       if (this.worker === w) this.worker = undefined;
@@ -55,7 +71,7 @@ export class MapWriter {
         const p = w.pending.shift();
         if (!p) return;
         if (answer.output && typeof answer.output === 'object' && answer.output.error) {
-          // bpftool ends the batch at the first failing command: later writes go to a new one.
+          // both end the batch at the first failing command: later writes go to a new one.
           retire();
           child.stdin?.end();
           p.reject(new Error(`bpftool: ${answer.output.error} at: ${p.line}`));

@@ -1,31 +1,51 @@
-// The long-lived bpftool writer: answers per line, survives a failing command.
+// The long-lived map writer, both kinds (bpf/build/map-batch and bpftool's
+// batch): answers per line, survives a failing command; the helper also
+// refuses a key of the wrong size and follows a pin that was replaced.
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { run } from '../../lab/kernel/run.ts';
 import { ensureBpffs } from '../../lab/kernel/preflight.ts';
 import { labBpffsDir } from '../../lab/core/names.ts';
-import { MapWriter } from '../../lab/datapath/map-writer.ts';
+import { MAP_BATCH_HELPER, MapWriter, mapWriterArgv } from '../../lab/datapath/map-writer.ts';
 import { dumpMapRaw } from '../../lab/datapath/bpftool.ts';
 import { needsRoot } from '../helpers/kernel.ts';
 
-t.test('MapWriter', { skip: needsRoot }, async (t) => {
-  await ensureBpffs();
-  const dir = labBpffsDir('t-mapwriter');
-  const pin = `${dir}/m`;
-  await mkdir(dir, { recursive: true });
-  const writer = new MapWriter();
-  try {
-    await run(['bpftool', 'map', 'create', pin, 'type', 'hash', 'key', '4', 'value', '8', 'entries', '64', 'name', 't_mapwriter']);
-    const key = (n: number) => Buffer.from([n, 0, 0, 0]);
-    const value = (n: number) => Buffer.from([n, 0, 0, 0, 0, 0, 0, 0]);
-    writer.start();
-    for (let i = 1; i <= 20; i++) await writer.apply({ op: 'update', pin, key: key(i), value: value(i) });
-    t.equal((await dumpMapRaw(pin)).length, 20, 'every update landed before its promise resolved');
-    await t.rejects(writer.apply({ op: 'delete', pin, key: key(99) }), /delete failed/, 'a failing command rejects with bpftool\'s reason');
-    await writer.apply({ op: 'delete', pin, key: key(1) });
-    t.equal((await dumpMapRaw(pin)).length, 19, 'the writer restarts after a failure and goes on');
-  } finally {
-    writer.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+const key = (n: number) => Buffer.from([n, 0, 0, 0]);
+const value = (n: number) => Buffer.from([n, 0, 0, 0, 0, 0, 0, 0]);
+const createMap = (pin: string) => run(['bpftool', 'map', 'create', pin, 'type', 'hash', 'key', '4', 'value', '8', 'entries', '64', 'name', 't_mapwriter']);
+
+t.test('the helper when built, bpftool otherwise', async (t) => {
+  t.same(mapWriterArgv(true), [MAP_BATCH_HELPER]);
+  t.same(mapWriterArgv(false), ['stdbuf', '-o0', 'bpftool', '-j', 'batch', 'file', '-']);
 });
+
+for (const [kind, argv] of [['map-batch', mapWriterArgv(true)], ['bpftool', mapWriterArgv(false)]] as const) {
+  t.test(`MapWriter (${kind})`, { skip: needsRoot || (kind === 'map-batch' && !existsSync(MAP_BATCH_HELPER) ? 'bpf/build/map-batch is not built (make -C bpf)' : false) }, async (t) => {
+    await ensureBpffs();
+    const dir = labBpffsDir(`t-mapwriter-${kind}`);
+    const pin = `${dir}/m`;
+    await mkdir(dir, { recursive: true });
+    const writer = new MapWriter([...argv]);
+    try {
+      await createMap(pin);
+      writer.start();
+      for (let i = 1; i <= 20; i++) await writer.apply({ op: 'update', pin, key: key(i), value: value(i) });
+      t.equal((await dumpMapRaw(pin)).length, 20, 'every update landed before its promise resolved');
+      await t.rejects(writer.apply({ op: 'delete', pin, key: key(99) }), /delete failed/, 'a failing command rejects with the reason');
+      await writer.apply({ op: 'delete', pin, key: key(1) });
+      t.equal((await dumpMapRaw(pin)).length, 19, 'the writer restarts after a failure and goes on');
+      if (kind === 'map-batch') {
+        await t.rejects(writer.apply({ op: 'update', pin, key: Buffer.from([1, 0, 0]), value: value(1) }), /key has 3 bytes, value 8: the map takes 4 and 8/, 'a short key is refused');
+        await writer.apply({ op: 'update', pin, key: key(30), value: value(30) });
+        await rm(pin);
+        await createMap(pin);
+        await writer.apply({ op: 'update', pin, key: key(31), value: value(31) });
+        t.same((await dumpMapRaw(pin)).map((e) => e.key[0]), [31], 'a replaced pin is opened again: the write lands in the new map');
+      }
+    } finally {
+      writer.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
