@@ -13,7 +13,7 @@ import { authEntryWrite, dumpAuth, deleteAuthEntry, type AuthEntry } from '../da
 import { MapWriter } from '../datapath/map-writer.ts';
 import { streamSignals, type EventStream } from '../datapath/events.ts';
 import { AUTH_PORT, AUTH_TYPE_EXPLICIT, CONTROL_PORT, IDENTITY_MIN_CLUSTER, METRICS_PORT, SIGNAL_AUTH_REQUIRED, SIGNAL_TEXT, type AuthKey, type SignalMsg } from '../abi/generated.ts';
-import { readIfindexes } from '../datapath/load.ts';
+import { clockOffsetNs, readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/keys.ts';
 import { startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
@@ -47,6 +47,10 @@ interface Svid extends CertAndKey {
   notBefore: Date;
   notAfter: Date;
 }
+
+/** Unix ms to the microsecond (the log's `time` has ms only): the auth benchmark's clock beside the kernel's. */
+const clockOffset = clockOffsetNs();
+const unixMs = () => Math.round(Number(process.hrtime.bigint() + clockOffset) / 1e3) / 1e3;
 
 const keyText = (k: AuthKey) => `${k.localSecLabel}:${k.remoteSecLabel}:${k.remoteNodeId}:${k.authType}`;
 
@@ -271,10 +275,24 @@ export class NodeAgent {
           if (entry.key.localSecLabel === id || entry.key.remoteSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
         }
       }
-      this.refreshPeerBounded(await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => []), Date.now());
+      // A bpftool dump costs a process and milliseconds of this loop's time:
+      // only when an entry this agent wrote may be due (the map stays the truth).
+      if (this.refreshMayBeDue(Date.now())) this.refreshPeerBounded(await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => []), Date.now());
     } finally {
       this.rotating = false;
     }
+  }
+
+  /** The expirations this agent wrote (Unix ms), by key, and unknown ones before the first dump (undefined). */
+  private written?: Map<string, { key: AuthKey; expiration: number }>;
+
+  /** Whether refreshPeerBounded could act on any entry we know of; true while we know none (after a restart). */
+  private refreshMayBeDue(now: number): boolean {
+    if (!this.written) {
+      this.written = new Map();
+      return true; // entries of an earlier agent on this node: look once
+    }
+    return refreshCandidates([...this.written.values()], (id) => this.svids.get(id), now, this.cfg.rotateAtFraction).length > 0;
   }
 
   /** When each key was last refreshed for a peer's rotation. */
@@ -290,12 +308,12 @@ export class NodeAgent {
    * max(1 s, life/100)) until the peer has rotated.
    */
   private refreshPeerBounded(entries: AuthEntry[], now: number): void {
-    for (const entry of entries) {
-      const svid = this.svids.get(entry.key.localSecLabel);
-      const exp = entry.expiration.getTime();
-      if (!svid || exp <= now || exp >= svid.notAfter.getTime()) continue; // expired: GC's; bounded by ours: our rotation's
+    const known = entries.map((e) => ({ key: e.key, expiration: e.expiration.getTime() }));
+    this.written = new Map(known.map((e) => [keyText(e.key), e])); // what the map holds now, whoever wrote or deleted it
+    const due = refreshCandidates(known, (id) => this.svids.get(id), now, this.cfg.rotateAtFraction);
+    for (const entry of due) {
+      const svid = this.svids.get(entry.key.localSecLabel)!;
       const life = svid.notAfter.getTime() - svid.notBefore.getTime();
-      if (exp - now > life * (1 - this.cfg.rotateAtFraction)) continue;
       const k = keyText(entry.key);
       if (now - (this.refreshedAt.get(k) ?? 0) < Math.max(AUTH_BACKOFF_MS, life / 100)) continue;
       this.refreshedAt.set(k, now);
@@ -365,7 +383,7 @@ export class NodeAgent {
       this.log('auth-queue-full', { key: k, max: AUTH_QUEUE_MAX });
       return 'overflow';
     }
-    this.log('auth-requested', { key: k, why });
+    this.log('auth-requested', { key: k, why, at: unixMs() });
     this.pending.add(k);
     this.queued++;
     this.metrics.pending(this.queued);
@@ -392,9 +410,10 @@ export class NodeAgent {
     }
     const r = outcome.response;
     this.lastSuccess.set(k, Date.now());
+    this.written?.set(k, { key, expiration: r.expiration.getTime() });
     this.metrics.authAttempt(outcome.authType, 'success');
     this.log('auth-completed', {
-      key: k, why, authType: outcome.authType, peer: r.peer, remoteNodeIp: outcome.remoteNodeIp, expiration: r.expiration.toISOString(),
+      at: unixMs(), key: k, why, authType: outcome.authType, peer: r.peer, remoteNodeIp: outcome.remoteNodeIp, expiration: r.expiration.toISOString(),
       ...(r.handshakeMs !== undefined ? { handshakeMs: round(r.handshakeMs) } : {}), totalMs: round(performance.now() - started),
     });
   }
@@ -428,6 +447,7 @@ export class NodeAgent {
       else if (!requires(key.localSecLabel, key.remoteSecLabel)) why = 'no policy requires it';
       if (!why) continue;
       if (await deleteAuthEntry(this.cfg.lab, this.cfg.node, key)) {
+        this.written?.delete(keyText(key));
         removed++;
         this.log('auth-gc', { key: keyText(key), why, trigger });
       }
@@ -437,3 +457,19 @@ export class NodeAgent {
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/**
+ * Entries bounded by the peer's certificate (they expire before our own
+ * SVID) with less than (1 - rotateAtFraction) of an SVID life left: the
+ * peer has renewed its SVID by then, and re-authenticating picks up the new
+ * NotAfter. Expired ones are GC's; ones bounded by our SVID, our rotation's.
+ */
+export function refreshCandidates<E extends { key: AuthKey; expiration: number }>(
+  entries: E[], svid: (identity: number) => { notBefore: Date; notAfter: Date } | undefined, now: number, rotateAtFraction: number,
+): E[] {
+  return entries.filter((e) => {
+    const s = svid(e.key.localSecLabel);
+    if (!s || e.expiration <= now || e.expiration >= s.notAfter.getTime()) return false;
+    return e.expiration - now <= (s.notAfter.getTime() - s.notBefore.getTime()) * (1 - rotateAtFraction);
+  });
+}

@@ -24,7 +24,7 @@
 //   handshake_failure alert (Go sends internal_error).
 // - OpenSSL appends the CA certificate from the trust bundle to each side's
 //   Certificate message (SPIRE's chain for a root-issued SVID is the leaf alone).
-import { appendFileSync, closeSync, fchmodSync, openSync } from 'node:fs';
+import { fchmodSync, openSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { pemToDer, readCertDer } from '../spiffe/der.ts';
@@ -41,17 +41,33 @@ export interface CertAndKey {
 
 // ---------------------------------------------------------------- key log
 
-/** Appends NSS key log lines (node:tls `keylog` events) to a file created with mode 0600. */
+/**
+ * Appends NSS key log lines (node:tls `keylog` events) to a file created with
+ * mode 0600, through one descriptor per file kept open for the process.
+ * OpenSSL hands over each line in the middle of the handshake: the lines are
+ * queued and written after it, in one write per turn of the event loop, so
+ * the handshake does not wait for the file.
+ */
+interface KeyLogFile {
+  fd: number;
+  queued: Buffer[];
+}
+const keyLogFiles = new Map<string, KeyLogFile>();
 function keyLogger(path: string | undefined): ((line: Buffer) => void) | undefined {
   if (!path) return undefined;
-  const fd = openSync(path, 'a', 0o600);
-  try {
+  let f = keyLogFiles.get(path);
+  if (!f) {
+    const fd = openSync(path, 'a', 0o600);
     fchmodSync(fd, 0o600); // private before any secret lands in it, even if it existed
-  } finally {
-    closeSync(fd);
+    f = { fd, queued: [] };
+    keyLogFiles.set(path, f);
   }
-  // One small O_APPEND write per line: atomic, so concurrent handshakes never interleave.
-  return (line) => appendFileSync(path, line);
+  const file = f;
+  return (line) => {
+    if (file.queued.push(line) > 1) return;
+    // Whole lines in one O_APPEND write: concurrent handshakes never interleave.
+    setImmediate(() => void writeSync(file.fd, Buffer.concat(file.queued.splice(0))));
+  };
 }
 
 const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
@@ -138,17 +154,22 @@ export function checkPeerSpiffeId(uris: string[], expected: string): { reason: A
   return undefined;
 }
 
-// Building a context parses the key, the certificate and the bundle (~1 ms): reuse it per SVID.
-const clientContexts = new Map<string, tls.SecureContext>();
-function clientContext(cert: CertAndKey, trustBundlePem: string): tls.SecureContext {
+// Building a context parses the key, the certificate and the bundle (~1 ms),
+// and reading our NotAfter walks the DER: both once per SVID, not per handshake.
+interface ClientContext {
+  ctx: tls.SecureContext;
+  localNotAfter: Date;
+}
+const clientContexts = new Map<string, ClientContext>();
+function clientContext(cert: CertAndKey, trustBundlePem: string): ClientContext {
   const key = `${cert.certPem}\0${cert.keyPem}\0${trustBundlePem}`;
-  let ctx = clientContexts.get(key);
-  if (!ctx) {
-    ctx = tls.createSecureContext({ cert: cert.certPem, key: cert.keyPem, ca: trustBundlePem, ...TLS13 });
+  let c = clientContexts.get(key);
+  if (!c) {
+    c = { localNotAfter: readCertDer(pemToDer(cert.certPem)).notAfter, ctx: tls.createSecureContext({ cert: cert.certPem, key: cert.keyPem, ca: trustBundlePem, ...TLS13 }) };
     if (clientContexts.size >= 256) clientContexts.delete(clientContexts.keys().next().value!); // rotated SVIDs age out
-    clientContexts.set(key, ctx);
+    clientContexts.set(key, c);
   }
-  return ctx;
+  return c;
 }
 
 /** Dials with a deadline; resolves with the connected socket. */
@@ -191,8 +212,7 @@ export async function authenticate(opts: AuthenticateOptions): Promise<AuthResul
   let localNotAfter: Date;
   let context: tls.SecureContext;
   try {
-    localNotAfter = readCertDer(pemToDer(opts.localCert.certPem)).notAfter;
-    context = clientContext(opts.localCert, opts.trustBundlePem);
+    ({ localNotAfter, ctx: context } = clientContext(opts.localCert, opts.trustBundlePem));
   } catch (e) {
     throw fail('bad-local-certificate', (e as Error).message, e);
   }
@@ -422,6 +442,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       else s.destroy();
       return;
     }
+    s.end(); // close_notify + FIN: the handshake is all there is; the client waits for it, the log does not
     const peerSpiffeId = peerUris.length === 1 ? peerUris[0] : undefined;
     const peerIdentity = peerSpiffeId ? parseSpiffeIdentity(peerSpiffeId, td) : undefined;
     report(opts.onHandshake, {
@@ -434,7 +455,6 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       remotePort: s.remotePort ?? 0,
       durationMs: conn ? performance.now() - conn.started : 0,
     });
-    s.end(); // close_notify + FIN: the handshake is all there is
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -60,6 +60,8 @@ export class JsonObjectStream {
   private inString = false;
   private escaped = false;
   private emittedEarly = false;
+  /** Open arrays of the current record: no value of the record can end inside one. */
+  private arrays = 0;
 
   constructor(
     private readonly onObject: (value: unknown) => void,
@@ -76,10 +78,13 @@ export class JsonObjectStream {
         continue;
       }
       if (c === '"' && this.depth > 0) this.inString = true;
+      else if (c === '[' && this.depth > 0) this.arrays++;
+      else if (c === ']' && this.depth > 0) this.arrays--;
       else if (c === '{') {
         if (this.depth === 0) {
           this.pending = '{';
           this.emittedEarly = false;
+          this.arrays = 0;
         }
         this.depth++;
       } else if (c === '}' && this.depth > 0) {
@@ -95,7 +100,8 @@ export class JsonObjectStream {
   }
 
   private tryEarly(): void {
-    if (this.depth !== 1 || this.inString || this.emittedEarly) return;
+    // Inside an array (a record's `data` bytes, which bpftool writes a few at a time) nothing can be whole yet.
+    if (this.depth !== 1 || this.arrays > 0 || this.inString || this.emittedEarly) return;
     const text = this.pending.trimEnd();
     // A value can end in ] } a digit, a quote or a literal (null/true/false).
     if (!/[\]}\d"le]$/.test(text)) return;
