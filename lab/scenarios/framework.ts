@@ -19,6 +19,7 @@ import type { Progress } from '../core/progress.ts';
 import { daemonLogFile, scenarioLabName } from '../core/names.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { REPO_ROOT } from '../core/repo.ts';
+import { buildRecord, readDaemonLogs, writeRecord } from './record.ts';
 
 export const REPO = REPO_ROOT;
 
@@ -80,6 +81,8 @@ export interface ScenarioResult {
   capture?: string;
   /** What the scenario measured (e.g. `matrix`, `window`: arrays of rows), when it measures. */
   measurements?: Record<string, unknown>;
+  /** run.json beside its captures (lab/scenarios/record.ts): the lab, flow events and daemon logs, for the report. */
+  record?: string;
 }
 
 async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T | undefined> {
@@ -110,6 +113,8 @@ export async function runScenario(
   let error: string | undefined;
   let capture: string | undefined;
   const measurements: Record<string, unknown> = {};
+  let record: string | undefined;
+  let recordOf: (() => Promise<void>) | undefined;
   try {
     const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, signal: opts.signal, ...scenario.options });
     const state = (await readState(lab))!;
@@ -120,6 +125,13 @@ export async function runScenario(
       streams.push(s);
     }
     await Promise.all(streams.map((s) => s.ready));
+    // Written before `down` removes the state and logs it is made of.
+    recordOf = async () => {
+      const atEnd = await readState(lab);
+      record = await writeRecord(scenarioDir(lab, scenario.name), buildRecord({
+        scenario: scenario.name, topologyFile: scenario.topology, plan, atStart: state, atEnd, flows, logs: await readDaemonLogs(atEnd ?? state),
+      }));
+    };
     const readLog = async (node: string) => {
       const role = (node === CONTROL_PLANE_NODE ? CONTROL_PLANE : AGENT).role;
       const text = await readFile(daemonLogFile(lab, node, role), 'utf8').catch(() => '');
@@ -179,11 +191,12 @@ export async function runScenario(
     emit(`  ERROR ${error}`);
   } finally {
     await Promise.all(streams.map((s) => s.stop().catch(() => undefined)));
+    await recordOf?.().catch((e: Error) => emit(`  (no run record: ${e.message})`));
     if (!opts.keep) await destroyLab(lab);
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
   return {
-    scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture,
+    scenario: scenario.name, lab, checks, narrative, ok, error, durationMs: performance.now() - started, capture, record,
     ...(Object.keys(measurements).length > 0 ? { measurements } : {}),
   };
 }
