@@ -5,6 +5,9 @@ import { UsageError } from './command.ts';
 import { prefixedLabName } from '../core/names.ts';
 import { RUN_OPTIONS, runOptions } from './run-options.ts';
 import { writeBenchOutput } from './bench-output.ts';
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { CPU_PROF_ENV } from '../kernel/daemon.ts';
 
 /**
  * Runs `bench` with an AbortSignal that SIGINT/SIGTERM abort: the benchmark
@@ -31,13 +34,20 @@ async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Pro
 
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
-    options: { runs: { type: 'string' }, json: { type: 'boolean' }, ...RUN_OPTIONS },
+    options: { runs: { type: 'string' }, json: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, ...RUN_OPTIONS },
     run: async ([what], v) => {
       const { prefix, out } = runOptions(v);
       if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');
       const runs = v.runs === undefined ? undefined : Number(v.runs);
       if (runs !== undefined && !(Number.isInteger(runs) && runs > 0)) throw new UsageError('bench: --runs must be a positive integer');
       const log = (line: string) => process.stderr.write(`${line}\n`);
+      // The lab's daemons (agents, control plane, relay) profiled: DIR/<role>-<node>.cpuprofile when they stop.
+      if (typeof v['cpu-prof'] === 'string') {
+        const dir = resolve(v['cpu-prof']);
+        await mkdir(dir, { recursive: true });
+        process.env[CPU_PROF_ENV] = dir;
+        log(`daemons profiled into ${dir}`);
+      }
       // The report on stdout, and with --out DIR also in DIR/bench-<what>.txt and .json.
       const report = async (data: unknown, text: string) => {
         console.log(v.json ? JSON.stringify(data, null, 2) : text);
@@ -58,7 +68,7 @@ export const BENCH_COMMANDS: Record<string, Command> = {
         }
         case 'auth': {
           const [{ benchAuth }, { formatBenchAuth }, { AUTH_LAB }] = await Promise.all([import('../bench/auth/run.ts'), import('../bench/auth/format.ts'), import('../bench/auth/topology.ts')]);
-          const result = await interruptible((signal) => benchAuth({ log, signal, name: prefixedLabName(prefix, AUTH_LAB) }));
+          const result = await interruptible((signal) => benchAuth({ runs, log, signal, name: prefixedLabName(prefix, AUTH_LAB) }));
           return report(result, formatBenchAuth(result));
         }
         case 'sockmap': {

@@ -124,6 +124,8 @@ export const wgInfoFile = (lab: string) => `${stateDir(lab)}/wireguard.json`;
 export const relayDir = (lab: string) => `${stateDir(lab)}/relay`;
 export const relayConfigFile = (lab: string) => `${relayDir(lab)}/config.json`;
 export const relaySocket = (lab: string) => `${relayDir(lab)}/observer.sock`;
+// The auth benchmark's floor: SVIDs of the lab's CA for a bare TLS client and server (keys 0600).
+export const authFloorDir = (lab: string) => `${stateDir(lab)}/auth-floor`;
 // Per-connection mTLS mesh: one folder per node proxy.
 export const meshDir = (lab: string) => `${stateDir(lab)}/mesh`;
 export const proxyDir = (lab: string, node: string) => `${meshDir(lab)}/${node}`;

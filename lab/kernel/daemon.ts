@@ -12,6 +12,18 @@ import { startDetached } from './run.ts';
 
 export const READY_LINE = 'READY';
 
+/**
+ * When set to a directory, daemons start under `node --cpu-prof` and write
+ * <role>-<node>.cpuprofile there when they exit (`mtless bench auth
+ * --cpu-prof DIR`); Node refuses --cpu-prof in NODE_OPTIONS.
+ */
+export const CPU_PROF_ENV = 'MTLESS_CPU_PROF_DIR';
+
+/** The node flags that profile a daemon, or none. */
+export function cpuProfArgs(role: string, node: string, dir = process.env[CPU_PROF_ENV]): string[] {
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${role}-${node}.cpuprofile`] : [];
+}
+
 export interface DaemonSpec {
   lab: string;
   /** Node name, or "cp" for the control plane. */
@@ -33,7 +45,9 @@ export interface DaemonSpec {
 export async function startDaemon(spec: DaemonSpec): Promise<ProcessState> {
   const logFile = daemonLogFile(spec.lab, spec.node, spec.role);
   const tag = processTag(spec.lab, spec.node, spec.role);
-  const { pid, logOffset } = await startDetached(nodeScriptArgv(spec.script, spec.args), {
+  const argv = nodeScriptArgv(spec.script, spec.args);
+  argv.splice(1, 0, ...cpuProfArgs(spec.role, spec.node));
+  const { pid, logOffset } = await startDetached(argv, {
     netns: spec.netns, logFile, cwd: REPO_ROOT, env: { ...spec.env, [TAG_ENV]: tag },
   });
   // A restart appends to the same log: only what this process writes counts.

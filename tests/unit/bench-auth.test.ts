@@ -11,8 +11,8 @@ import { allocateIdentities } from '../../lab/policy/identity.ts';
 import {
   DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_FROM_ENDPOINT, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED,
 } from '../../lab/abi/generated.ts';
-import { failureCounts, keyAuth, parseAgentLog, svidIdentities } from '../../lab/bench/auth/agent-log.ts';
-import { checkGoals, pairResult, resultNotes, summarizeAuth, type AuthPairResult, type Flow } from '../../lab/bench/auth/report.ts';
+import { failureCounts, keyAuth, lineTime, parseAgentLog, parseAuthKeyText, svidIdentities } from '../../lab/bench/auth/agent-log.ts';
+import { checkGoals, pairResult, resultNotes, roundSummaries, summarizeAuth, type AuthPairResult, type Flow, type FloorRoundSample } from '../../lab/bench/auth/report.ts';
 import { benchAuthTopology, pairOrder } from '../../lab/bench/auth/topology.ts';
 
 const LOG = parseAgentLog(readFileSync(join(import.meta.dirname, '../fixtures/bench/agent-n2-log.txt'), 'utf8'));
@@ -125,22 +125,72 @@ t.test('distributions over the pairs that have each number', async (t) => {
   t.same(s.ttfbWarm, { n: 2, min: 1.9, p50: 1.9, p90: 2.1, p99: 2.1, max: 2.1 });
   t.equal(summarizeAuth([], []).dropToEntry, undefined);
 
+  t.equal(s.floor, undefined, 'no floor handshakes, no floor');
+  t.same(s.ratios, {}, 'and no ratios');
+
   const goals = checkGoals(s, results.length);
-  t.equal(goals.p50.holds, false, 'p50 50 ms > 10 ms: MISSED');
-  t.equal(goals.p50.detail, '50.0 ms (signal → entry 4.0 ms), 99 pairs');
-  t.equal(goals.p99.holds, false);
+  t.same([goals.p50.holds, goals.p99.holds], [undefined, undefined], 'the ratio goals are not measured without a floor');
+  t.equal(goals.p50.detail, 'not measured (no floor handshake)');
   t.equal(goals.firstRetransmit.holds, false, 'one pair needed the second retransmit');
   t.equal(goals.firstRetransmit.detail, '98 first, 1 second, 0 later, 0 never, of 99 new pairs (1 not dropped at all)');
 });
 
+/** Floor handshakes whose close times are `closeMs`. */
+const floorOf = (closeMs: number[], round = 0): FloorRoundSample[] => closeMs.map((c) => ({ round, connectMs: 0.2, secureMs: c * 0.6, closeMs: c, ok: true }));
+
+t.test('ratios to the floor: each quantile over the floor p50; failed floor handshakes left out', async (t) => {
+  const results = Array.from({ length: 100 }, (_, i) => result({ dropToEntryMs: i < 98 ? 6 : 20, handshakeMs: 5, signalToEntryMs: 5.5 }));
+  const floor = [...floorOf([4, 4, 4, 5, 3]), { round: 0, connectMs: NaN, secureMs: NaN, closeMs: 5000, ok: false, error: 'timeout' }];
+  const s = summarizeAuth(results, [], floor);
+  t.same(s.floor, { n: 5, min: 3, p50: 4, p90: 5, p99: 5, max: 5 });
+  t.equal(s.floorClientHandshake?.p50, 4 * 0.6);
+  t.equal(s.floorFailures, 1);
+  t.same(s.ratios, { dropToEntryP50: 1.5, dropToEntryP99: 5, handshakeP50: 1.25, handshakeP99: 1.25, signalToEntryP50: 5.5 / 4 });
+  const goals = checkGoals(s, results.length);
+  t.equal(goals.p50.holds, true, '1.5× is within ≤ 1.5×');
+  t.equal(goals.p50.detail, '1.50× (6.00 ms over 4.00 ms), 0 % to spare, 100 pairs');
+  t.equal(goals.p99.holds, false, 'p99 20 ms is 5× the floor');
+  t.equal(goals.p99.detail, '5.00× (20.00 ms over 4.00 ms), 67 % over, 100 pairs');
+  t.match(goals.p99.goal, /p99 ≤ 3× the floor/);
+});
+
 t.test('goals hold when every pair is fast and first; NOT MEASURED without drops', async (t) => {
   const fast = Array.from({ length: 100 }, () => result({}));
-  const goals = checkGoals(summarizeAuth(fast, []), fast.length);
+  const goals = checkGoals(summarizeAuth(fast, [], floorOf([4, 4, 4])), fast.length);
   t.same([goals.p50.holds, goals.p99.holds, goals.firstRetransmit.holds], [true, true, true]);
   const none = [result({ passedOn: 'not-dropped', dropToEntryMs: undefined })];
-  const unmeasured = checkGoals(summarizeAuth(none, []), 1);
+  const unmeasured = checkGoals(summarizeAuth(none, [], floorOf([4])), 1);
   t.same([unmeasured.p50.holds, unmeasured.p99.holds, unmeasured.firstRetransmit.holds], [undefined, undefined, undefined]);
-  t.equal(unmeasured.p50.detail, 'not measured');
+  t.equal(unmeasured.p50.detail, 'not measured (no pair)');
+});
+
+t.test('rounds: each against its own floor', async (t) => {
+  const results = [
+    ...Array.from({ length: 4 }, () => result({ round: 0, dropToEntryMs: 8 })),
+    ...Array.from({ length: 4 }, () => result({ round: 1, dropToEntryMs: 6, passedOn: 'second' })),
+  ];
+  const rounds = roundSummaries(results, [...floorOf([4, 4], 0), ...floorOf([3, 3], 1)], 2);
+  t.same(rounds.map((r) => [r.round, r.pairs, r.dropToEntryP50, r.floorP50, r.p50Ratio, r.firstRetransmit]), [[0, 4, 8, 4, 2, 4], [1, 4, 6, 3, 2, 0]]);
+});
+
+t.test('agent log times: `at` (µs) before `time` (ms); a key from its logged text', async (t) => {
+  t.equal(lineTime({ time: '2026-01-01T00:00:00.001Z', at: 1767225600001.25 }), 1767225600001.25);
+  t.equal(lineTime({ time: '2026-01-01T00:00:00.001Z' }), Date.parse('2026-01-01T00:00:00.001Z'));
+  t.equal(lineTime(undefined), undefined);
+  t.same(parseAuthKeyText('266:257:1:1'), { localSecLabel: 266, remoteSecLabel: 257, remoteNodeId: 1, authType: 1 });
+  t.throws(() => parseAuthKeyText('266:257:1'), /not an auth key/);
+  t.throws(() => parseAuthKeyText('a:b:c:d'), /not an auth key/);
+});
+
+t.test('agent log by round: only lines from `since` on', async (t) => {
+  const key = '1:2:1:1';
+  const log = [
+    { event: 'auth-requested', key, at: 100 }, { event: 'auth-completed', key, at: 105, totalMs: 5, handshakeMs: 4 },
+    { event: 'auth-requested', key, at: 2000 }, { event: 'auth-failed', key, at: 2003, reason: 'timeout' },
+    { event: 'auth-requested', key, at: 2010 }, { event: 'auth-completed', key, at: 2016, totalMs: 6, handshakeMs: 5 },
+  ];
+  t.same(keyAuth(log, key), { requestedAt: 100, completedAt: 105, totalMs: 5, handshakeMs: 4, failures: ['timeout'] });
+  t.same(keyAuth(log, key, 1000), { requestedAt: 2000, completedAt: 2016, totalMs: 6, handshakeMs: 5, failures: ['timeout'] });
 });
 
 t.test('notes on missing times, warm drops, entries not in the map', async (t) => {

@@ -1,13 +1,15 @@
 // The node agent's log as the auth benchmark reads it: one JSON object per
 // line (lab/core/log.ts), of which it uses
 //   svid-received   {identity}                      an SVID for a local identity
-//   auth-requested  {key}                           the signal reached the agent
-//   auth-completed  {key, totalMs, handshakeMs}     the auth entry is written
+//   auth-requested  {key, at}                       the signal reached the agent
+//   auth-completed  {key, at, totalMs, handshakeMs} the auth entry is written
 //   auth-failed     {key, reason}
-// each with `time` (ISO, ms resolution). Keys are
+// each with `time` (ISO, ms resolution); `at` is Unix ms to the microsecond
+// (older agents: absent, `time` is used). Keys are
 // localSecLabel:remoteSecLabel:remoteNodeId:authType.
 import { readFile } from 'node:fs/promises';
 import { daemonLogFile } from '../../core/names.ts';
+import type { AuthKey } from '../../abi/generated.ts';
 
 export type AgentLogLine = Record<string, unknown> & { event?: string; key?: string; time?: string };
 
@@ -55,10 +57,18 @@ export interface KeyAuth {
   failures: string[];
 }
 
-export function keyAuth(log: readonly AgentLogLine[], key: string): KeyAuth {
-  const requested = log.find((l) => l.event === 'auth-requested' && l.key === key);
-  const completed = log.find((l) => l.event === 'auth-completed' && l.key === key);
-  const at = (l: AgentLogLine | undefined) => (l?.time ? Date.parse(l.time) : undefined);
+/** Unix ms of a line: `at` when the agent wrote it, else `time`. */
+export function lineTime(l: AgentLogLine | undefined): number | undefined {
+  if (typeof l?.at === 'number') return l.at;
+  return l?.time ? Date.parse(l.time) : undefined;
+}
+
+/** What the agent logged about `key`, from Unix ms `since` on (a round of the benchmark). */
+export function keyAuth(log: readonly AgentLogLine[], key: string, since = -Infinity): KeyAuth {
+  log = log.filter((l) => l.key === key && (lineTime(l) ?? -Infinity) >= since);
+  const requested = log.find((l) => l.event === 'auth-requested');
+  const completed = log.find((l) => l.event === 'auth-completed');
+  const at = lineTime;
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
   return {
     requestedAt: at(requested),
@@ -67,4 +77,12 @@ export function keyAuth(log: readonly AgentLogLine[], key: string): KeyAuth {
     handshakeMs: num(completed?.handshakeMs),
     failures: log.filter((l) => l.event === 'auth-failed' && l.key === key).map((l) => String(l.reason)),
   };
+}
+
+/** A key as the agent logs it, `local:remote:node:type`, back into an auth-map key. */
+export function parseAuthKeyText(text: string): AuthKey {
+  const parts = text.split(':').map(Number);
+  if (parts.length !== 4 || !parts.every((n) => Number.isInteger(n) && n >= 0)) throw new Error(`not an auth key (local:remote:node:type): ${text}`);
+  const [localSecLabel, remoteSecLabel, remoteNodeId, authType] = parts as [number, number, number, number];
+  return { localSecLabel, remoteSecLabel, remoteNodeId, authType };
 }

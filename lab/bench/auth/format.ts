@@ -1,4 +1,4 @@
-// The auth benchmark's report as text (`lab bench auth`).
+// The auth benchmark's report as text (`mtless bench auth`).
 import { formatGoals } from '../goal.ts';
 import type { Distribution } from '../stats.ts';
 import { formatNotes, table } from '../text.ts';
@@ -13,7 +13,8 @@ const fmt = (v: number | undefined) => (v === undefined ? '?' : v.toFixed(1));
 export function formatBenchAuth(report: BenchAuthReport): string {
   const out: string[] = [];
   out.push(
-    `auth benchmark: lab ${report.lab}, ${report.clients} clients (n1) × ${report.servers} servers (n2) = ${report.pairs} new identity pairs, ` +
+    `auth benchmark: lab ${report.lab}, ${report.clients} clients (n1) × ${report.servers} servers (n2) = ${report.pairs} new identity pairs` +
+      `${report.runs > 1 ? ` × ${report.runs} rounds` : ''}, ` +
       `TCP :${report.port}, policy mode ${report.policyMode}`,
   );
   out.push(
@@ -21,18 +22,33 @@ export function formatBenchAuth(report: BenchAuthReport): string {
       `kernel ${report.host.kernel}, ${report.host.cpus} CPU(s), load ${report.host.loadavg}, ${(report.backgroundBusy * 100).toFixed(0)} % CPU busy before (other jobs); took ${(report.durationMs / 1000).toFixed(1)} s`,
   );
   out.push('');
-  const rows: string[][] = [['ms', 'n', 'min', 'p50', 'p90', 'p99', 'max']];
-  const add = (name: string, d: Distribution | undefined, dec = 1) =>
-    rows.push(d ? [name, String(d.n), ...[d.min, d.p50, d.p90, d.p99, d.max].map((v) => v.toFixed(dec))] : [name, '0', '-', '-', '-', '-', '-']);
+  const rows: string[][] = [['ms', 'n', 'min', 'p50', 'p90', 'p99', 'max', 'p50/floor', 'p99/floor']];
+  const floor = report.floor?.p50;
+  const x = (v: number) => (floor ? `${(v / floor).toFixed(2)}×` : '-');
+  const add = (name: string, d: Distribution | undefined, dec = 2, ratios = true) =>
+    rows.push(d ? [name, String(d.n), ...[d.min, d.p50, d.p90, d.p99, d.max].map((v) => v.toFixed(dec)), ratios ? x(d.p50) : '', ratios ? x(d.p99) : ''] : [name, '0', '-', '-', '-', '-', '-', '', '']);
+  add('floor: bare TLS 1.3 mutual handshake (connect → server close)', report.floor);
+  add('  its client side (connect → secureConnect)', report.floorClientHandshake);
   add('drop → entry (flow event → auth-completed)', report.dropToEntry);
   add('  drop → signal at agent (auth-requested)', report.dropToSignal);
   add('  signal → entry (agent totalMs)', report.signalToEntry);
   add('    handshake (agent handshakeMs)', report.handshake);
   add('    after handshake (entry write, log)', report.afterHandshake);
-  add('drop → forwarded SYN (flow events)', report.synGap, 0);
-  add('new connection, client wall time', report.ttfbNew, 0);
-  add('authenticated pair, client wall time', report.ttfbWarm, 1);
+  add('drop → forwarded SYN (flow events)', report.synGap, 0, false);
+  add('new connection, client wall time', report.ttfbNew, 0, false);
+  add('authenticated pair, client wall time', report.ttfbWarm, 1, false);
   out.push(...table(rows, { alignRight: (c) => c > 0 }));
+  if (report.floorFailures > 0) out.push(`floor handshakes that failed: ${report.floorFailures}`);
+  if (report.runs > 1) {
+    out.push('');
+    out.push('by round (ms, and over that round\'s floor p50):');
+    const rr: string[][] = [['round', 'pairs', 'drop→entry p50', 'p99', 'handshake p50', 'floor p50', 'p50/floor', 'p99/floor', 'first retransmit']];
+    const f = (v: number | undefined, unit = '') => (v === undefined ? '-' : `${v.toFixed(2)}${unit}`);
+    for (const r of report.rounds) {
+      rr.push([String(r.round + 1), String(r.pairs), f(r.dropToEntryP50), f(r.dropToEntryP99), f(r.handshakeP50), f(r.floorP50), f(r.p50Ratio, '×'), f(r.p99Ratio, '×'), `${r.firstRetransmit}/${r.pairs}`]);
+    }
+    out.push(...table(rr, { alignRight: (c) => c > 0 }).map((l) => `  ${l}`));
+  }
   out.push('');
   const p = report.passedOn;
   out.push(

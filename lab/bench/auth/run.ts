@@ -27,12 +27,22 @@
 // connection's time to first byte; a second connection of the same pair
 // (authenticated by then) gives the baseline. The agent's log is read in
 // agent-log.ts, the numbers made in report.ts, the text in format.ts.
+//
+// The floor, in the same run (floor.ts, tls-floor.ts): half-way between two
+// pairs' starts, when one authentication is over and the next not begun, a
+// long-lived bare TLS client in n2 makes one fresh mutual TLS 1.3 handshake
+// with a bare server in n1, both with SVIDs of the lab's CA, over the same
+// underlay. The goals are drop → entry over the floor's p50. `runs` repeats
+// the pairs (their entries removed from n2's map between rounds).
 import { upWithDatapath } from '../../compose/lab.ts';
 import { destroyLab } from '../../compose/down.ts';
 import type { PodPlan } from '../../core/plan.ts';
 import { CommandError, run } from '../../kernel/run.ts';
 import type { PolicyMode } from '../../datapath/load.ts';
-import { dumpAuth } from '../../datapath/auth.ts';
+import { deleteAuthEntry, dumpAuth } from '../../datapath/auth.ts';
+import { parseAuthKeyText } from './agent-log.ts';
+import { AUTH_BACKOFF_MS } from '../../agent/agent.ts';
+import { startFloor, type Floor } from './floor.ts';
 import { streamFlows, type EventStream } from '../../datapath/events.ts';
 import { AUTH_TYPE_SPIRE, IPPROTO_TCP, VERDICT_DROPPED } from '../../abi/generated.ts';
 import { allocateIdentities } from '../../policy/identity.ts';
@@ -41,7 +51,7 @@ import { hostFacts, loadavg, QUIET_BUSY, waitForQuietHost } from '../host.ts';
 import { refuseLeftovers } from '../leftovers.ts';
 import { benchTag, startPodServer, type PodServer } from '../pod-server.ts';
 import { failureCounts, keyAuth, readAgentLog, svidIdentities, type AgentLogLine } from './agent-log.ts';
-import { checkGoals, pairResult, resultNotes, summarizeAuth, type AuthPairResult, type BenchAuthReport, type ConnectAttempt, type Flow } from './report.ts';
+import { checkGoals, pairResult, resultNotes, roundSummaries, summarizeAuth, type AuthPairResult, type FloorRoundSample, type BenchAuthReport, type ConnectAttempt, type Flow } from './report.ts';
 import { AUTH_LAB, AUTH_PORT_DEFAULT, benchAuthTopology, pairOrder } from './topology.ts';
 
 export interface BenchAuthOptions {
@@ -59,6 +69,11 @@ export interface BenchAuthOptions {
   maxInFlight?: number;
   /** Per-connection bound (socat connect-timeout and -T). Default 5000 ms: room for the second retransmit (~3 s), not a third. */
   connectTimeoutMs?: number;
+  /**
+   * Rounds (`--runs`): each makes every pair's new connection again, after
+   * removing the pairs' entries from the server node's auth map. Default 1.
+   */
+  runs?: number;
   /** Second connections of already-authenticated pairs, for the baseline. Default 10. */
   warmPairs?: number;
   policyMode?: PolicyMode;
@@ -77,9 +92,10 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
   const maxInFlight = opts.maxInFlight ?? 6;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   const warmPairs = opts.warmPairs ?? 10;
+  const runs = opts.runs ?? 1;
   const policyMode = opts.policyMode ?? 'per-packet';
   const log = opts.log ?? (() => undefined);
-  for (const [what, v, lo, hi] of [['clients', nClients, 1, 100], ['servers', nServers, 1, 100], ['maxInFlight', maxInFlight, 1, 16]] as const) {
+  for (const [what, v, lo, hi] of [['clients', nClients, 1, 100], ['servers', nServers, 1, 100], ['maxInFlight', maxInFlight, 1, 16], ['runs', runs, 1, 10]] as const) {
     if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`${what} must be an integer in ${lo}..${hi}, got ${v}`);
   }
   if (nClients * nServers > 2500) throw new Error(`${nClients * nServers} pairs is too many for one run (at most 2500)`);
@@ -104,6 +120,8 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
   let agentLog: AgentLogLine[] = [];
   let backgroundBusy = 0;
   const inFlight = new Set<Promise<void>>();
+  const floorSamples: FloorRoundSample[] = [];
+  let floor: Floor | undefined;
   try {
     const plan = await upWithDatapath(topology, { name: lab, agents: true, policyMode, signal: opts.signal });
     const clientNode = plan.nodes[0]!;
@@ -134,36 +152,56 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     log(`CPU busy before the connections (other jobs): ${(backgroundBusy * 100).toFixed(0)} %`);
     if (backgroundBusy > QUIET_BUSY) notes.push(`other jobs kept the CPUs ${(backgroundBusy * 100).toFixed(0)} % busy before the connections: the agents shared the CPUs with them`);
 
-    // New pairs: one connection each.
-    const order = pairOrder(clients.length, serverPods.length);
-    const attempts = new Map<string, ConnectAttempt>();
-    let lastStart = -Infinity;
-    for (const [ci, si] of order) {
-      if (opts.signal?.aborted) throw new Error('interrupted');
-      while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
-      const wait = lastStart + intervalMs - performance.now();
-      if (wait > 0) await sleep(wait);
-      lastStart = performance.now();
-      const c = clients[ci]!;
-      const sv = serverPods[si]!;
-      const job = connectOnce(c, sv, port, connectTimeoutMs).then((r) => {
-        attempts.set(`${c.name}>${sv.name}`, r);
-        if (attempts.size % 20 === 0 || attempts.size === order.length) log(`${attempts.size}/${order.length} connections done`);
-      });
-      const tracked = job.finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-    }
-    await Promise.all(inFlight);
-    await sleep(200); // the last flow records and log lines
+    // The floor: a bare TLS handshake between the same two nodes, one in each gap between pairs.
+    floor = await startFloor(lab, {
+      dialer: { netns: serverNode.netns, node: serverNode.name, identity: identities.byPod.get(serverPods[0]!.name)! },
+      server: { netns: clientNode.netns, node: clientNode.name, identity: identities.byPod.get(clients[0]!.name)!, ip: clientNode.underlayIp },
+    });
 
-    agentLog = await readAgentLog(lab, serverNode.name);
-    const clientNodeId = clientNode.id;
-    for (const [ci, si] of order) {
-      const c = clients[ci]!;
-      const sv = serverPods[si]!;
-      const key = `${identities.byPod.get(sv.name)}:${identities.byPod.get(c.name)}:${clientNodeId}:${AUTH_TYPE_SPIRE}`;
-      results.push(pairResult(c, sv, key, flows, keyAuth(agentLog, key), attempts.get(`${c.name}>${sv.name}`)!));
+    // New pairs: one connection each, every round; a round after the first starts with the pairs' entries removed.
+    const order = pairOrder(clients.length, serverPods.length);
+    const keyOf = (ci: number, si: number) => `${identities.byPod.get(serverPods[si]!.name)}:${identities.byPod.get(clients[ci]!.name)}:${clientNode.id}:${AUTH_TYPE_SPIRE}`;
+    for (let round = 0; round < runs; round++) {
+      if (round > 0) {
+        await clearPairEntries(lab, serverNode.name, order.map(([ci, si]) => keyOf(ci, si)));
+        await sleep(AUTH_BACKOFF_MS); // the agent's backoff after a key's last entry
+      }
+      const roundStart = Date.now();
+      const attempts = new Map<string, ConnectAttempt>();
+      let lastStart = -Infinity;
+      for (const [ci, si] of order) {
+        if (opts.signal?.aborted) throw new Error('interrupted');
+        while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+        const wait = lastStart + intervalMs - performance.now();
+        if (wait > 0) await sleep(wait);
+        lastStart = performance.now();
+        const c = clients[ci]!;
+        const sv = serverPods[si]!;
+        const job = connectOnce(c, sv, port, connectTimeoutMs).then((r) => {
+          attempts.set(`${c.name}>${sv.name}`, r);
+          if (attempts.size % 20 === 0 || attempts.size === order.length) log(`${runs > 1 ? `round ${round + 1}/${runs}: ` : ''}${attempts.size}/${order.length} connections done`);
+        });
+        const tracked = job.finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
+        // Half-way to the next pair: this pair's authentication is over, the next not begun.
+        const mid = lastStart + intervalMs / 2 - performance.now();
+        if (mid > 0) await sleep(mid);
+        floorSamples.push({ round, ...(await floor.handshake()) });
+      }
+      await Promise.all(inFlight);
+      await sleep(200); // the last flow records and log lines
+
+      agentLog = await readAgentLog(lab, serverNode.name);
+      const roundFlows = flows.filter((f) => Number(f.timestamp) / 1e6 >= roundStart);
+      for (const [ci, si] of order) {
+        const c = clients[ci]!;
+        const sv = serverPods[si]!;
+        const key = keyOf(ci, si);
+        results.push({ round, ...pairResult(c, sv, key, roundFlows, keyAuth(agentLog, key, roundStart), attempts.get(`${c.name}>${sv.name}`)!) });
+      }
     }
+    await floor.stop();
+    floor = undefined;
 
     // Baseline: a second connection of pairs that are authenticated now.
     const warm = order.slice(0, Math.min(warmPairs, order.length));
@@ -182,13 +220,14 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     agentLog = await readAgentLog(lab, serverNode.name);
   } finally {
     await Promise.allSettled(inFlight); // each bounded by its connect timeout
+    await floor?.stop().catch(() => undefined);
     for (const s of streams) await s.stop().catch(() => undefined);
     for (const s of servers) await s.stop().catch(() => undefined);
     await destroyLab(lab);
   }
 
-  const summary = summarizeAuth(results, warmMs);
-  notes.push(...resultNotes(results, warmDrops, entriesInMap));
+  const summary = summarizeAuth(results, warmMs, floorSamples);
+  notes.push(...resultNotes(results, warmDrops, entriesInMap, results.length / runs));
   const host = { ...hostFacts(), loadavg: await loadavg() };
   return {
     lab,
@@ -197,7 +236,9 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     host,
     clients: nClients,
     servers: nServers,
-    pairs: results.length,
+    pairs: results.length / runs,
+    runs,
+    floorSamples,
     port,
     intervalMs,
     maxInFlight,
@@ -210,6 +251,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     entriesInMap,
     failures: failureCounts(agentLog),
     goals: checkGoals(summary, results.length),
+    rounds: roundSummaries(results, floorSamples, runs),
     notes,
   };
 }
@@ -234,6 +276,11 @@ async function connectOnce(client: PodPlan, server: PodPlan, port: number, timeo
   } catch (e) {
     return { ms: performance.now() - started, ok: false, error: e instanceof CommandError ? e.message : String(e) };
   }
+}
+
+/** Removes the pairs' entries from a node's auth map, so the next round's connections are new pairs again. */
+async function clearPairEntries(lab: string, node: string, keys: string[]): Promise<void> {
+  for (const k of keys) await deleteAuthEntry(lab, node, parseAuthKeyText(k));
 }
 
 /** Polls the agent's log (a readiness signal, with a deadline) until it holds an SVID for each identity. */
