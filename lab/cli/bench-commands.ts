@@ -81,8 +81,13 @@ export const BENCH_COMMANDS: Record<string, Command> = {
           const result = await interruptible((signal) => benchCli({ runs, log, signal, prefix }));
           return report(result, formatBenchCli(result));
         }
+        case 'modes': {
+          const [{ benchModes }, { formatBenchModes }, { MODES_LAB }] = await Promise.all([import('../bench/modes/run.ts'), import('../bench/modes/format.ts'), import('../bench/modes/topology.ts')]);
+          const result = await interruptible((signal) => benchModes({ rounds: runs, log, signal, name: prefixedLabName(prefix, MODES_LAB) }));
+          return report(result, formatBenchModes(result));
+        }
         default:
-          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap, cli)`);
+          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap, cli, modes)`);
       }
     },
   },
