@@ -20,6 +20,8 @@ export interface CaptureExpectations {
   minDrops: number;
   /** SPIFFE IDs the handshakes' certificates show with the profile, in the underlay's file and merged.pcapng. */
   spiffeIds: string[];
+  /** At least this many distinct SPIFFE IDs there (default: spiffeIds.length). */
+  minIds?: number;
   /** The handshake is on TCP 4250 (the agents), which plain tshark takes for GSM over IP. */
   authPort: boolean;
   /** VXLAN VNIs the profile decodes on the underlay (tunnel mode); plain tshark decodes none. */
@@ -79,6 +81,8 @@ export async function checkScenarioCaptures(t: Test, dir: string, want: CaptureE
           t.ok(plain.gsmIpa > 0, `${f}, plain tshark: ${plain.gsmIpa} frames of the ${AUTH_PORT} handshake dissected as gsm_ipa`);
         }
         t.ok(profiled.certificates > 0, `${f}, -C ${PROFILE_NAME}: ${profiled.certificates} Certificate messages decrypted by the embedded key log`);
+        const minIds = want.minIds ?? want.spiffeIds.length;
+        t.ok(profiled.uris.length >= minIds, `${f}, -C ${PROFILE_NAME}: ${profiled.uris.length} workload SPIFFE IDs (at least ${minIds}): ${profiled.uris.join(' ')}`);
         for (const id of want.spiffeIds) t.ok(profiled.uris.includes(id), `${f}, -C ${PROFILE_NAME}: ${id} among the certificates' URI SANs (${profiled.uris.join(' ')})`);
         if (want.vnis) {
           t.same(plain.vnis, [], `${f}, plain tshark: no VXLAN (udp/8472 is plain UDP)`);
