@@ -110,5 +110,10 @@ export async function runProbe(lab: string, pod: string, host: string, port: num
     '--stop-after-failures', String(opts.stopAfterFailures ?? 0), ...(opts.sequential ? ['--sequential'] : [])];
   const r = await run(nodeScriptArgv('lab/apps/probe.ts', args), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
   if (r.exitCode !== 0) throw new Error(`probe in ${pod} exited with ${r.exitCode}: ${r.stderr.trim()}`);
-  return r.stdout.split('\n').filter((l) => l.startsWith('{"attempt"')).map((l) => JSON.parse(l) as ProbeAttempt);
+  return probeAttempts(r.stdout);
+}
+
+/** The attempts of lab/apps/probe.ts's output (one JSON line each; the closing summary line is not one). */
+export function probeAttempts(stdout: string): ProbeAttempt[] {
+  return stdout.split('\n').filter((l) => l.startsWith('{"attempt"')).map((l) => JSON.parse(l) as ProbeAttempt);
 }
