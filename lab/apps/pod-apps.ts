@@ -117,3 +117,46 @@ export async function runProbe(lab: string, pod: string, host: string, port: num
 export function probeAttempts(stdout: string): ProbeAttempt[] {
   return stdout.split('\n').filter((l) => l.startsWith('{"attempt"')).map((l) => JSON.parse(l) as ProbeAttempt);
 }
+
+export interface StartedProbe {
+  /** The probe process runs (its first line): from here on it waits for the pod's address. */
+  ready: Promise<void>;
+  /** Every attempt, when it ends. */
+  done: Promise<ProbeAttempt[]>;
+  /** Ends it early (a failure before its pod came up). */
+  stop: () => void;
+}
+
+/**
+ * Starts lab/apps/probe.ts in a namespace made ahead of its pod (addPod with
+ * `netnsMade`): it says when it runs, then waits (at most `addressWaitMs`)
+ * for the pod's address and probes from there, `durationMs` counted from the
+ * address. A caller that awaits `ready` before making the pod keeps a Node
+ * start out of what it measures.
+ */
+export function startProbe(lab: string, node: string, pod: string, host: string, port: number, text: string,
+  opts: { intervalMs: number; count: number; durationMs: number; attemptTimeoutMs?: number; stopAfterFailures?: number; addressWaitMs: number }): StartedProbe {
+  const args = [host, String(port), text, '--interval', String(opts.intervalMs), '--count', String(opts.count),
+    '--duration', String(opts.durationMs), '--attempt-timeout', String(opts.attemptTimeoutMs ?? 400),
+    '--stop-after-failures', String(opts.stopAfterFailures ?? 0), '--wait-for-address', String(opts.addressWaitMs)];
+  const proc = spawn(nodeScriptArgv('lab/apps/probe.ts', args), {
+    ...podPlace(lab, node, pod), cwd: REPO_ROOT, env: { [TAG_ENV]: processTag(lab, node, 'pod-app') },
+  });
+  let stdout = '';
+  let stderr = '';
+  let readyNow: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (readyNow = resolve));
+  proc.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (stdout.includes('{"ready":true}')) readyNow();
+  });
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = (async () => {
+    const r = await proc;
+    if (r.exitCode !== 0) throw new Error(`probe in ${pod} exited with ${r.exitCode ?? r.signal}: ${stderr.trim()}`);
+    return probeAttempts(stdout);
+  })();
+  // Ready, or the reason it never will be.
+  const ended = done.then(() => { throw new Error(`probe in ${pod} ended before it was ready`); });
+  return { ready: Promise.race([ready, ended]), done, stop: () => void proc.kill('SIGTERM') };
+}

@@ -6,7 +6,7 @@
 // attempt is exactly one SYN on the wire.
 //
 //   probe.ts HOST PORT TEXT [--interval MS] [--count N] [--duration MS] [--attempt-timeout MS]
-//            [--stop-after-failures K] [--sequential]
+//            [--stop-after-failures K] [--sequential] [--wait-for-address MS]
 //
 // --sequential: each attempt starts --interval ms after the previous one
 // finished (timed connections one after the other, in one process).
@@ -14,10 +14,17 @@
 // --stop-after-failures K: once some attempt succeeded, K failed attempts in a
 // row (by attempt number) end the probing early: the window has closed.
 //
+// --wait-for-address MS: print {"ready":true} at once, then wait (at most MS)
+// until the namespace has an IPv4 address other than loopback, and only then
+// start probing, with --duration counted from there. So the probe can be
+// started in a pod's namespace before the pod exists, and the time a Node
+// process takes to start is never part of an experiment's window.
+//
 // Prints one JSON line per finished attempt:
 //   {"attempt":3,"sport":41234,"startedAt":1718000000123.4,"ok":true,"ms":2.1}
 // then {"done":true,"attempts":N,"ok":K}. Exit 0 (whatever the outcomes).
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 const [host, portText, text, ...rest] = process.argv.slice(2);
 
@@ -39,6 +46,7 @@ const duration = option('duration', 1000);
 const attemptTimeout = option('attempt-timeout', 400);
 const stopAfterFailures = option('stop-after-failures', 0);
 const sequential = rest.includes('--sequential');
+const waitForAddress = option('wait-for-address', 0);
 if (!(interval > 0 && count > 0 && duration > 0 && attemptTimeout > 0)) fail('interval, count, duration and attempt-timeout must be positive');
 
 let started = 0;
@@ -57,7 +65,7 @@ function windowClosed(): boolean {
   for (let i = last + 1; i < outcomes.length && outcomes[i] === false; i++) run++;
   return run >= stopAfterFailures;
 }
-const begin = performance.now();
+let begin = performance.now();
 
 function attempt(i: number): void {
   const startedAt = performance.timeOrigin + performance.now();
@@ -103,4 +111,21 @@ const tick = () => {
   attempt(started++);
   if (!sequential) setTimeout(tick, Math.max(0, begin + started * interval - performance.now()));
 };
-tick();
+
+const hasAddress = () => Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv4' && !a.internal));
+
+if (waitForAddress > 0) {
+  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+  const waitStart = performance.now();
+  const poll = setInterval(() => {
+    if (hasAddress()) {
+      clearInterval(poll);
+      begin = performance.now();
+      tick();
+    } else if (performance.now() - waitStart > waitForAddress) {
+      fail(`no IPv4 address in this namespace after ${waitForAddress} ms`);
+    }
+  }, 2);
+} else {
+  tick();
+}

@@ -21,6 +21,8 @@ export interface PodAddOptions {
   serviceAccount?: string;
   /** Reuse a given address (the identity-confusion scenario needs it). */
   ip?: string;
+  /** The pod's namespace was made ahead by makePodNetns (an app already waits in it). */
+  netnsMade?: boolean;
 }
 
 async function labState(lab: string): Promise<LabState> {
@@ -78,13 +80,20 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
   const labels = podLabels({ labels: opts.labels, namespace: opts.namespace ?? 'default', serviceAccount: opts.serviceAccount ?? 'default' });
 
   // Recorded first, so `down` finds the namespace even if we crash midway.
-  state.netns.push(netns);
-  await writeState(state);
+  if (!opts.netnsMade) {
+    state.netns.push(netns);
+    await writeState(state);
+  } else if (!state.netns.includes(netns)) {
+    throw new Error(`pod "${opts.pod}" has no namespace made ahead in lab "${opts.lab}"`);
+  }
   try {
-    await run(['ip', 'netns', 'add', netns]);
+    if (!opts.netnsMade) await run(['ip', 'netns', 'add', netns]);
     await ipBatch(lxcLines({ lxc, lxcMac, podMac, netns, ip }), node.netns);
-    await ipBatch(podLines(state.podRange, { ip, lxcMac }), netns);
+    // The programs before the pod's address and route: an app already in the namespace
+    // (the exposure window's probe) must never send through an unguarded veth. Until
+    // the agent writes the endpoint, the programs drop its packets (fail-closed).
     await attachEndpoints(node.netns, [lxc], names.nodeProgPins(opts.lab, node.name));
+    await ipBatch(podLines(state.podRange, { ip, lxcMac }), netns);
     const ep = await registerPod(opts.lab, { pod: opts.pod, node: node.name, ip, labels });
     const { [NAMESPACE_LABEL]: _ns, [SERVICE_ACCOUNT_LABEL]: _sa, ...plain } = labels;
     state.pods.push({ name: opts.pod, node: node.name, netns, ip, lxc, identity: ep.identity, labels: plain });
@@ -99,6 +108,22 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
     await writeState(state);
     throw e;
   }
+}
+
+/**
+ * Makes a pod's namespace ahead of its pod (then addPod with `netnsMade`), so
+ * an app can already run in it when the pod appears. Recorded in the state
+ * first: `down` removes it even if the pod is never added.
+ */
+export async function makePodNetns(lab: string, pod: string): Promise<void> {
+  await withStateLock(lab, async () => {
+    const state = await labState(lab);
+    const netns = names.podNetns(lab, pod);
+    if (state.pods.some((p) => p.name === pod) || state.netns.includes(netns)) throw new Error(`pod "${pod}" already exists in lab "${lab}"`);
+    state.netns.push(netns);
+    await writeState(state);
+    await run(['ip', 'netns', 'add', netns]);
+  });
 }
 
 export async function deletePod(lab: string, pod: string, node?: string): Promise<void> {

@@ -17,14 +17,12 @@
 // Three labs side by side: the scenario's own (native, every delay case and
 // the heal), a tunnel lab, and a native lab with short SVIDs.
 import { resolve } from 'node:path';
-import { runProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
-import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
+import { startProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
+import { addPod, deletePod, makePodNetns, partitionNode } from '../compose/pods.ts';
 import { setDelay } from '../control/client.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import { CONTROL_PLANE_NODE } from '../core/daemons.ts';
-import { podNetns } from '../core/names.ts';
-import { netnsMounted } from '../kernel/netns.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import { REPO, type FlowWithNode, type Scenario, type ScenarioContext } from './framework.ts';
 import {
@@ -149,45 +147,47 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
     }, 2 * SHORT_SVID_TTL_MS + SETTLE_MS, 50);
     if (!lively) row.problems.push(`n2's auth entry never had ${spec.minEntryLifeMs} ms to live`);
   }
-  lab.say(`[${lab.lab}] ${spec.case}: delete ${spec.client} (${clientIp}), ${spec.holdReuse ? 'reuse its IP once n2 has the update' : 'reuse its IP at once'}`);
-  if (partition === 'none') await setDelay(lab.lab, 'n2', spec.delayMs);
-  else await partitionNode(lab.lab, 'n2', true);
-  const mark = lab.flows().length;
-  await deletePod(lab.lab, spec.client);
-  // Only to schedule the heal; every time reported comes from the logs and events.
-  const deletedLocal = Date.now();
-  if (spec.holdReuse) {
-    const gone = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', clientIp)) === undefined ? true : undefined), spec.delayMs + SETTLE_MS);
-    if (!gone) row.problems.push('n2 never dropped the client\'s ipcache entry');
-  }
-  // The probe starts as soon as the intruder's namespace can be entered (a Node start
-  // takes longer than the rest of the pod), so it tries from the first moment the pod
-  // can send. The namespace's file appears before it is mounted: wait for the mount.
-  const adding = addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp });
-  const intruderNetns = podNetns(lab.lab, spec.intruder);
-  const created = await Promise.race([adding.then(() => true, () => true), waitUntil(() => (netnsMounted(intruderNetns) ? true : undefined), SETTLE_MS, 2)]);
-  if (!created) row.problems.push('the intruder\'s namespace never appeared');
-
+  // The intruder's namespace first, and the probe in it, waiting for the pod's address:
+  // t0 (the delete) comes after the probe runs, so the time a Node process takes to
+  // start is never part of the window; the probe tries from the first moment the pod
+  // can send.
+  await makePodNetns(lab.lab, spec.intruder);
+  const probe = startProbe(lab.lab, 'n1', spec.intruder, serverIp, PORT, `window-${spec.intruder}`, {
+    intervalMs: PROBE_INTERVAL_MS, count: Math.ceil(spec.probeMs / PROBE_INTERVAL_MS) + 1, durationMs: spec.probeMs,
+    stopAfterFailures: STOP_AFTER_FAILURES, addressWaitMs: spec.delayMs + 2 * SETTLE_MS,
+  });
+  let attempts: ProbeAttempt[] = [];
   let healRequested: number | undefined;
-  const heal = partition === 'until-heal'
-    ? (async () => {
+  let heal: Promise<void> = Promise.resolve();
+  let intruderAdded = false;
+  const mark = lab.flows().length;
+  try {
+    await probe.ready;
+    lab.say(`[${lab.lab}] ${spec.case}: delete ${spec.client} (${clientIp}), ${spec.holdReuse ? 'reuse its IP once n2 has the update' : 'reuse its IP at once'}`);
+    if (partition === 'none') await setDelay(lab.lab, 'n2', spec.delayMs);
+    else await partitionNode(lab.lab, 'n2', true);
+    await deletePod(lab.lab, spec.client);
+    // Only to schedule the heal; every time reported comes from the logs and events.
+    const deletedLocal = Date.now();
+    if (spec.holdReuse) {
+      const gone = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', clientIp)) === undefined ? true : undefined), spec.delayMs + SETTLE_MS);
+      if (!gone) row.problems.push('n2 never dropped the client\'s ipcache entry');
+    }
+    if (partition === 'until-heal') {
+      heal = (async () => {
         await sleep(Math.max(0, deletedLocal + HEAL_AFTER_MS - Date.now()));
         healRequested = Date.now();
         await partitionNode(lab.lab, 'n2', false);
-      })()
-    : Promise.resolve();
-  const probing = runProbe(lab.lab, spec.intruder, serverIp, PORT, `window-${spec.intruder}`, {
-    intervalMs: PROBE_INTERVAL_MS, count: Math.ceil(spec.probeMs / PROBE_INTERVAL_MS) + 1, durationMs: spec.probeMs,
-    stopAfterFailures: STOP_AFTER_FAILURES, node: 'n1',
-  });
-  let attempts: ProbeAttempt[] = [];
-  try {
-    const intruder = await adding;
+      })();
+    }
+    const intruder = await addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp, netnsMade: true });
+    intruderAdded = true;
     row.intruderIdentity = intruder.identity;
     if (intruder.identity === row.clientIdentity) row.problems.push('the intruder got the client\'s identity');
-    attempts = await probing;
+    attempts = await probe.done;
   } finally {
-    await probing.catch(() => undefined);
+    if (!intruderAdded) probe.stop();
+    await probe.done.catch(() => undefined);
     await heal;
   }
   row.attempts = attempts.length;
