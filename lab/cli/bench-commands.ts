@@ -54,11 +54,10 @@ export const BENCH_COMMANDS: Record<string, Command> = {
         if (out) log(`report: ${(await writeBenchOutput(out, what!, data, text)).join(', ')}`);
         return 0;
       };
-      if (prefix && what === 'up') throw new UsageError('bench up: --name is not supported (its three builders use the fixed names bench-up, bench-floor and bench-mn)');
       switch (what) {
         case 'up': {
           const [{ benchUp }, { formatBenchUp }] = await Promise.all([import('../bench/up/run.ts'), import('../bench/up/format.ts')]);
-          const result = await benchUp({ runs, log });
+          const result = await benchUp({ runs, log, prefix });
           return report(result, formatBenchUp(result));
         }
         case 'datapath': {

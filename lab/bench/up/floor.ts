@@ -8,12 +8,13 @@ import { destroyLab, labNetnsOnHost } from '../../compose/down.ts';
 import { planLab, type LabPlan } from '../../core/plan.ts';
 import { allNetns, fabricLines, managementLines, nodeLines, podLines } from '../../core/batches.ts';
 import type { Topology } from '../../topology/model.ts';
-import { FLOOR_LAB } from './topology.ts';
 
 /** Pod batches in flight for the floor (the lab's `up` uses 4 as well). */
 const FLOOR_POD_JOBS = 4;
 
 export interface FloorFiles {
+  /** The floor's lab-like name (the topology's), for the cleanup of a failed run. */
+  lab: string;
   dir: string;
   upScript: string;
   downBatch: string;
@@ -27,7 +28,7 @@ export interface FloorFiles {
  * `netns delete` batch for teardown.
  */
 export async function prepareFloor(topology: Topology, dir: string): Promise<FloorFiles> {
-  const plan = planLab(topology, FLOOR_LAB);
+  const plan = planLab(topology, topology.name);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const files = floorBatches(plan);
@@ -35,7 +36,7 @@ export async function prepareFloor(topology: Topology, dir: string): Promise<Flo
   await writeFile(join(dir, 'pods.args'), files.podArgs.join('\n') + '\n');
   await writeFile(join(dir, 'up.sh'), floorScript(plan, dir).join('\n') + '\n');
   await writeFile(join(dir, 'netns-delete.batch'), files.allNetns.map((ns) => `netns delete ${ns}`).join('\n') + '\n');
-  return { dir, upScript: join(dir, 'up.sh'), downBatch: join(dir, 'netns-delete.batch') };
+  return { lab: topology.name, dir, upScript: join(dir, 'up.sh'), downBatch: join(dir, 'netns-delete.batch') };
 }
 
 /** The very lines lab/compose/up.ts runs (lab/core/batches.ts), without the planning and process overhead. */
@@ -88,6 +89,6 @@ export async function measureFloor(files: FloorFiles): Promise<{ upMs: number; d
     const downMs = performance.now() - t1;
     return { upMs, downMs };
   } finally {
-    if ((await labNetnsOnHost(FLOOR_LAB)).length > 0) await destroyLab(FLOOR_LAB);
+    if ((await labNetnsOnHost(files.lab)).length > 0) await destroyLab(files.lab);
   }
 }

@@ -13,7 +13,8 @@ import { MININET_LAB, type BenchSize } from './topology.ts';
 const SYSTEM_PYTHON = '/usr/bin/python3';
 /** The Python side, run from the sources (tsc does not copy it into dist/). */
 export const MININET_DRIVER = join(REPO_ROOT, 'lab/bench/up/mininet-driver.py');
-const MININET_ROOT_NETNS = `${names.labNetnsPrefix(MININET_LAB)}root`;
+/** Mininet's root namespace (its switches and host-side veths): one of the run's, never the host's. */
+const mininetRootNetns = (lab: string) => `${names.labNetnsPrefix(lab)}root`;
 const MININET_TIMEOUT_MS = 10 * 60_000;
 
 export interface MininetResult {
@@ -40,31 +41,32 @@ export function parseMininetResult(stdout: string, stderr: string, pods: number)
  * One mininet build and teardown of `size`. Leftovers (tagged processes,
  * links in its root namespace) are recorded in `leftovers`, then removed.
  */
-export async function measureMininet(size: BenchSize, leftovers: string[]): Promise<MininetResult> {
-  const tag = names.processTag(MININET_LAB, 'mininet', 'python');
-  await run(['ip', 'netns', 'add', MININET_ROOT_NETNS]);
+export async function measureMininet(size: BenchSize, leftovers: string[], lab = MININET_LAB): Promise<MininetResult> {
+  const tag = names.processTag(lab, 'mininet', 'python');
+  const rootNetns = mininetRootNetns(lab);
+  await run(['ip', 'netns', 'add', rootNetns]);
   try {
     const r = await run(
       ['env', `${TAG_ENV}=${tag}`, SYSTEM_PYTHON, MININET_DRIVER, String(size.nodes), String(size.podsPerNode)],
-      { netns: MININET_ROOT_NETNS, timeout: MININET_TIMEOUT_MS },
+      { netns: rootNetns, timeout: MININET_TIMEOUT_MS },
     );
     return parseMininetResult(r.stdout, r.stderr, size.nodes * size.podsPerNode);
   } finally {
     // Anything mininet left: its tagged processes (host shells), links in its root namespace.
-    const procs = await findTaggedProcesses(MININET_LAB);
+    const procs = await findTaggedProcesses(lab);
     if (procs.length > 0) {
       leftovers.push(`${procs.length} mininet process(es) still running after the run (stopped)`);
       await stopProcesses(procs.map((p) => p.pid));
     }
     try {
-      const links = (await run(['ip', '-n', MININET_ROOT_NETNS, '-o', 'link', 'show'])).stdout
+      const links = (await run(['ip', '-n', rootNetns, '-o', 'link', 'show'])).stdout
         .split('\n')
         .filter((l) => l.trim() && !/^\d+: lo:/.test(l));
-      if (links.length > 0) leftovers.push(`${links.length} link(s) left in ${MININET_ROOT_NETNS} (deleted with it)`);
+      if (links.length > 0) leftovers.push(`${links.length} link(s) left in ${rootNetns} (deleted with it)`);
     } catch {
       /* namespace already gone */
     }
-    await destroyLab(MININET_LAB);
+    await destroyLab(lab);
   }
 }
 

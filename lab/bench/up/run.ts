@@ -5,7 +5,7 @@
 //   - mininet (mininet.ts: Debian's, Python API, Linux bridges, no
 //     controller) building as many hosts.
 // Everything runs in namespaces this benchmark creates, under three lab-like
-// names (bench-up, bench-floor, bench-mn), so `mtless down <name>` also cleans up
+// names (bench-up, bench-floor, bench-mn; PREFIX-bench-up … with a prefix), so `mtless down <name>` also cleans up
 // after a crashed run. Nothing is created in the host namespace: mininet's
 // "root" namespace (its switches and host-side veths) is a namespace of ours.
 // The summaries and goals are in report.ts, the text in format.ts.
@@ -20,7 +20,7 @@ import { labExists } from '../leftovers.ts';
 import { measureFloor, prepareFloor } from './floor.ts';
 import { measureMininet, mininetError } from './mininet.ts';
 import { checkGoals, sizeReport, type BenchUpReport, type BuilderName, type BuilderResult, type LabRuns } from './report.ts';
-import { BENCH_LAB, benchTopology, DEFAULT_SIZES, FLOOR_LAB, MININET_LAB, type BenchSize } from './topology.ts';
+import { benchTopology, benchUpLabs, DEFAULT_SIZES, type BenchSize, type BenchUpLabs } from './topology.ts';
 
 export interface BenchUpOptions {
   /** Measured runs per size and builder (default 3). */
@@ -29,6 +29,10 @@ export interface BenchUpOptions {
   sizes?: BenchSize[];
   /** One line per measurement, for a live view. */
   log?: (line: string) => void;
+  /** `--name PREFIX`: the builders' labs are PREFIX-bench-up, PREFIX-bench-floor and PREFIX-bench-mn. */
+  prefix?: string;
+  /** Wait for a quiet host before each measurement (default); a test that checks names, not times, skips it. */
+  waitForIdle?: boolean;
 }
 
 export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport> {
@@ -41,7 +45,8 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
       throw new Error(`bad size ${JSON.stringify(s)}: 1-200 nodes of 1-250 pods`);
     }
   }
-  await refuseLeftovers();
+  const labs = benchUpLabs(opts.prefix);
+  await refuseLeftovers(labs);
 
   const started = performance.now();
   const report: BenchUpReport = {
@@ -60,15 +65,15 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
       const lab: LabRuns = { upMs: [], downMs: [], stepRuns: [] };
       const floor: BuilderResult = { upMs: [], downMs: [] };
       const mininet: BuilderResult = { upMs: [], downMs: [] };
-      const floorFiles = await prepareFloor(benchTopology(size, FLOOR_LAB), join(work, `floor-${label}`));
+      const floorFiles = await prepareFloor(benchTopology(size, labs.floor), join(work, `floor-${label}`));
 
       for (let i = 0; i < runs; i++) {
         // Rotate the order so drift (caches, background cleanup) hits every builder alike.
         const order: BuilderName[] = (['lab', 'floor', 'mininet'] as BuilderName[]).map((_, k, all) => all[(k + i) % all.length]!);
         for (const builder of order) {
-          await waitForIdleHost();
+          if (opts.waitForIdle !== false) await waitForIdleHost();
           if (builder === 'lab') {
-            const r = await measureLab(size);
+            const r = await measureLab(size, labs.lab);
             lab.upMs.push(r.upMs);
             lab.downMs.push(r.downMs);
             lab.stepRuns.push(r.steps);
@@ -80,7 +85,7 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
             log(`${label} run ${i + 1}/${runs} floor    up ${r.upMs.toFixed(0)} ms, down ${r.downMs.toFixed(0)} ms`);
           } else if (report.mininet.available) {
             try {
-              const r = await measureMininet(size, report.mininet.leftovers);
+              const r = await measureMininet(size, report.mininet.leftovers, labs.mininet);
               mininet.upMs.push(r.upMs);
               mininet.downMs.push(r.downMs);
               log(`${label} run ${i + 1}/${runs} mininet  up ${r.upMs.toFixed(0)} ms, down ${r.downMs.toFixed(0)} ms (${r.hosts} hosts)`);
@@ -101,7 +106,7 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
       report.sizes.push(sizeReport(size, lab, floor, mininet));
     }
   } finally {
-    await cleanupAll(log);
+    await cleanupAll(log, labs);
     await rm(work, { recursive: true, force: true });
   }
   report.goals = checkGoals(report.sizes);
@@ -110,8 +115,8 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
 }
 
 /** One `upLab` and `destroyLab` of `size`, with upLab's steps from its progress events. */
-async function measureLab(size: BenchSize): Promise<{ upMs: number; downMs: number; steps: Record<string, number> }> {
-  const topology = benchTopology(size, BENCH_LAB);
+async function measureLab(size: BenchSize, name: string): Promise<{ upMs: number; downMs: number; steps: Record<string, number> }> {
+  const topology = benchTopology(size, name);
   const steps: Record<string, number> = {};
   const progress = (e: ProgressEvent) => {
     if (e.kind === 'done') steps[e.step] = e.ms;
@@ -119,11 +124,11 @@ async function measureLab(size: BenchSize): Promise<{ upMs: number; downMs: numb
   let up = false;
   try {
     const t0 = performance.now();
-    await upLab(topology, { name: BENCH_LAB, progress });
+    await upLab(topology, { name, progress });
     const upMs = performance.now() - t0;
     up = true;
     const t1 = performance.now();
-    await destroyLab(BENCH_LAB);
+    await destroyLab(name);
     const downMs = performance.now() - t1;
     up = false;
     const known = Object.values(steps).reduce((a, b) => a + b, 0);
@@ -131,21 +136,21 @@ async function measureLab(size: BenchSize): Promise<{ upMs: number; downMs: numb
     return { upMs, downMs, steps };
   } finally {
     // upLab rolls back its own failures; this covers a failed or interrupted down.
-    if (up || (await labNetnsOnHost(BENCH_LAB)).length > 0) await destroyLab(BENCH_LAB);
+    if (up || (await labNetnsOnHost(name)).length > 0) await destroyLab(name);
   }
 }
 
 // ---- leftovers ---------------------------------------------------------------
 
-async function benchLeftovers(): Promise<string[]> {
+async function benchLeftovers(labs: BenchUpLabs): Promise<string[]> {
   const found: string[] = [];
-  for (const lab of [BENCH_LAB, FLOOR_LAB, MININET_LAB]) if (await labExists(lab)) found.push(lab);
+  for (const lab of [labs.lab, labs.floor, labs.mininet]) if (await labExists(lab)) found.push(lab);
   return found;
 }
 
 /** A crashed earlier run (or one still going) leaves namespaces: never delete another run's objects unasked. */
-async function refuseLeftovers(): Promise<void> {
-  const labs = await benchLeftovers();
+async function refuseLeftovers(names: BenchUpLabs): Promise<void> {
+  const labs = await benchLeftovers(names);
   if (labs.length > 0) {
     throw new Error(
       `a benchmark seems to be running, or a crashed one left objects behind (${labs.join(', ')}): ` +
@@ -154,8 +159,8 @@ async function refuseLeftovers(): Promise<void> {
   }
 }
 
-async function cleanupAll(log: (line: string) => void): Promise<void> {
-  for (const lab of await benchLeftovers()) {
+async function cleanupAll(log: (line: string) => void, labs: BenchUpLabs): Promise<void> {
+  for (const lab of await benchLeftovers(labs)) {
     try {
       await destroyLab(lab);
       log(`cleaned up leftovers of ${lab}`);

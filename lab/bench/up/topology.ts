@@ -1,5 +1,6 @@
 // The bring-up benchmark's generated labs: their names, the default sizes,
 // and the topology of one size (nodes n1…nN, pods nXpY, no policies). Pure.
+import { prefixedLabName } from '../../core/names.ts';
 import { DEFAULT_ADDRESSING, type Topology } from '../../topology/model.ts';
 
 export interface BenchSize {
@@ -11,6 +12,16 @@ export interface BenchSize {
 export const BENCH_LAB = 'bench-up';
 export const FLOOR_LAB = 'bench-floor';
 export const MININET_LAB = 'bench-mn';
+
+/** The three builders' names in one run: under `--name PREFIX`, PREFIX-bench-up and so on, so two runs can go side by side. */
+export interface BenchUpLabs {
+  lab: string;
+  floor: string;
+  mininet: string;
+}
+export const benchUpLabs = (prefix?: string): BenchUpLabs => ({
+  lab: prefixedLabName(prefix, BENCH_LAB), floor: prefixedLabName(prefix, FLOOR_LAB), mininet: prefixedLabName(prefix, MININET_LAB),
+});
 
 export const DEFAULT_SIZES: BenchSize[] = [
   { nodes: 2, podsPerNode: 2 },
