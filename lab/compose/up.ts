@@ -5,7 +5,8 @@ import { ipBatch, run } from '../kernel/run.ts';
 import type { Topology } from '../topology/model.ts';
 import { destroyLab } from './down.ts';
 import { planLab, type LabPlan } from '../core/plan.ts';
-import { allNetns, fabricLines, managementLines, nodeLines, podLines } from '../core/batches.ts';
+import { allNetns, fabricLines, managementLines, netnsSetupLines, nodeLines, podLines } from '../core/batches.ts';
+import { netnsSetup, netnsSetupAvailable } from '../kernel/netns-setup.ts';
 import * as names from '../core/names.ts';
 import { stateDir } from '../core/names.ts';
 import { claimLabName, readState, writeState, type LabState } from '../core/state.ts';
@@ -115,19 +116,23 @@ async function createNamespaces(plan: LabPlan, state: LabState): Promise<void> {
 }
 
 async function buildNodes(plan: LabPlan): Promise<void> {
+  // With the helper, the forwarding sysctl goes with the pods' lines (one process for both).
+  const helper = netnsSetupAvailable();
   await Promise.all(
     plan.nodes.map((n) =>
-      Promise.all([ipBatch(nodeLines(plan, n), n.netns), run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })]),
+      Promise.all([ipBatch(nodeLines(plan, n), n.netns), ...(helper ? [] : [run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })])]),
     ),
   );
 }
 
 /**
- * One `ip -n POD -batch FILE` per pod is unavoidable (a batch cannot switch
- * namespace), so the files are written first and xargs runs them four at a
- * time: one process started from Node instead of one per pod.
+ * `ip` cannot switch namespace inside a batch. bpf/build/netns-setup enters
+ * each pod's namespace in turn from one process (and sets each node's
+ * forwarding); without it, one `ip -n POD -batch FILE` per pod, the files
+ * written first and xargs running them four at a time.
  */
 async function buildPods(plan: LabPlan): Promise<void> {
+  if (netnsSetupAvailable()) return netnsSetup(netnsSetupLines(plan));
   const dir = await mkdtemp(`${stateDir(plan.lab)}/pods-`);
   try {
     const invocations: string[] = [];
