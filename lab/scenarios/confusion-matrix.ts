@@ -21,6 +21,7 @@ import { resolve } from 'node:path';
 import { echoSend, runProbe, startEchoServer } from '../apps/pod-apps.ts';
 import { startCapture } from '../capture/capture.ts';
 import { finishCapture, scenarioDir } from '../capture/scenario.ts';
+import { dropEventOfFlow, isDrop } from '../capture/drops.ts';
 import { countPackets, dfString, frames } from '../capture/assert.ts';
 import { UNDERLAY_LINK } from '../capture/links.ts';
 import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
@@ -279,8 +280,11 @@ async function measureMode(lab: LabHandle, spec: ModeSpec, topology: Topology): 
   } finally {
     await server.stop();
   }
+  // Drops become comments on their frames in every file, as in the framework's captures; the
+  // state read before the attack still names the client the intruder replaced.
   const files = await finishCapture(capture, {
     comments: [`mtless-lab scenario "confusion-matrix", mode ${mode}, lab "${lab.lab}"`, 'claims: C6'],
+    drops: lab.flows().filter(isDrop).map((f) => dropEventOfFlow(f, f.node, state, links)),
     interrupted: runError !== undefined,
   });
   if (runError) throw runError;
