@@ -45,7 +45,7 @@ export interface BenchModesOptions {
   rounds?: number;
   /** Seconds per client run. Default 3. */
   seconds?: number;
-  /** New identity pairs timed per mode. Default 3. */
+  /** New identity pairs timed per mode. Default 5. */
   pairs?: number;
   /** The labs' prefix (labs <name>-floor, <name>-nat, …). Default bench-modes. */
   name?: string;
@@ -72,7 +72,7 @@ export const modeLabName = (base: string, spec: ModeSpec) => prefixedLabName(bas
 export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchModesReport> {
   const rounds = opts.rounds ?? 3;
   const seconds = opts.seconds ?? 3;
-  const pairs = opts.pairs ?? 3;
+  const pairs = opts.pairs ?? 5;
   const base = opts.name ?? MODES_LAB;
   const settleMs = opts.settleMs ?? 5000;
   const log = opts.log ?? (() => undefined);
