@@ -13,9 +13,10 @@ import { nodeScriptArgv, REPO_ROOT } from '../../kernel/node-script.ts';
 import { spawn, type ResultPromise } from '../../kernel/spawn.ts';
 import { generateSvidKey, issueSvid, loadCa, sniOf } from '../../spiffe/ca.ts';
 import { FLOOR_LISTENING, type FloorSample } from './tls-floor.ts';
+import { AUTH_PORT } from '../../abi/generated.ts';
 
-/** The floor server's port on the server node's underlay address (the agents' is 4250). */
-export const FLOOR_PORT = 4251;
+/** The floor server's port on the server node's underlay address, beside the agents'. */
+export const FLOOR_PORT = AUTH_PORT + 1;
 const SCRIPT = 'lab/bench/auth/tls-floor.ts';
 
 export interface FloorEnds {
