@@ -138,6 +138,8 @@ export interface Ratio {
   bench: string;
   name: string;
   value: number;
+  /** When the report says which way is better (a `better: 'lower'|'higher'` beside the ratio). */
+  better?: 'lower' | 'higher';
 }
 
 const RATIO_KEY = /^ratios?$|Ratio/;
@@ -158,14 +160,16 @@ export function collectRatios(bench: string, data: unknown): Ratio[] {
       }
       return;
     }
+    const b = (v as { better?: unknown }).better;
+    const better: { better?: 'lower' | 'higher' } = b === 'lower' || b === 'higher' ? { better: b } : {};
     for (const [k, child] of Object.entries(v as Record<string, unknown>)) {
       if (RATIO_KEY.test(k)) {
         const direct = num(child);
-        if (direct !== undefined) out.push({ bench, name: [...path, k].join(' · '), value: direct });
+        if (direct !== undefined) out.push({ bench, name: [...path, k].join(' · '), value: direct, ...better });
         else if (child && typeof child === 'object' && !Array.isArray(child)) {
           for (const [sub, sv] of Object.entries(child as Record<string, unknown>)) {
             const n = num(sv);
-            if (n !== undefined) out.push({ bench, name: [...path, k, sub].join(' · '), value: n });
+            if (n !== undefined) out.push({ bench, name: [...path, k, sub].join(' · '), value: n, ...better });
           }
         }
       } else walk(child, [...path, k], depth + 1);
@@ -191,11 +195,13 @@ export function renderRatioBars(ratios: Ratio[]): string {
     text(x(t), H - 10, `${t}×`, { class: 's', 'text-anchor': 'middle' })));
   const bars = ratios.map((r, i) => {
     const y = T + i * rowH;
-    const better = r.value <= 1;
-    return el('g', { class: 'ratio', 'data-bench': r.bench, 'data-name': r.name, 'data-value': r.value },
-      title(`${r.bench}: ${r.name} = ${r.value.toFixed(3)}× its floor`),
+    // Coloured good/bad only where the report says which way is better; else neutral.
+    const good = r.better === undefined ? undefined : r.better === 'lower' ? r.value <= 1 : r.value >= 1;
+    const fill = good === undefined ? '#8fa8d0' : good ? '#7fbf8a' : '#e0a060';
+    return el('g', { class: 'ratio', 'data-bench': r.bench, 'data-name': r.name, 'data-value': r.value, 'data-better': r.better },
+      title(`${r.bench}: ${r.name} = ${r.value.toFixed(3)}× its floor${r.better ? ` (${r.better} is better)` : ''}`),
       text(L - 8, y + 14, clip(`${r.bench} · ${r.name}`, 52), { class: 's', 'text-anchor': 'end' }),
-      el('rect', { x: Math.min(x(1), x(r.value)), y: y + 3, width: Math.max(1, Math.abs(x(r.value) - x(1))), height: rowH - 8, fill: better ? '#7fbf8a' : '#e0a060' }),
+      el('rect', { x: Math.min(x(1), x(r.value)), y: y + 3, width: Math.max(1, Math.abs(x(r.value) - x(1))), height: rowH - 8, fill }),
       text(Math.max(x(1), x(r.value)) + 4, y + 14, `${r.value.toFixed(2)}×`, { class: 's' }));
   });
   return svg(W, H, { class: 'bench-ratios', 'aria-label': 'benchmark ratios to their floors' },

@@ -100,7 +100,7 @@ function benchSection(reportFile: string, ev: ReportEvidence): string {
     return `<section id="bench"><h2>Benchmarks</h2><p>No benchmark report found under <code>${esc(b?.dir ?? 'captures/bench')}</code>: run <code>mtless bench all --json --out captures/bench</code> (or one benchmark, <code>mtless bench auth --out captures/bench</code>) and the next report draws it.</p></section>`;
   }
   return `<section id="bench"><h2>Benchmarks</h2>
-<p>From ${b.files.map((f) => `<a href="${esc(rel(reportFile, f.file))}">${esc(rel(reportFile, f.file))}</a> (${esc(f.at)})`).join(', ')}. Ratios to the floor measured side by side in the same run (1× = the floor; lower is better).</p>
+<p>From ${b.files.map((f) => `<a href="${esc(rel(reportFile, f.file))}">${esc(rel(reportFile, f.file))}</a> (${esc(f.at)})`).join(', ')}. Ratios to the floor measured side by side in the same run, on a log scale from the floor (1×): green better and orange worse than the floor where the report says which way is better (time lower, throughput higher), blue where it does not; hover a bar for its value.</p>
 ${b.ratios.length > 0 ? `<figure class="bench-figure">${renderRatioBars(b.ratios)}</figure>` : ''}
 ${b.goals.length > 0 ? goalsTable(b.goals) : ''}
 </section>`;

@@ -221,3 +221,16 @@ t.test('tshark rows', async (t) => {
   t.equal(frameRow('x', { ...base, 'tcp.srcport': '', 'udp.srcport': '' }), undefined, 'neither TCP nor UDP');
   t.equal(frameRow('x', { ...base, 'tcp.srcport': '', 'udp.length': '21', 'udp.payload': '64676d2d6669727374' })!.len, 13);
 });
+
+t.test('ratio bars: coloured good or bad only where the report says which way is better', async (t) => {
+  const r = collectRatios('sockmap', { cases: [{ name: 'rr', better: 'lower', ratio: { median: 0.5 } }, { name: 'stream', better: 'higher', ratio: 0.4 }], ratio: 2 });
+  t.same(r, [
+    { bench: 'sockmap', name: 'cases · rr · ratio', value: 0.5, better: 'lower' },
+    { bench: 'sockmap', name: 'cases · stream · ratio', value: 0.4, better: 'higher' },
+    { bench: 'sockmap', name: 'ratio', value: 2 },
+  ]);
+  const bars = renderRatioBars(r);
+  t.match(bars, /data-name="cases · rr · ratio"[^>]*data-better="lower"><title>[^<]*<\/title>(<text[^>]*>[^<]*<\/text>)<rect[^>]*fill="#7fbf8a"/, 'lower and below the floor: good');
+  t.match(bars, /data-name="cases · stream · ratio"[^>]*><title>[^<]*<\/title><text[^>]*>[^<]*<\/text><rect[^>]*fill="#e0a060"/, 'higher wanted, below the floor: worse');
+  t.match(bars, /data-name="ratio" data-value="2"><title>[^<]*<\/title><text[^>]*>[^<]*<\/text><rect[^>]*fill="#8fa8d0"/, 'unknown: neutral');
+});
