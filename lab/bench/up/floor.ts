@@ -82,7 +82,7 @@ export function floorScript(plan: LabPlan, dir: string): string[] {
 export async function measureFloor(files: FloorFiles): Promise<{ upMs: number; downMs: number }> {
   try {
     const t0 = performance.now();
-    await run(['sh', files.upScript]);
+    await run(['sh', files.upScript], { timeout: 10 * 60_000 }); // 2,000 pods on a busy machine take minutes
     const upMs = performance.now() - t0;
     const t1 = performance.now();
     await run(['ip', '-force', '-batch', files.downBatch]);

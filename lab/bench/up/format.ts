@@ -1,4 +1,4 @@
-// The bring-up benchmark's report as text (`lab bench up`).
+// The bring-up benchmark's report as text (`mtless bench up`).
 import { formatGoals } from '../goal.ts';
 import { formatSummary } from '../stats.ts';
 import { indent, table } from '../text.ts';
@@ -41,6 +41,12 @@ export function formatBenchUp(report: BenchUpReport): string {
     stepRows.push([`${s.pods} pods`, ...Object.keys(report.sizes[0]?.lab.steps ?? {}).map((k) => (s.lab.steps[k] ? s.lab.steps[k]!.median.toFixed(1) : '-'))]);
   }
   out.push(...table(stepRows).map((l) => '  ' + l));
+  out.push('');
+  out.push('pods per second (pods / median up time):');
+  const pps = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(0));
+  const ppsRows: string[][] = [['size', 'lab', 'floor', 'mininet']];
+  for (const s of report.sizes) ppsRows.push([`${s.pods} pods`, pps(s.podsPerSecond?.lab), pps(s.podsPerSecond?.floor), pps(s.podsPerSecond?.mininet)]);
+  out.push(...table(ppsRows, { alignRight: (c) => c > 0 }).map((l) => '  ' + l));
   out.push('');
 
   if (!report.mininet.available) out.push(`mininet could not run here:\n${indent(report.mininet.error ?? 'unknown error')}`);

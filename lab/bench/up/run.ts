@@ -1,4 +1,4 @@
-// Bring-up benchmark: how long `up` and `down` take for 4, 100 and 500 pods,
+// Bring-up benchmark: how long `up` and `down` take for 4, 100, 500 and 2,000 pods,
 // measured side by side against
 //   - the floor (floor.ts): the same kernel objects made by prebuilt
 //     `ip -batch` files, with no planning, validation, state or preflight;
@@ -25,7 +25,7 @@ import { benchTopology, benchUpLabs, DEFAULT_SIZES, type BenchSize, type BenchUp
 export interface BenchUpOptions {
   /** Measured runs per size and builder (default 3). */
   runs?: number;
-  /** Default: 2 × 2, 4 × 25, 10 × 50. */
+  /** Default: 2 × 2, 4 × 25, 10 × 50, 10 × 200. */
   sizes?: BenchSize[];
   /** One line per measurement, for a live view. */
   log?: (line: string) => void;

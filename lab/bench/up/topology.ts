@@ -27,6 +27,7 @@ export const DEFAULT_SIZES: BenchSize[] = [
   { nodes: 2, podsPerNode: 2 },
   { nodes: 4, podsPerNode: 25 },
   { nodes: 10, podsPerNode: 50 },
+  { nodes: 10, podsPerNode: 200 },
 ];
 
 /** The generated topology: nodes n1…nN, pods nXpY, no policies. */
