@@ -20,7 +20,8 @@ const yesNo = (v: boolean | undefined, yes: Tone, no: Tone): { text: string; ton
   v === undefined ? { text: 'not measured', tone: 'none' } : v ? { text: 'yes', tone: yes } : { text: 'no', tone: no };
 const pair = (a?: number, b?: number, unit = '') => `${a ?? '?'}${unit} / ${b ?? '?'}${unit}`;
 
-export const MATRIX_COLUMNS = ['attack admitted', 'plaintext on the underlay', 'first packet dropped', 'extra ms to first byte: new pair / same pair', 'handshakes per connection: new / same'];
+/** Column titles, each as its two header lines. */
+export const MATRIX_COLUMNS = ['attack admitted: verdict at the server\'s node', 'plaintext: on the underlay', 'first packet: dropped', 'extra ms to first byte: new pair / same pair', 'handshakes: per connection, new / same'];
 
 export function matrixCells(r: MatrixRow): Cell[] {
   const attack = yesNo(r.attackAdmitted, 'bad', 'good');
@@ -35,7 +36,7 @@ export function matrixCells(r: MatrixRow): Cell[] {
 
 export function renderMatrix(rows: MatrixRow[]): string {
   const modeW = 170;
-  const colW = [250, 130, 130, 190, 160];
+  const colW = [290, 120, 110, 180, 165];
   const rowH = 38;
   const headH = 44;
   const width = modeW + colW.reduce((a, b) => a + b, 0) + 2;
@@ -47,7 +48,7 @@ export function renderMatrix(rows: MatrixRow[]): string {
   });
   const body = rows.map((r, ri) => {
     const y = headH + ri * rowH;
-    const cells = matrixCells(r).map((c, ci) => el('g', { class: 'cell', 'data-mode': r.mode, 'data-column': MATRIX_COLUMNS[ci], 'data-tone': c.tone },
+    const cells = matrixCells(r).map((c, ci) => el('g', { class: 'cell', 'data-mode': r.mode, 'data-column': MATRIX_COLUMNS[ci]!.split(':')[0], 'data-tone': c.tone },
       title(`${r.mode} · ${MATRIX_COLUMNS[ci]}: ${c.text}\nevidence: ${c.evidence || 'none recorded'}`),
       el('rect', { x: xs[ci]!, y, width: colW[ci]!, height: rowH, fill: TONES[c.tone], stroke: '#fff', 'stroke-width': 2 }),
       text(xs[ci]! + 6, y + 23, clip(c.text, Math.floor(colW[ci]! / 6.6)))));
@@ -94,12 +95,12 @@ export function windowPoints(rows: WindowRow[]): WindowPoint[] {
 export function renderWindowPlot(rows: WindowRow[]): string {
   const pts = windowPoints(rows);
   const plotted = pts.filter((p) => p.series === 'delay' || p.d > 0);
-  const W = 640;
+  const W = 840;
   const H = 330;
   const L = 64;
   const B = 44;
   const T = 16;
-  const R = 200;
+  const R = 270;
   const xTicks = niceTicks(Math.max(...plotted.map((p) => p.d), 1));
   const yTicks = niceTicks(Math.max(...plotted.map((p) => p.w), ...plotted.map((p) => p.d), 1));
   const xMax = xTicks.at(-1)!;
@@ -119,12 +120,24 @@ export function renderWindowPlot(rows: WindowRow[]): string {
   ];
   const delay = plotted.filter((p) => p.series === 'delay').sort((a, b) => a.d - b.d);
   const line = delay.length > 1 ? el('polyline', { points: delay.map((p) => `${x(p.d)},${y(p.w)}`).join(' '), fill: 'none', stroke: '#b00020', 'stroke-width': 2 }) : '';
-  const dots = plotted.map((p) => el('g', { class: 'point', 'data-series': p.series, 'data-d': p.d, 'data-w': p.w },
-    title(`${p.label}: D = ${p.d} ms, W = ${p.w} ms`),
-    p.series === 'delay'
-      ? el('circle', { cx: x(p.d), cy: y(p.w), r: 5, fill: '#b00020' })
-      : el('rect', { x: x(p.d) - 5, y: y(p.w) - 5, width: 10, height: 10, fill: '#2a7f62' }),
-    text(x(p.d) + 8, y(p.w) - 8, p.series === 'delay' ? `W ${p.w}` : clip(p.label, 28), { class: 's' })));
+  // A label that would overlap an earlier one moves up a line.
+  const placed: { x: number; y: number; w: number }[] = [];
+  const labelAt = (lx: number, ly: number, s: string) => {
+    const w = s.length * 6;
+    let yy = ly;
+    while (placed.some((q) => Math.abs(q.y - yy) < 12 && lx < q.x + q.w && q.x < lx + w)) yy -= 13;
+    placed.push({ x: lx, y: yy, w });
+    return text(lx, yy, s, { class: 's' });
+  };
+  const dots = plotted.map((p) => {
+    const label = p.series === 'delay' ? `W ${p.w}` : `${clip(p.label, 34)}: W ${p.w}`;
+    return el('g', { class: 'point', 'data-series': p.series, 'data-d': p.d, 'data-w': p.w },
+      title(`${p.label}: D = ${p.d} ms, W = ${p.w} ms`),
+      p.series === 'delay'
+        ? el('circle', { cx: x(p.d), cy: y(p.w), r: 5, fill: '#b00020' })
+        : el('rect', { x: x(p.d) - 5, y: y(p.w) - 5, width: 10, height: 10, fill: '#2a7f62' }),
+      labelAt(x(p.d) + 8, y(p.w) - 8, label));
+  });
   const key = [
     el('circle', { cx: W - R + 20, cy: T + 10, r: 5, fill: '#b00020' }), text(W - R + 30, T + 14, 'native, IP reused at once', { class: 's' }),
     el('rect', { x: W - R + 15, y: T + 25, width: 10, height: 10, fill: '#2a7f62' }), text(W - R + 30, T + 34, 'other cases (hover)', { class: 's' }),

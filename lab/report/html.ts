@@ -87,7 +87,7 @@ function pictures(reportFile: string, r: ScenarioResult, ev: ReportEvidence): st
   }
   const window = r.measurements?.window as WindowRow[] | undefined;
   if (Array.isArray(window) && window.length > 0) {
-    out.push(`<h3>Exposure window (C10), measured in this run</h3><figure class="window-figure">${renderWindowPlot(window)}<figcaption>W: from the control plane's log of the delete to the intruder's last admitted SYN at the server's node (its flow events).</figcaption></figure>
+    out.push(`<h3>Exposure window (C10), measured in this run</h3><figure class="window-figure">${renderWindowPlot(window)}<figcaption>W: from the control plane's log of the delete to the intruder's last admitted SYN at the server's node (its flow events). Plotted: every case with a delay D; the partitioned cases (no delay, the window ended by the heal or the entry's expiry) are in the table.</figcaption></figure>
 <table><tr><th>case</th><th>D ms</th><th>W ms</th><th>admitted / attempts</th><th>ended by</th></tr>${window.map((w) =>
       `<tr><td>${esc(w.case)}</td><td>${w.delayMs}</td><td>${w.windowMs}</td><td>${w.admitted} / ${w.attempts}</td><td>${esc(w.boundBy)}${w.boundMs !== undefined ? ` at +${w.boundMs} ms` : ''}</td></tr>`).join('')}</table>`);
   }
