@@ -5,7 +5,7 @@
 // mesh proxies' verdicts. Pure: frames come in as rows (lab/report/frames.ts
 // reads them with tshark).
 import type { RecordedFlow, RecordedPod, RunRecord } from '../scenarios/record.ts';
-import { AUTH_PORT, DROP_REASON_TEXT, HBONE_PORT, OBS_POINT_TEXT, TCP_F_SYN, VERDICT_DROPPED } from '../abi/generated.ts';
+import { AUTH_PORT, DROP_REASON_TEXT, HBONE_PORT, OBS_POINT_TEXT, TCP_F_SYN, VERDICT_DROPPED, WG_PORT } from '../abi/generated.ts';
 import type { Ladder, Lane, LadderStep } from './ladder.ts';
 import { clip, formatMs } from './svg.ts';
 
@@ -107,7 +107,9 @@ export function flowLadder(input: LadderInput, group: FlowGroup, id: string): La
   const isConn = (f: FrameRow) => f.proto === proto && ((f.src === group.saddr && f.dst === group.daddr && f.dport === group.dport && sports.has(f.sport))
     || (f.src === group.daddr && f.dst === group.saddr && f.sport === group.dport && sports.has(f.dport)));
   // One copy of each packet: the underlay across nodes; else the destination pod's veth, else the source's.
-  const preferred = sameNode ? [`${dstNode.name}/${dstPod.lxc}`, ...srcPods.map((p) => `${p.node}/${p.lxc}`)] : [input.underlayLink];
+  // With WireGuard the underlay shows no pod packet: then the pods' veths do.
+  const podLinks = [`${dstNode.name}/${dstPod.lxc}`, ...srcPods.map((p) => `${p.node}/${p.lxc}`)];
+  const preferred = sameNode ? podLinks : [input.underlayLink, ...podLinks];
   const connFrames = (() => {
     for (const link of preferred) {
       const fs = frames.filter((f) => f.link === link && isConn(f));
@@ -172,7 +174,7 @@ export function flowLadder(input: LadderInput, group: FlowGroup, id: string): La
     const from = forward ? 'src-pod' : 'dst-pod';
     const to = forward ? 'dst-pod' : 'src-pod';
     const plain = f.readable !== undefined && (what === 'data' || what === 'datagram');
-    const where = sameNode ? `on ${f.link}` : 'on the underlay';
+    const where = f.link === input.underlayLink ? 'on the underlay' : `on ${f.link}`;
     steps.push({
       tMs: f.tMs, from, to, kind: plain ? 'plaintext' : 'packet',
       label: plain ? `${what} ${f.len} B in plaintext ${where}: "${clip(f.readable!.trim(), 48)}"${who}` : `${what} :${f.sport} → :${f.dport}${what === 'datagram' ? ` ${f.len} B` : ''}${who}`,
@@ -224,6 +226,18 @@ export function flowLadder(input: LadderInput, group: FlowGroup, id: string): La
       label = `FIN: connection to ${port} closed`;
     }
     if (label) steps.push({ tMs: f.tMs, from, to, kind: 'tls', label, detail });
+  }
+
+  // WireGuard between the nodes in the window: the first datagrams each way (the pod packets inside are encrypted).
+  const wgSeen = new Map<string, number>();
+  for (const f of frames.filter((f) => f.link === input.underlayLink && f.proto === 'udp' && (f.dport === WG_PORT || f.sport === WG_PORT) && laneOfNodeIp(f.src) && laneOfNodeIp(f.dst) && inWindow(f.tMs))) {
+    const k = `${f.src}>${f.dst}`;
+    const n = (wgSeen.get(k) ?? 0) + 1;
+    wgSeen.set(k, n);
+    if (n > 2) continue;
+    const from = laneOfNodeIp(f.src) === 'dst-agent' ? 'dst-node' : laneOfNodeIp(f.src)!;
+    const to = laneOfNodeIp(f.dst) === 'dst-agent' ? 'dst-node' : laneOfNodeIp(f.dst)!;
+    steps.push({ tMs: f.tMs, from, to, kind: 'packet', label: `WireGuard datagram ${f.len} B on UDP ${WG_PORT}: the pod packet inside, encrypted`, detail: `frame ${f.frame} on ${f.link}, ${f.src}:${f.sport} → ${f.dst}:${f.dport}` });
   }
 
   // Re-originated connections into the destination pod (a mesh proxy): from the node's own address.

@@ -234,3 +234,14 @@ t.test('ratio bars: coloured good or bad only where the report says which way is
   t.match(bars, /data-name="cases · stream · ratio"[^>]*><title>[^<]*<\/title><text[^>]*>[^<]*<\/text><rect[^>]*fill="#e0a060"/, 'higher wanted, below the floor: worse');
   t.match(bars, /data-name="ratio" data-value="2"><title>[^<]*<\/title><text[^>]*>[^<]*<\/text><rect[^>]*fill="#8fa8d0"/, 'unknown: neutral');
 });
+
+t.test('WireGuard: the pod packets from the veths, the underlay\'s datagrams as encrypted', async (t) => {
+  const onVeth = frames.filter((f) => f.src.startsWith('10.') || f.dst.startsWith('10.')).map((f) => ({ ...f, link: 'n2/lxc-server' }));
+  const wg = [frame(50, 1007.4, { proto: 'udp', src: '172.30.0.10', dst: '172.30.0.11', sport: 51871, dport: 51871, len: 96 }),
+    frame(51, 1007.6, { proto: 'udp', src: '172.30.0.11', dst: '172.30.0.10', sport: 51871, dport: 51871, len: 96 })];
+  const l = flowLadder({ record, frames: [...onVeth, ...wg], underlayLink: 'fabric/underlay' }, flowGroups(record)[0]!, 'wg');
+  t.ok(l.steps.some((s) => s.kind === 'drop' && s.to === 'dst-node'), 'the drop');
+  t.ok(l.steps.some((s) => /\(retransmitted\) passes/.test(s.label)), 'the retransmitted SYN, from the veth');
+  t.ok(l.steps.some((s) => s.kind === 'plaintext' && /in plaintext on n2\/lxc-server/.test(s.label)), 'readable on the veth, not said to be on the underlay');
+  t.same(l.steps.filter((s) => /WireGuard/.test(s.label)).map((s) => `${s.from}>${s.to}`), ['src-node>dst-node', 'dst-node>src-node']);
+});
