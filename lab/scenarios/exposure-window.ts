@@ -367,8 +367,11 @@ export const exposureWindow: Scenario = {
     }
     const delayRows = DELAYS_MS.map((d) => native.find((r) => r.partition === 'none' && r.reuse === 'at once' && r.delayMs === d)!);
     const w = delayRows.map((r) => r.windowMs);
+    // The window opens only once the intruder holds the IP: when re-using it took
+    // longer than D on this machine, there was nothing to admit, and the evidence says so.
+    const tooSlow = (r: WindowRow) => (r.reuseDelayMs >= r.delayMs && r.delayMs > 0 ? ` (the IP was re-used only ${r.reuseDelayMs} ms after t0, later than D: the machine was too busy to show this window)` : '');
     ctx.check('W grows with D (monotone over D = 0, 250, 1000, 3000 ms) and W(3000) > W(250)',
-      w.every((x, i) => i === 0 || x >= w[i - 1]!) && w[3]! > w[1]!, w.map((x, i) => `W(${DELAYS_MS[i]}) = ${x}`).join(', '));
+      w.every((x, i) => i === 0 || x >= w[i - 1]!) && w[3]! > w[1]!, w.map((x, i) => `W(${DELAYS_MS[i]}) = ${x}`).join(', ') + tooSlow(delayRows[3]!));
     for (const r of delayRows) {
       ctx.check(`D = ${r.delayMs} ms: n2's update came no sooner than D after t0, and the door was open until it (no admission after n2 logged it, no refusal before t0 + D)`,
         r.boundMs !== undefined && r.boundMs >= r.delayMs - 1 && r.windowMs <= r.boundMs + 1 && r.admittedAfterBound === 0 && r.refusedBeforeBound === 0,
@@ -376,7 +379,7 @@ export const exposureWindow: Scenario = {
     }
     const biggest = delayRows.at(-1)!;
     ctx.check(`D = ${biggest.delayMs} ms: the intruder was admitted, then refused by policy (${DROP_POLICY})`,
-      biggest.admitted > 0 && biggest.deniedReason === DROP_POLICY, `${biggest.admitted} admitted, then ${biggest.deniedReason}`);
+      biggest.admitted > 0 && biggest.deniedReason === DROP_POLICY, `${biggest.admitted} admitted, then ${biggest.deniedReason}${tooSlow(biggest)}`);
     const held = native.find((r) => r.reuse === 'after the update')!;
     ctx.check('reuse held back until n2 has the update: no window (W = 0, nothing admitted)',
       held.windowMs === 0 && held.admitted === 0 && held.attempts > 0, `${held.admitted} of ${held.attempts} admitted, reuse after ${held.reuseDelayMs} ms`);

@@ -363,6 +363,8 @@ t.test('a capture of the handshake decrypts with the key log', { skip: needsRoot
   t.equal(appData.stdout.trim(), '', 'no application data crossed the wire');
 });
 
+// Measured and printed, never asserted on: how long a handshake takes belongs to
+// `mtless bench auth`, which compares it to a floor of the same run.
 t.test('handshake time', async (t) => {
   const n = 50;
   for (let i = 0; i < 5; i++) await auth(); // warm up
@@ -373,6 +375,6 @@ t.test('handshake time', async (t) => {
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
   t.comment(`authenticate() on loopback, ${n} sequential handshakes: p50 ${pct(client, 0.5).toFixed(2)} ms, p90 ${pct(client, 0.9).toFixed(2)} ms, min ${Math.min(...client).toFixed(2)} ms (dial + TLS 1.3 + verification + close)`);
   t.comment(`server side (accept -> handshake done): p50 ${pct(serverSide, 0.5).toFixed(2)} ms`);
-  t.equal(client.length, n);
-  t.ok(pct(client, 0.5) < 100, 'p50 under 100 ms');
+  t.equal(client.length, n, 'every handshake completed');
+  t.ok(client.every((ms) => Number.isFinite(ms) && ms > 0), 'each with a measured duration');
 });

@@ -148,32 +148,39 @@ t.test('two observers, one relay: the same auth drop and auth completion; histor
     t.comment(`mtless observe ${LAB}:\n${defaults.join('\n')}`);
     t.equal(defaults.length, Math.min(20, all.length), 'no flags: the last 20, as hubble observe');
 
-    // Each filter keeps exactly what a reading of its flag says.
-    const expect = async (args: string[], keep: (e: ObservedEvent) => boolean, what: string) => {
-      const got = await query(['--last', '1000', ...args]);
+    // Each filter keeps exactly what a reading of its flag says. The observers run a few
+    // at a time (any number may run at once), then each is checked in order.
+    const ends = (e: ObservedEvent) => e.flow ?? e.auth;
+    const since = done.time;
+    const filters: [string[], (e: ObservedEvent) => boolean, string][] = [
+      [['--verdict', 'DROPPED'], (e) => e.flow?.verdict === 'DROPPED', '--verdict DROPPED'],
+      [['--verdict', 'FORWARDED'], (e) => e.flow?.verdict === 'FORWARDED', '--verdict FORWARDED'],
+      [['--from-pod', 'client'], (e) => ends(e)?.source.pod_name === 'client', '--from-pod client (namespace default)'],
+      [['--to-pod', 'default/server'], (e) => ends(e)?.destination.pod_name === 'server', '--to-pod default/server'],
+      [['--pod', 'client'], (e) => ends(e)?.source.pod_name === 'client' || ends(e)?.destination.pod_name === 'client', '--pod client'],
+      [['--from-identity', String(serverId)], (e) => ends(e)?.source.identity === serverId, '--from-identity'],
+      [['--to-identity', String(serverId)], (e) => ends(e)?.destination.identity === serverId, '--to-identity'],
+      [['--port', '8080'], (e) => e.flow?.l4?.TCP?.destination_port === 8080 || e.flow?.l4?.TCP?.source_port === 8080, '--port 8080'],
+      [['--protocol', 'udp'], (e) => e.flow?.l4?.UDP !== undefined, '--protocol udp'],
+      [['--type', 'drop'], (e) => e.flow?.event_type.type === 1, '--type drop'],
+      [['--type', 'policy-verdict'], (e) => e.flow?.event_type.type === 5, '--type policy-verdict'],
+      [['--type', 'auth'], (e) => e.auth !== undefined, '--type auth'],
+      [['--type', 'auth:completed'], isAuthCompleted, '--type auth:completed'],
+      [['--node', 'n1'], (e) => e.node_name === 'n1', '--node n1'],
+      [['--drop-reason-desc', 'POLICY_DENIED'], (e) => e.flow?.drop_reason_desc === 'POLICY_DENIED', '--drop-reason-desc'],
+      [['--from-pod', 'client', '--verdict', 'DROPPED', '--port', '8080'], (e) => e.flow?.source.pod_name === 'client' && e.flow.verdict === 'DROPPED' && e.flow.l4?.TCP?.destination_port === 8080, 'flags combined: all of them'],
+      [['--since', since], (e) => msOf(e.time) >= msOf(since), '--since TIME'],
+    ];
+    const got: ObservedEvent[][] = [];
+    for (let i = 0; i < filters.length; i += 4) {
+      got.push(...(await Promise.all(filters.slice(i, i + 4).map(([args]) => query(['--last', '1000', ...args])))));
+    }
+    const key = (e: ObservedEvent) => e.time + (e.flow?.uuid ?? e.auth?.type ?? '');
+    filters.forEach(([, keep, what], i) => {
       const want = all.filter(keep);
       t.ok(want.length > 0 && want.length < all.length, `${what}: the lab made events on both sides of it`);
-      t.same(got.map((e) => e.time + (e.flow?.uuid ?? e.auth?.type ?? '')), want.map((e) => e.time + (e.flow?.uuid ?? e.auth?.type ?? '')), what);
-    };
-    const ends = (e: ObservedEvent) => e.flow ?? e.auth;
-    await expect(['--verdict', 'DROPPED'], (e) => e.flow?.verdict === 'DROPPED', '--verdict DROPPED');
-    await expect(['--verdict', 'FORWARDED'], (e) => e.flow?.verdict === 'FORWARDED', '--verdict FORWARDED');
-    await expect(['--from-pod', 'client'], (e) => ends(e)?.source.pod_name === 'client', '--from-pod client (namespace default)');
-    await expect(['--to-pod', 'default/server'], (e) => ends(e)?.destination.pod_name === 'server', '--to-pod default/server');
-    await expect(['--pod', 'client'], (e) => ends(e)?.source.pod_name === 'client' || ends(e)?.destination.pod_name === 'client', '--pod client');
-    await expect(['--from-identity', String(serverId)], (e) => ends(e)?.source.identity === serverId, '--from-identity');
-    await expect(['--to-identity', String(serverId)], (e) => ends(e)?.destination.identity === serverId, '--to-identity');
-    await expect(['--port', '8080'], (e) => e.flow?.l4?.TCP?.destination_port === 8080 || e.flow?.l4?.TCP?.source_port === 8080, '--port 8080');
-    await expect(['--protocol', 'udp'], (e) => e.flow?.l4?.UDP !== undefined, '--protocol udp');
-    await expect(['--type', 'drop'], (e) => e.flow?.event_type.type === 1, '--type drop');
-    await expect(['--type', 'policy-verdict'], (e) => e.flow?.event_type.type === 5, '--type policy-verdict');
-    await expect(['--type', 'auth'], (e) => e.auth !== undefined, '--type auth');
-    await expect(['--type', 'auth:completed'], isAuthCompleted, '--type auth:completed');
-    await expect(['--node', 'n1'], (e) => e.node_name === 'n1', '--node n1');
-    await expect(['--drop-reason-desc', 'POLICY_DENIED'], (e) => e.flow?.drop_reason_desc === 'POLICY_DENIED', '--drop-reason-desc');
-    await expect(['--from-pod', 'client', '--verdict', 'DROPPED', '--port', '8080'], (e) => e.flow?.source.pod_name === 'client' && e.flow.verdict === 'DROPPED' && e.flow.l4?.TCP?.destination_port === 8080, 'flags combined: all of them');
-    const since = done.time;
-    await expect(['--since', since], (e) => msOf(e.time) >= msOf(since), '--since TIME');
+      t.same(got[i]!.map(key), want.map(key), what);
+    });
     t.same(await query(['--last', '1000', '--type', 'trace']), [], '--type trace: the datapath sends none');
     t.same(await query(['--last', '1000', '--from-pod', 'kube-system/client']), [], 'another namespace: nothing');
 
