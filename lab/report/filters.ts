@@ -3,6 +3,7 @@
 // a payload readable on the wire, WireGuard. Pure.
 import { AUTH_PORT, HBONE_PORT, WG_PORT } from '../abi/generated.ts';
 import { dfString } from '../capture/tshark.ts';
+import { UNDERLAY_LINK } from '../capture/links.ts';
 import type { FrameRow } from './flow-ladder.ts';
 import { clip } from './svg.ts';
 
@@ -33,10 +34,12 @@ export function evidenceFilters(frames: FrameRow[]): EvidenceFilter[] {
     const first = syns.find((g) => g.link === again.link && g.src === again.src && g.sport === again.sport)!;
     out.push({ filter: `tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.srcport == ${again.sport}`, shows: `a SYN and its retransmit ${((again.tMs - first.tMs) / 1000).toFixed(3)} s later (on ${again.link})` });
   }
-  const plain = frames.find((f) => f.readable !== undefined && f.len > 0 && f.readable.trim().length >= 4 && f.sport !== WG_PORT);
+  // A readable payload, on the underlay when it crossed one readable.
+  const readable = frames.filter((f) => f.readable !== undefined && f.len > 0 && f.readable.trim().length >= 4 && f.sport !== WG_PORT);
+  const plain = readable.find((f) => f.link === UNDERLAY_LINK) ?? readable[0];
   if (plain) {
     const needle = plain.readable!.trim().slice(0, 32);
-    out.push({ filter: `${plain.proto}.payload contains ${dfString(needle)}`, shows: `a payload readable on the wire (${plain.link}, frame ${plain.frame})` });
+    out.push({ filter: `${plain.proto}.payload contains ${dfString(needle)}`, shows: `a payload readable on the wire (on ${plain.link})` });
   }
   const wg = frames.filter((f) => f.proto === 'udp' && (f.sport === WG_PORT || f.dport === WG_PORT));
   if (wg.length > 0) out.push({ filter: 'wg', shows: `${wg.length} WireGuard datagram(s) on UDP ${WG_PORT}, decrypted with the embedded keys` });

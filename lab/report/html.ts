@@ -62,7 +62,7 @@ function capturesTable(reportFile: string, ev: ReportEvidence, scenario: string)
     return `<tr><td><a href="${esc(href)}">${esc(href)}</a><br><span class="detail">${esc(c.what)}</span></td><td><code>mtless wireshark ${esc(href)}</code><br><span class="detail">or <code>wireshark -C mtless-lab ${esc(href)}</code>, <code>mtless tshark ${esc(href)} -Y FILTER</code></span></td><td>${filters}</td></tr>`;
   }).join('\n');
   return `<h3>Captures</h3>
-<p class="detail">Interfaces named for the links, the lab's TLS and WireGuard secrets embedded, drops as packet comments. The lab's profile decodes ${AUTH_PORT} and ${HBONE_PORT} as TLS and ${VXLAN_PORT} as VXLAN (<code>mtless wireshark-profile --install</code>).</p>
+<p class="detail">Interfaces named for the links, the lab's TLS and WireGuard secrets embedded, drops as packet comments. Paths are relative to this report's folder. The lab's profile decodes ${AUTH_PORT} and ${HBONE_PORT} as TLS and ${VXLAN_PORT} as VXLAN (<code>mtless wireshark-profile --install</code>).</p>
 <table class="captures"><tr><th>file</th><th>open with</th><th>display filters of its evidence</th></tr>
 ${rows}
 </table>`;
