@@ -3,7 +3,7 @@
 // that log, the distributions and goals (lab/bench/auth/report.ts), and the
 // generated lab (lab/bench/auth/topology.ts). No root.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PodPlan } from '../../lab/core/plan.ts';
 import { validateTopology } from '../../lab/topology/validate.ts';
@@ -11,7 +11,7 @@ import { allocateIdentities } from '../../lab/policy/identity.ts';
 import {
   DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_FROM_ENDPOINT, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED,
 } from '../../lab/abi/generated.ts';
-import { failureCounts, keyAuth, lineTime, parseAgentLog, parseAuthKeyText, svidIdentities } from '../../lab/bench/auth/agent-log.ts';
+import { AgentLogTail, failureCounts, keyAuth, lineTime, parseAgentLog, parseAuthKeyText, svidIdentities } from '../../lab/bench/auth/agent-log.ts';
 import { checkGoals, pairResult, resultNotes, roundSummaries, summarizeAuth, type AuthPairResult, type Flow, type FloorRoundSample } from '../../lab/bench/auth/report.ts';
 import { benchAuthTopology, pairOrder } from '../../lab/bench/auth/topology.ts';
 
@@ -219,4 +219,18 @@ t.test('pair order: every pair once, consecutive attempts change both ends', asy
     t.not(order[i]![1], order[i - 1]![1], `attempt ${i}: another server`);
   }
   t.same(pairOrder(2, 3), [[0, 0], [1, 1], [0, 1], [1, 2], [0, 2], [1, 0]]);
+});
+
+t.test('agent log tail: only what was appended since, whole lines, from 0 after a truncation', async (t) => {
+  const dir = t.testdir({ 'agent.log': '{"event":"old"}\n' });
+  const file = join(dir, 'agent.log');
+  const tail = await AgentLogTail.openFile(file);
+  t.same(await tail.read(), [], 'what was there before is not read');
+  appendFileSync(file, '{"event":"a","key":"1:2:1:1"}\n{"event":"b"');
+  t.same((await tail.read()).map((l) => l.event), ['a'], 'a partial line waits');
+  appendFileSync(file, ',"key":"x"}\nREADY\n');
+  t.same((await tail.read()).map((l) => [l.event, l.key]), [['b', 'x']], 'and is read once whole; non-JSON lines skipped');
+  writeFileSync(file, '{"event":"c"}\n');
+  t.same((await tail.read()).map((l) => l.event), ['c'], 'a truncated (capped) log is read from its start');
+  t.same(await (await AgentLogTail.openFile(join(dir, 'none.log'))).read(), [], 'no file yet: nothing');
 });

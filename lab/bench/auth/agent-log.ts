@@ -7,7 +7,7 @@
 // each with `time` (ISO, ms resolution); `at` is Unix ms to the microsecond
 // (older agents: absent, `time` is used). Keys are
 // localSecLabel:remoteSecLabel:remoteNodeId:authType.
-import { readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { daemonLogFile } from '../../core/names.ts';
 import type { AuthKey } from '../../abi/generated.ts';
 
@@ -85,4 +85,46 @@ export function parseAuthKeyText(text: string): AuthKey {
   if (parts.length !== 4 || !parts.every((n) => Number.isInteger(n) && n >= 0)) throw new Error(`not an auth key (local:remote:node:type): ${text}`);
   const [localSecLabel, remoteSecLabel, remoteNodeId, authType] = parts as [number, number, number, number];
   return { localSecLabel, remoteSecLabel, remoteNodeId, authType };
+}
+
+/**
+ * Follows a growing agent log from where it is now: each read() returns the
+ * JSON lines appended since the last (a partial last line waits for the
+ * next read). The benchmark waits on it for a pair's completion without
+ * parsing the whole log again.
+ */
+export class AgentLogTail {
+  private offset = 0;
+  private rest = '';
+
+  private constructor(private readonly file: string) {}
+
+  static open(lab: string, node: string): Promise<AgentLogTail> {
+    return AgentLogTail.openFile(daemonLogFile(lab, node, 'agent'));
+  }
+
+  static async openFile(file: string): Promise<AgentLogTail> {
+    const t = new AgentLogTail(file);
+    t.offset = (await stat(t.file).catch(() => ({ size: 0 }))).size;
+    return t;
+  }
+
+  async read(): Promise<AgentLogLine[]> {
+    const fh = await open(this.file, 'r').catch(() => undefined);
+    if (!fh) return [];
+    try {
+      const { size } = await fh.stat();
+      if (size < this.offset) this.offset = 0; // capped and truncated: start over
+      if (size === this.offset) return [];
+      const buf = Buffer.alloc(size - this.offset);
+      await fh.read(buf, 0, buf.length, this.offset);
+      this.offset = size;
+      const text = this.rest + buf.toString('utf8');
+      const cut = text.lastIndexOf('\n') + 1;
+      this.rest = text.slice(cut);
+      return parseAgentLog(text.slice(0, cut));
+    } finally {
+      await fh.close();
+    }
+  }
 }

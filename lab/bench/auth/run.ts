@@ -28,9 +28,9 @@
 // (authenticated by then) gives the baseline. The agent's log is read in
 // agent-log.ts, the numbers made in report.ts, the text in format.ts.
 //
-// The floor, in the same run (floor.ts, tls-floor.ts): half-way between two
-// pairs' starts, when one authentication is over and the next not begun, a
-// long-lived bare TLS client in n2 makes one fresh mutual TLS 1.3 handshake
+// The floor, in the same run (floor.ts, tls-floor.ts): right after each
+// pair's authentication (its auth-completed line), before the next pair
+// starts, a long-lived bare TLS client in n2 makes one fresh mutual TLS 1.3 handshake
 // with a bare server in n1, both with SVIDs of the lab's CA, over the same
 // underlay. The goals are drop → entry over the floor's p50. `runs` repeats
 // the pairs (their entries removed from n2's map between rounds).
@@ -40,7 +40,7 @@ import type { PodPlan } from '../../core/plan.ts';
 import { CommandError, run } from '../../kernel/run.ts';
 import type { PolicyMode } from '../../datapath/load.ts';
 import { deleteAuthEntry, dumpAuth } from '../../datapath/auth.ts';
-import { parseAuthKeyText } from './agent-log.ts';
+import { AgentLogTail, parseAuthKeyText } from './agent-log.ts';
 import { AUTH_BACKOFF_MS } from '../../agent/agent.ts';
 import { startFloor, type Floor } from './floor.ts';
 import { streamFlows, type EventStream } from '../../datapath/events.ts';
@@ -167,6 +167,8 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
         await sleep(AUTH_BACKOFF_MS); // the agent's backoff after a key's last entry
       }
       const roundStart = Date.now();
+      const tail = await AgentLogTail.open(lab, serverNode.name);
+      const doneKeys = new Set<string>();
       const attempts = new Map<string, ConnectAttempt>();
       let lastStart = -Infinity;
       for (const [ci, si] of order) {
@@ -183,9 +185,9 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
         });
         const tracked = job.finally(() => inFlight.delete(tracked));
         inFlight.add(tracked);
-        // Half-way to the next pair: this pair's authentication is over, the next not begun.
-        const mid = lastStart + intervalMs / 2 - performance.now();
-        if (mid > 0) await sleep(mid);
+        // Right after this pair's authentication (its auth-completed line), before the next pair:
+        // the floor meets the machine as the agents just did, and never overlaps them.
+        await untilKeyDone(tail, doneKeys, keyOf(ci, si), lastStart + intervalMs * 0.8);
         floorSamples.push({ round, ...(await floor.handshake()) });
       }
       await Promise.all(inFlight);
@@ -275,6 +277,15 @@ async function connectOnce(client: PodPlan, server: PodPlan, port: number, timeo
     return { ms: r.durationMs, ok, ...(ok ? {} : { error: (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}` }) };
   } catch (e) {
     return { ms: performance.now() - started, ok: false, error: e instanceof CommandError ? e.message : String(e) };
+  }
+}
+
+/** Waits until the agent logged the key's completion or failure, or until `deadline` (performance.now() ms). */
+async function untilKeyDone(tail: AgentLogTail, done: Set<string>, key: string, deadline: number): Promise<void> {
+  for (;;) {
+    for (const l of await tail.read()) if (l.key && (l.event === 'auth-completed' || l.event === 'auth-failed')) done.add(l.key);
+    if (done.has(key) || performance.now() >= deadline) return;
+    await sleep(2);
   }
 }
 
