@@ -102,6 +102,9 @@ async function valueOf(option: string | undefined, slot: Slot, lab: string | und
     case '[NS/]POD':
       if (lab) words.push(...(await sources.nodesAndPods(lab)).pods);
       break;
+    case 'CLAIMS':
+      words.push(...(await import('../scenarios/claims.ts')).CLAIM_IDS);
+      break;
     case 'FILE':
       return { files: 'files' };
     case 'DIR':

@@ -126,8 +126,8 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/scenario.ts').then((m) => m.command),
   },
   demo: {
-    args: '[--keep] [--name PREFIX] [--out DIR]',
-    summary: 'the default demo: runs the default scenario with its narrative, then tears the lab down (--name/--out as for scenario run)',
+    args: '[--only CLAIMS] [--step] [--keep] [--name PREFIX] [--out DIR]',
+    summary: 'every claim C1–C10 in one run: the scenarios side by side (demo profile), a line per step with its time, then the claims table with each claim\'s evidence and the time from the first up to the last down; exit 0 only when every check holds; everything torn down, also on Ctrl-C. --only C5,C6 (claim ids, comma-separated) runs only what those claims need, --step pauses before each step and says what to look at (needs a terminal), --keep leaves the labs up; captures and report.html in captures/<run>/ (or --out DIR)',
     load: () => import('./commands/demo.ts').then((m) => m.command),
   },
   bench: {

@@ -8,6 +8,7 @@ import { run } from '../kernel/run.ts';
 import * as names from '../core/names.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../core/processes.ts';
 import { listStateLabs, readState } from '../core/state.ts';
+import { noteLabDown } from './open-labs.ts';
 
 export interface DownReport {
   lab: string;
@@ -154,6 +155,12 @@ async function removeCgroupTree(dir: string): Promise<void> {
 }
 
 export async function destroyLab(lab: string): Promise<DownReport> {
+  const report = await destroyLabObjects(lab);
+  noteLabDown(lab);
+  return report;
+}
+
+async function destroyLabObjects(lab: string): Promise<DownReport> {
   const state = await readState(lab);
 
   // 1. Processes first: they hold sockets, TUN devices and perf readers in the

@@ -3,6 +3,7 @@
 import 'reflect-metadata';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Topology } from '../topology/model.ts';
+import { noteLabOpening } from './open-labs.ts';
 import { upLab, type UpOptions } from './up.ts';
 import type { LabPlan } from '../core/plan.ts';
 import { writeState, type LabState } from '../core/state.ts';
@@ -52,6 +53,7 @@ export function unsupported(topology: Topology): string[] {
 export async function upWithDatapath(topology: Topology, opts: LabOptions): Promise<LabPlan> {
   const problems = unsupported(topology);
   if (problems.length > 0) throw new Error(problems.join('\n'));
+  noteLabOpening(opts.name ?? topology.name);
   const identities = allocateIdentities(topology);
   let ca: Ca | undefined;
   const steps: ExtraStep[] = [{ name: 'datapath', run: (plan, state) => installDatapath(plan, state, identities, opts) }];

@@ -1,6 +1,7 @@
 // Scenarios: scripted experiments that bring a lab up, make traffic, and
 // check packet-level claims against events, maps and logs. They are the demo
 // and the regression tests at once.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { upWithDatapath, type LabOptions } from '../compose/lab.ts';
@@ -15,7 +16,7 @@ import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { formatFlow } from '../datapath/format.ts';
 import { VERDICT_DROPPED, type FlowEvent } from '../abi/generated.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
-import type { Progress } from '../core/progress.ts';
+import { step, type Progress } from '../core/progress.ts';
 import { daemonLogFile, scenarioLabName } from '../core/names.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { REPO_ROOT } from '../core/repo.ts';
@@ -29,9 +30,20 @@ export interface Check {
   detail?: string;
 }
 
+/**
+ * `full` (the regression tests, `scenario run`) or `demo` (`mtless demo`):
+ * shorter lifetimes and fewer repetitions where a scenario only needs to
+ * show a bound. Every check is the same in both.
+ */
+export type ScenarioProfile = 'full' | 'demo';
+
+/** Where a run may stop for a trainer (`mtless demo --step`): before `up`, before the traffic, before `down`. */
+export type PausePoint = 'up' | 'run' | 'down';
+
 export interface ScenarioContext {
   lab: string;
   plan: LabPlan;
+  profile: ScenarioProfile;
   /** Records one assertion; never throws, so every check of a run is reported. */
   check(name: string, ok: boolean, detail?: string): boolean;
   /** A line of narrative for the reader. */
@@ -62,6 +74,8 @@ export interface Scenario {
   claims: string[];
   topology: string;
   options?: Partial<LabOptions>;
+  /** Lab options of the demo profile, over `options` (e.g. shorter SVIDs). */
+  demoOptions?: Partial<LabOptions>;
   /** Links recorded while `run` runs, into captures/<lab>/<scenario>/ or the run's --out DIR (see lab/capture). */
   captureLinks?: string[];
   run(ctx: ScenarioContext): Promise<void>;
@@ -85,6 +99,18 @@ export interface ScenarioResult {
   record?: string;
 }
 
+/** What a side lab (lab/scenarios/side-lab.ts) takes from the scenario run it belongs to. */
+export interface RunScope {
+  lab: string;
+  signal?: AbortSignal;
+  progress?: Progress;
+  keep?: boolean;
+  profile: ScenarioProfile;
+}
+const scope = new AsyncLocalStorage<RunScope>();
+/** The scenario run the caller is part of, if any. */
+export const currentRun = (): RunScope | undefined => scope.getStore();
+
 async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -97,9 +123,21 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, tim
 
 export async function runScenario(
   scenario: Scenario,
-  opts: { lab?: string; progress?: Progress; onLine?: (line: string) => void; keep?: boolean; signal?: AbortSignal } = {},
+  opts: {
+    lab?: string; progress?: Progress; onLine?: (line: string) => void; keep?: boolean; signal?: AbortSignal; profile?: ScenarioProfile;
+    /** Called at each pause point (`mtless demo --step`); the run goes on when it resolves. */
+    pause?: (point: PausePoint, lab: string) => Promise<void>;
+  } = {},
 ): Promise<ScenarioResult> {
   const lab = opts.lab ?? scenarioLabName(scenario.name);
+  const profile = opts.profile ?? 'full';
+  return scope.run({ lab, signal: opts.signal, progress: opts.progress, keep: opts.keep, profile }, () => runInScope(scenario, lab, profile, opts));
+}
+
+async function runInScope(
+  scenario: Scenario, lab: string, profile: ScenarioProfile,
+  opts: { progress?: Progress; onLine?: (line: string) => void; keep?: boolean; signal?: AbortSignal; pause?: (point: PausePoint, lab: string) => Promise<void> },
+): Promise<ScenarioResult> {
   const started = performance.now();
   const checks: Check[] = [];
   const narrative: string[] = [];
@@ -116,7 +154,10 @@ export async function runScenario(
   let record: string | undefined;
   let recordOf: (() => Promise<void>) | undefined;
   try {
-    const plan = await upWithDatapath(topology, { name: lab, topologyFile: scenario.topology, progress: opts.progress, signal: opts.signal, ...scenario.options });
+    await opts.pause?.('up', lab);
+    const plan = await upWithDatapath(topology, {
+      name: lab, topologyFile: scenario.topology, progress: opts.progress, signal: opts.signal, ...scenario.options, ...(profile === 'demo' ? scenario.demoOptions : {}),
+    });
     const state = (await readState(lab))!;
     const names = new Map<string, string>(state.pods.map((p) => [p.ip, `${p.node}/${p.name}`]));
     const resolveIp = (ip: string) => names.get(ip);
@@ -140,6 +181,7 @@ export async function runScenario(
     const ctx: ScenarioContext = {
       lab,
       plan,
+      profile,
       check(name, ok, detail) {
         checks.push({ name, ok, detail });
         emit(`  ${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? ` (${detail})` : ''}`);
@@ -161,27 +203,30 @@ export async function runScenario(
       measurements,
     };
     emit(`scenario ${scenario.name}: ${scenario.summary}`);
+    await Promise.race([opts.pause?.('run', lab), aborted(opts.signal)]);
     const handle = scenario.captureLinks ? await startCapture(state, scenario.captureLinks, scenarioDir(lab, scenario.name)) : undefined;
     let runError: unknown;
     try {
       // Ctrl-C ends the run at once; the capture is still flushed and the lab torn down below.
-      await Promise.race([scenario.run(ctx), aborted(opts.signal)]);
+      const running = scenario.run(ctx);
+      running.catch(() => undefined); // after an interrupt it may still fail, against a lab gone
+      await step(opts.progress, 'run', () => Promise.race([running, aborted(opts.signal)]));
     } catch (e) {
       runError = e;
     }
     if (handle) {
       // Always stopped and flushed, also when the run failed; drops become packet comments,
       // and the lab's key logs are embedded by the capture itself.
-      const files = await finishCapture(handle, {
+      const files = await step(opts.progress, 'capture', () => finishCapture(handle, {
         comments: [`mtless-lab scenario "${scenario.name}" on lab "${lab}" (topology ${scenario.topology}): ${scenario.summary}`,
           `claims: ${scenario.claims.join(', ')}`,
           runError ? `FAILED: ${(runError as Error).message}` : 'run completed (packet checks follow; see `mtless scenario run` output)'],
         drops: flows.filter((f) => f.verdict === VERDICT_DROPPED).map((f) => dropEventOfFlow(f, f.node, state, handle.links.map((l) => l.name))),
         interrupted: runError !== undefined,
-      });
+      }));
       capture = files.merged;
       emit(`capture: ${files.merged} (${files.packets} packets; open it in Wireshark)`);
-      if (!runError && scenario.checkCapture) await scenario.checkCapture(ctx, files);
+      if (!runError && scenario.checkCapture) await step(opts.progress, 'packet checks', () => scenario.checkCapture!(ctx, files));
     }
     if (runError) throw runError;
     emit('flows seen:');
@@ -192,7 +237,11 @@ export async function runScenario(
   } finally {
     await Promise.all(streams.map((s) => s.stop().catch(() => undefined)));
     await recordOf?.().catch((e: Error) => emit(`  (no run record: ${e.message})`));
-    if (!opts.keep) await destroyLab(lab);
+    // Ctrl-C takes the lab down even with --keep.
+    if (!opts.keep || opts.signal?.aborted) {
+      if (!opts.signal?.aborted) await opts.pause?.('down', lab).catch(() => undefined);
+      await step(opts.progress, 'down', () => destroyLab(lab));
+    }
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);
   return {

@@ -20,5 +20,3 @@ export const SCENARIOS: Record<string, Scenario> = {
   [exposureWindow.name]: exposureWindow,
 };
 
-/** What `mtless demo` runs. */
-export const DEFAULT_SCENARIO = mtlessBasic.name;

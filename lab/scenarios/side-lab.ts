@@ -11,7 +11,8 @@ import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
 import type { Topology } from '../topology/model.ts';
-import type { FlowWithNode, ScenarioContext } from './framework.ts';
+import { currentRun, type FlowWithNode, type ScenarioContext } from './framework.ts';
+import type { Progress } from '../core/progress.ts';
 
 /** What a measurement needs of a lab, whether the scenario's own or a side lab. */
 export interface LabHandle {
@@ -47,20 +48,40 @@ export function ownLab(ctx: ScenarioContext): LabHandle {
   return { lab: ctx.lab, plan: ctx.plan, flows: ctx.flows, podIp: (pod) => podIpOf(ctx.lab, pod), say: ctx.say };
 }
 
-/** A lab of its own: up, flows streamed, `fn`, then down (always). */
+/** The run's progress, its steps named after a side lab. */
+export function sideProgress(name: string, progress: Progress | undefined): Progress | undefined {
+  return progress && ((e) => progress(e.kind === 'start' || e.kind === 'done' ? { ...e, step: `${name}: ${e.step}` } : e));
+}
+
+/** Rejects when the signal fires (never, without one). */
+function abortedBy(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal?.aborted) reject(new Error('interrupted'));
+    signal?.addEventListener('abort', () => reject(new Error('interrupted')), { once: true });
+  });
+}
+
+/**
+ * A lab of its own: up, flows streamed, `fn`, then down (always; kept with the
+ * run's --keep). Under a scenario run it shares the run's Ctrl-C: `up` rolls
+ * back, `fn` is abandoned and the lab goes down at once.
+ */
 export async function withSideLab<T>(
   name: string, topology: Topology, opts: Partial<LabOptions>, say: (text: string) => void, fn: (lab: LabHandle) => Promise<T>,
 ): Promise<T> {
+  const run = currentRun();
   const flows: FlowWithNode[] = [];
   const streams: EventStream[] = [];
   try {
-    const plan = await upWithDatapath(topology, { name, ...opts });
+    const plan = await upWithDatapath(topology, { name, signal: run?.signal, progress: sideProgress(name, run?.progress), ...opts });
     for (const n of plan.nodes) streams.push(streamFlows(name, n.name, (f) => flows.push({ ...f, node: n.name })));
     await Promise.all(streams.map((s) => s.ready));
-    return await fn({ lab: name, plan, flows: () => [...flows], podIp: (pod) => podIpOf(name, pod), say });
+    const work = fn({ lab: name, plan, flows: () => [...flows], podIp: (pod) => podIpOf(name, pod), say });
+    work.catch(() => undefined); // abandoned on Ctrl-C: it fails against a lab gone
+    return await Promise.race([work, abortedBy(run?.signal)]);
   } finally {
     await Promise.all(streams.map((s) => s.stop().catch(() => undefined)));
-    await destroyLab(name);
+    if (!run?.keep || run.signal?.aborted) await destroyLab(name);
   }
 }
 

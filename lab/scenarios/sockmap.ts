@@ -24,7 +24,8 @@ import { allocateIdentities } from '../policy/identity.ts';
 import { appArgv } from '../sockmap/app.ts';
 import { countersDelta, ensureNodeCgroup, readSockmapCounters, SOCKMAP_STEP, sockOpsAttached, type SockmapCounters } from '../sockmap/load.ts';
 import { runInPod, spawnInPod, type PodProcess } from '../sockmap/pod.ts';
-import type { Scenario, ScenarioContext } from './framework.ts';
+import { currentRun, type Scenario, type ScenarioContext } from './framework.ts';
+import { sideProgress } from './side-lab.ts';
 import { sockmapDir } from '../core/names.ts';
 
 const NODE = 'n1';
@@ -333,16 +334,17 @@ export const sockmapScenario: Scenario = {
     }
 
     const offLab = offLabName(ctx.lab);
+    const run = currentRun();
     ctx.say(`the same topology with sockmap: false (lab ${offLab})`);
     try {
-      const offPlan = await upWithDatapath({ ...ctx.plan.topology, sockmap: false }, { name: offLab, agents: false });
+      const offPlan = await upWithDatapath({ ...ctx.plan.topology, sockmap: false }, { name: offLab, agents: false, signal: run?.signal, progress: sideProgress(offLab, run?.progress) });
       const off: Side = { lab: offLab, plan: offPlan, sockmap: false, label: 'sockmap off' };
       ctx.check('with sockmap: false nothing is loaded', !(await exists(sockmapDir(offLab, NODE))));
       // Same launch path as the sockmap side: processes join an (empty) node cgroup.
       await Promise.all(offPlan.nodes.map((n) => ensureNodeCgroup(offLab, n.name)));
       await runSide(ctx, off, procs);
     } finally {
-      await destroyLab(offLab);
+      if (!run?.keep || run.signal?.aborted) await destroyLab(offLab);
     }
 
     ctx.say('finding: the payload of an accelerated connection never crosses tc, so tc-level policy and auth');

@@ -1,10 +1,12 @@
-// `mtless demo`: see lab/cli/table.ts for its summary.
-import { DEFAULT_SCENARIO } from '../../scenarios/index.ts';
-import { type Command } from '../command.ts';
-import { runNamed } from '../run-scenarios.ts';
-import { RUN_OPTIONS, runOptions } from '../run-options.ts';
+// `mtless demo`: see lab/cli/table.ts for its summary, lab/cli/demo.ts for the run.
+import { UsageError, type Command } from '../command.ts';
+import { RUN_OPTIONS } from '../run-options.ts';
 
 export const command: Command = {
-  options: { keep: { type: 'boolean' }, ...RUN_OPTIONS },
-  run: async (_args, v) => runNamed([DEFAULT_SCENARIO], { keep: v.keep as boolean, ...runOptions(v) }),
+  options: { only: { type: 'string' }, step: { type: 'boolean' }, keep: { type: 'boolean' }, ...RUN_OPTIONS },
+  run: async (args, v) => {
+    if (args.length > 0) throw new UsageError(`demo: unexpected argument "${args[0]}" (choose claims with --only C1,C5)`);
+    const { demoOptions, runDemo } = await import('../demo.ts');
+    return runDemo(demoOptions(v));
+  },
 };
