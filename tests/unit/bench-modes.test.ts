@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { probeAttempts } from '../../lab/apps/pod-apps.ts';
 import { formatBenchModes } from '../../lab/bench/modes/format.ts';
 import {
-  carrierMinimum, carrierProblem, linkTxBytes, roundOrder, summarizeMode, timedConnections, wireguardCosts,
+  carrierMinimum, carrierProblem, linkTxBytes, roundOrder, summarizeMode, timedConnections, wireConnections, wireguardCosts, withWireTimes,
   type BenchModesReport, type ModeRun, type TimedConnection,
 } from '../../lab/bench/modes/report.ts';
 import { ECHO_PORT, IPERF_PORT, MODE_SPECS, modeTopology, SOCKPERF_PORT, type BenchMode } from '../../lab/bench/modes/topology.ts';
@@ -68,8 +68,8 @@ t.test('timed connections from the probe app\'s real output', async (t) => {
   const ok = timedConnections('floor', 'pair-1', probeAttempts(fixture('probe-sequential.txt')));
   t.same(ok.problems, []);
   t.same(ok.connections, [
-    { mode: 'floor', pod: 'pair-1', connection: 1, ok: true, ms: 27.38 },
-    { mode: 'floor', pod: 'pair-1', connection: 2, ok: true, ms: 1.93 },
+    { mode: 'floor', pod: 'pair-1', connection: 1, ok: true, appMs: 27.38 },
+    { mode: 'floor', pod: 'pair-1', connection: 2, ok: true, appMs: 1.93 },
   ]);
   const refused = timedConnections('native', 'pair-2', probeAttempts(fixture('probe-refused.txt')));
   t.same(refused.connections.map((c) => [c.connection, c.ok]), [[1, false], [2, false]]);
@@ -78,7 +78,28 @@ t.test('timed connections from the probe app\'s real output', async (t) => {
   t.same(one.problems, ['pair-3: 1 connection(s), expected 2']);
   t.equal(one.connections[0]!.connection, 1, 'numbered by order, not by the attempt number');
   const shuffled = timedConnections('tunnel', 'pair-1', probeAttempts(fixture('probe-sequential.txt')).reverse());
-  t.same(shuffled.connections.map((c) => c.ms), [27.38, 1.93], 'sorted by attempt');
+  t.same(shuffled.connections.map((c) => c.appMs), [27.38, 1.93], 'sorted by attempt');
+});
+
+t.test('time to first byte on the wire, from a real capture of a new pair\'s veth (native: the first SYN dropped)', async (t) => {
+  const rows = JSON.parse(fixture('modes-wire-native-pair.json')) as Record<string, string>[];
+  const wire = wireConnections(rows, '10.244.0.3', '10.244.1.2');
+  t.equal(wire.length, 2, 'two connections');
+  t.same(wire.map((w) => [w.sport, w.syns]), [['38728', 2], [wire[1]!.sport, 1]], 'the first connection sent its SYN twice, the second once');
+  const ttfb = wire.map((w) => w.firstByteMs! - w.synMs);
+  t.ok(ttfb[0]! > 1000 && ttfb[0]! < 1100, `first: one retransmission timeout (${ttfb[0]!.toFixed(1)} ms)`);
+  t.ok(ttfb[1]! < 100, `second: no drop (${ttfb[1]!.toFixed(1)} ms)`);
+  t.same(wireConnections(rows, '10.244.0.9', '10.244.1.2'), [], 'another pod: nothing of it');
+  const timed = timedConnections('native', 'pair-1', [{ attempt: 0, ok: true, ms: 1036.7 }, { attempt: 1, ok: true, ms: 20.3 }]).connections;
+  const w = withWireTimes(timed, wire);
+  t.same(w.problems, []);
+  t.same(w.connections.map((c) => [c.connection, c.ms, c.syns, c.appMs]), [[1, Math.round(ttfb[0]! * 1000) / 1000, 2, 1036.7], [2, Math.round(ttfb[1]! * 1000) / 1000, 1, 20.3]]);
+  const missing = withWireTimes(timed, wire.slice(0, 1));
+  t.same(missing.problems, ['pair-1 connection 2: no SYN on its veth']);
+  t.equal(missing.connections[1]!.ms, undefined, 'no wire time, so no sample');
+  const noPayload = withWireTimes(timed, [wire[0]!, { ...wire[1]!, firstByteMs: undefined }]);
+  t.same(noPayload.problems, ['pair-1 connection 2: no payload from the server on its veth']);
+  t.same(withWireTimes(timed.slice(0, 1), wire).problems, ['pair-1: 2 connections on its veth, 1 timed']);
 });
 
 t.test('carrier: tx bytes from ip -j -s link; a run that did not take its path is a problem', async (t) => {
@@ -107,7 +128,7 @@ const runOf = (mode: BenchMode, round: number, rtt: number, gbps: number): ModeR
   round, mode, rttP50Us: rtt, rttAvgUs: rtt, rttP99Us: rtt * 2, roundTrips: 1000, throughputGbps: gbps, retransmits: 0,
   carrier: { what: 'x', count: 1 << 24 }, backgroundBusy: 0, hostBusy: 0,
 });
-const conn = (mode: BenchMode, pod: string, connection: 1 | 2, ms: number, ok = true): TimedConnection => ({ mode, pod, connection, ok, ms });
+const conn = (mode: BenchMode, pod: string, connection: 1 | 2, ms: number, ok = true): TimedConnection => ({ mode, pod, connection, ok, ms, appMs: ms + 20 });
 
 t.test('ratios to the floor: per round for RR and throughput, of the medians for the time to first byte', async (t) => {
   const runs = [
@@ -122,6 +143,7 @@ t.test('ratios to the floor: per round for RR and throughput, of the medians for
   const m = summarizeMode('native', 'bench-modes-nat', runs, connections, ['round 3: sockperf failed']);
   t.same(m.rttP50Us, { min: 22, median: 31, max: 40, n: 2 });
   t.same(m.vsFloor.rttP50?.ratio, { min: 1, median: 1.05, max: 1.1, n: 2 }, 'rounds 1 and 2 only');
+  t.same([m.vsFloor.rttP50?.better, m.vsFloor.throughput?.better, m.vsFloor.ttfbNewPair?.better], ['lower', 'higher', 'lower'], 'which way is better, beside each ratio');
   t.equal(m.vsFloor.rttP50?.extra, 31 - 30, 'median of the mode minus median of the floor over the same rounds');
   t.same(m.vsFloor.throughput?.ratio, { min: 0.9, median: 0.95, max: 1, n: 2 });
   t.same(m.ttfbNewPairMs, { min: 1010, median: 1015, max: 1020, n: 2 });
@@ -148,8 +170,9 @@ t.test('what wireguard-go costs: each WireGuard mode against its routing without
   const w = wireguardCosts(runs);
   t.equal(w.length, 1, 'no tunnel + WireGuard runs: no tunnel row');
   t.same(w[0]!.with, 'native-wireguard');
-  t.same(w[0]!.rttP50, { min: 4, median: 5, max: 6, n: 2 });
-  t.same(w[0]!.throughput, { min: 0.02, median: 0.035, max: 0.05, n: 2 });
+  t.equal(w[0]!.name, 'native-wireguard / native');
+  t.same(w[0]!.rttP50Ratio, { min: 4, median: 5, max: 6, n: 2 });
+  t.same(w[0]!.throughputRatio, { min: 0.02, median: 0.035, max: 0.05, n: 2 });
 });
 
 t.test('a real run: the summaries follow from its samples, and the text is the one it printed', async (t) => {

@@ -25,7 +25,7 @@ export function formatBenchModes(r: BenchModesReport): string {
   );
   out.push(`kernel ${r.host.kernel}, ${r.host.cpus} CPU(s), load ${r.host.loadavg}; took ${(r.durationMs / 1000).toFixed(0)} s`);
   out.push('RTT = sockperf pp --tcp --full-rtt p50 (µs), throughput = iperf3 receiver (Gbit/s): min / median / max over rounds, ×floor per round');
-  out.push('TTFB = connect() to the echo back, in the pod app (ms): min / median / max over pairs, ×floor of the medians');
+  out.push('TTFB = a new connection\'s first SYN to the server\'s first payload byte on the pod\'s veth (ms, capture timestamps): min / median / max over pairs, ×floor of the medians');
   out.push('');
   const rows: string[][] = [['mode', 'RTT p50 µs', '×floor', 'Gbit/s', '×floor', 'TTFB new pair ms', '×floor', 'TTFB 2nd connection ms', '×floor']];
   for (const m of r.modes) {
@@ -49,7 +49,7 @@ export function formatBenchModes(r: BenchModesReport): string {
     out.push('');
     out.push('user-space WireGuard (wireguard-go) against the same routing without it, per round:');
     for (const w of r.wireguard) {
-      out.push(`  ${MODE_LABELS[w.with]} / ${MODE_LABELS[w.without]}: RTT p50 ${formatSummary(w.rttP50, 2)} ×, throughput ${formatSummary(w.throughput, 2)} ×`);
+      out.push(`  ${MODE_LABELS[w.with]} / ${MODE_LABELS[w.without]}: RTT p50 ${formatSummary(w.rttP50Ratio, 2)} ×, throughput ${formatSummary(w.throughputRatio, 2)} ×`);
     }
   }
   out.push('');
@@ -60,12 +60,12 @@ export function formatBenchModes(r: BenchModesReport): string {
         `  retr ${String(x.retransmits).padStart(4)}  ${x.carrier.what} ${x.carrier.count}  CPU busy ${(x.backgroundBusy * 100).toFixed(0).padStart(3)} % before, ${(x.hostBusy * 100).toFixed(0)} % during`,
     );
   }
-  out.push('timed connections (ms, first / second):');
+  out.push('timed connections (ms on the veth, first / second; [the pod app\'s connect() to echo]):');
   const pods = [...new Set(r.connections.map((c) => c.pod))];
   for (const m of r.modes) {
     const of = (pod: string, n: 1 | 2) => {
       const c = r.connections.find((x) => x.mode === m.mode && x.pod === pod && x.connection === n);
-      return c ? (c.ok ? c.ms.toFixed(1) : `failed (${c.error ?? 'no echo'})`) : '-';
+      return c ? (c.ok ? `${c.ms?.toFixed(1) ?? '?'}${c.syns !== undefined && c.syns > 1 ? ` (${c.syns} SYNs)` : ''} [app ${c.appMs.toFixed(1)}]` : `failed (${c.error ?? 'no echo'})`) : '-';
     };
     out.push(`  ${m.mode.padEnd(19)} ${pods.map((p) => `${p} ${of(p, 1)} / ${of(p, 2)}`).join(',  ')}`);
   }

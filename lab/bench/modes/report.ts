@@ -38,9 +38,62 @@ export interface TimedConnection {
   /** 1: the pair's first connection (a new pair); 2: the next one (the pair already authenticated). */
   connection: 1 | 2;
   ok: boolean;
-  /** connect() to the echo back, the pod app's clock. */
-  ms: number;
+  /** Time to first byte on the pod's veth: its first SYN to the server's first payload byte (capture timestamps). Absent when the capture has not both. */
+  ms?: number;
+  /** connect() to the echo back, the pod app's clock (a fresh Node process: its first connection also pays Node's own set-up). */
+  appMs: number;
+  /** SYNs the pod sent for it (2: the first was dropped and retransmitted). */
+  syns?: number;
   error?: string;
+}
+
+/** One TCP connection of a pod as its veth saw it. */
+export interface WireConnection {
+  sport: string;
+  /** Epoch ms of its first SYN. */
+  synMs: number;
+  syns: number;
+  /** Epoch ms of the server's first payload byte. */
+  firstByteMs?: number;
+}
+
+/**
+ * A pod's connections to the server from tshark fields of its veth
+ * (frame.time_epoch, ip.src, tcp.srcport, tcp.dstport, tcp.flags.syn,
+ * tcp.flags.ack, tcp.len), in the order of their first SYN.
+ */
+export function wireConnections(rows: readonly Record<string, string>[], podIp: string, serverIp: string): WireConnection[] {
+  const byPort = new Map<string, WireConnection>();
+  const flag = (v: string | undefined) => v === '1' || v === 'True';
+  for (const r of rows) {
+    const t = Number(r['frame.time_epoch']) * 1000;
+    const fromPod = r['ip.src'] === podIp;
+    if (!fromPod && r['ip.src'] !== serverIp) continue;
+    const sport = fromPod ? r['tcp.srcport']! : r['tcp.dstport']!;
+    const c = byPort.get(sport) ?? { sport, synMs: Infinity, syns: 0 };
+    if (fromPod && flag(r['tcp.flags.syn']) && !flag(r['tcp.flags.ack'])) {
+      c.syns++;
+      c.synMs = Math.min(c.synMs, t);
+    }
+    if (!fromPod && Number(r['tcp.len']) > 0 && c.firstByteMs === undefined) c.firstByteMs = t;
+    byPort.set(sport, c);
+  }
+  return [...byPort.values()].filter((c) => Number.isFinite(c.synMs)).sort((a, b) => a.synMs - b.synMs);
+}
+
+/** The wire's time to first byte of each timed connection, matched by order; problems where the veth did not see a connection whole. */
+export function withWireTimes(connections: readonly TimedConnection[], wire: readonly WireConnection[]): { connections: TimedConnection[]; problems: string[] } {
+  const problems: string[] = [];
+  const out = connections.map((c, i) => {
+    const w = wire[i];
+    if (!w || w.firstByteMs === undefined) {
+      if (c.ok) problems.push(`${c.pod} connection ${c.connection}: ${w ? 'no payload from the server' : 'no SYN'} on its veth`);
+      return { ...c };
+    }
+    return { ...c, ms: Math.round((w.firstByteMs - w.synMs) * 1000) / 1000, syns: w.syns };
+  });
+  if (wire.length > connections.length) problems.push(`${connections[0]?.pod ?? '?'}: ${wire.length} connections on its veth, ${connections.length} timed`);
+  return { connections: out, problems };
 }
 
 /** A ratio to the floor and the difference behind it. */
@@ -49,6 +102,8 @@ export interface VsFloor {
   ratio: Summary;
   /** Median of the mode − median of the floor, in the metric's unit. */
   extra: number;
+  /** Which way of the ratio is better (the report's ratio bars read it). */
+  better: 'lower' | 'higher';
 }
 
 export interface ModeSummary {
@@ -66,11 +121,13 @@ export interface ModeSummary {
 
 /** wireguard-go on the same routing: mode-with / mode-without, per round. */
 export interface WireguardCost {
+  /** "native-wireguard / native". */
+  name: string;
   routing: 'native' | 'tunnel';
   with: BenchMode;
   without: BenchMode;
-  rttP50: Summary;
-  throughput: Summary;
+  rttP50Ratio: Summary;
+  throughputRatio: Summary;
 }
 
 export interface BenchModesReport {
@@ -88,6 +145,8 @@ export interface BenchModesReport {
   /** Every run, in the order it ran. */
   runs: ModeRun[];
   connections: TimedConnection[];
+  /** Per mode, the capture (merged.pcapng) of its timed connections: the evidence of each time to first byte. */
+  captures: Partial<Record<BenchMode, string>>;
   modes: ModeSummary[];
   wireguard: WireguardCost[];
   /** Modes that did not come up or failed as a whole. */
@@ -109,7 +168,7 @@ export function carrierProblem(r: ModeRun): string | undefined {
 export function timedConnections(mode: BenchMode, pod: string, attempts: readonly { attempt: number; ok: boolean; ms: number; error?: string }[]): { connections: TimedConnection[]; problems: string[] } {
   const sorted = [...attempts].sort((a, b) => a.attempt - b.attempt);
   const connections = sorted.slice(0, 2).map((a, i): TimedConnection => ({
-    mode, pod, connection: (i + 1) as 1 | 2, ok: a.ok, ms: a.ms, ...(a.error !== undefined ? { error: a.error } : {}),
+    mode, pod, connection: (i + 1) as 1 | 2, ok: a.ok, appMs: a.ms, ...(a.error !== undefined ? { error: a.error } : {}),
   }));
   const problems: string[] = [];
   if (sorted.length !== 2) problems.push(`${pod}: ${sorted.length} connection(s), expected 2`);
@@ -132,6 +191,7 @@ function perRound(runs: readonly ModeRun[], mode: BenchMode, base: BenchMode, me
   return {
     ratio: summarize(ratios(m.map((r) => r[metric]), f.map((r) => r[metric]))),
     extra: median(m.map((r) => r[metric])) - median(f.map((r) => r[metric])),
+    better: metric === 'throughputGbps' ? 'higher' : 'lower',
   };
 }
 
@@ -141,10 +201,11 @@ function ofMedians(a: readonly number[], b: readonly number[]): VsFloor | undefi
   const mb = median(b);
   if (mb === 0) return undefined;
   const r = ma / mb;
-  return { ratio: { min: r, median: r, max: r, n: 1 }, extra: ma - mb };
+  return { ratio: { min: r, median: r, max: r, n: 1 }, extra: ma - mb, better: 'lower' };
 }
 
-const okMs = (cs: readonly TimedConnection[], mode: BenchMode, connection: 1 | 2) => cs.filter((c) => c.mode === mode && c.connection === connection && c.ok).map((c) => c.ms);
+const okMs = (cs: readonly TimedConnection[], mode: BenchMode, connection: 1 | 2) =>
+  cs.filter((c) => c.mode === mode && c.connection === connection && c.ok && c.ms !== undefined).map((c) => c.ms!);
 const maybe = (xs: number[]) => (xs.length > 0 ? summarize(xs) : undefined);
 
 /** One mode's summaries and ratios to the floor. `problems`: what was already found about this mode (failed runs, connections). */
@@ -182,9 +243,9 @@ export function wireguardCosts(runs: readonly ModeRun[]): WireguardCost[] {
     const [w, o] = paired(runs, withWg, without);
     if (w.length === 0) continue;
     out.push({
-      routing, with: withWg, without,
-      rttP50: summarize(ratios(w.map((r) => r.rttP50Us), o.map((r) => r.rttP50Us))),
-      throughput: summarize(ratios(w.map((r) => r.throughputGbps), o.map((r) => r.throughputGbps))),
+      name: `${withWg} / ${without}`, routing, with: withWg, without,
+      rttP50Ratio: summarize(ratios(w.map((r) => r.rttP50Us), o.map((r) => r.rttP50Us))),
+      throughputRatio: summarize(ratios(w.map((r) => r.throughputGbps), o.map((r) => r.throughputGbps))),
     });
   }
   return out;

@@ -8,7 +8,10 @@
 //   time to first byte of a new connection: each pod pair-k (a new identity)
 //                makes two connections one after the other to the server's
 //                echo (lab/apps/probe.ts --sequential): the first is a new
-//                identity pair, the second an already-authenticated one
+//                identity pair, the second an already-authenticated one;
+//                timed on the pod's veth (captured: first SYN to the
+//                server's first payload byte), since the pod app's own clock
+//                also counts a fresh Node process's first-connection set-up
 //
 // Rounds go through the labs one at a time (never two measurements at
 // once), in an order rotated every round; each run waits, bounded, for
@@ -18,7 +21,7 @@
 // bounded (S seconds per client run, timeouts on every command); the
 // servers stop and every lab goes down in `finally`. The arithmetic is in
 // report.ts, the text in format.ts.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { upWithDatapath } from '../../compose/lab.ts';
 import { destroyLab } from '../../compose/down.ts';
 import { findPod, type LabPlan, type PodPlan } from '../../core/plan.ts';
@@ -29,13 +32,16 @@ import { startEchoServer, runProbe, type EchoServer } from '../../apps/pod-apps.
 import { proxyLog, startMesh } from '../../mesh/mesh.ts';
 import { VXLAN_IFNAME } from '../../tunnel/tunnel.ts';
 import { loadTopologyFile } from '../../topology/validate.ts';
+import { startCapture, type CaptureHandle } from '../../capture/capture.ts';
+import { CAPTURES_ROOT, finishCapture } from '../../capture/scenario.ts';
+import { dfString, frames } from '../../capture/assert.ts';
 import type { Topology } from '../../topology/model.ts';
 import { busyFraction, cpuTimes, hostFacts, loadavg, waitForQuietHost } from '../host.ts';
 import { refuseLeftovers } from '../leftovers.ts';
 import { benchTag, startPodServer, type PodServer } from '../pod-server.ts';
 import { parseIperf3, parseSockperf } from '../tool-output.ts';
 import {
-  linkTxBytes, roundOrder, summarizeMode, timedConnections, wireguardCosts,
+  linkTxBytes, roundOrder, summarizeMode, timedConnections, wireConnections, wireguardCosts, withWireTimes,
   type BenchModesReport, type Carrier, type ModeRun, type TimedConnection,
 } from './report.ts';
 import { ECHO_PORT, IPERF_PORT, MODE_SPECS, MODES_LAB, modeTopology, pairPod, SOCKPERF_PORT, type BenchMode, type ModeSpec } from './topology.ts';
@@ -68,6 +74,12 @@ interface ModeLab {
 }
 
 export const modeLabName = (base: string, spec: ModeSpec) => prefixedLabName(base, spec.suffix);
+/** Labs brought up at once. */
+const UP_AT_ONCE = 2;
+/** Where a lab's capture of the timed connections goes. */
+export const captureDir = (lab: string) => join(CAPTURES_ROOT, lab, 'bench-modes');
+/** The tshark fields wireConnections reads. */
+export const WIRE_FIELDS = ['frame.time_epoch', 'ip.src', 'tcp.srcport', 'tcp.dstport', 'tcp.flags.syn', 'tcp.flags.ack', 'tcp.len'];
 
 export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchModesReport> {
   const rounds = opts.rounds ?? 3;
@@ -93,11 +105,18 @@ export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchMod
   const problems = new Map<BenchMode, string[]>(MODE_SPECS.map((s) => [s.mode, []]));
   const runs: ModeRun[] = [];
   const connections: TimedConnection[] = [];
+  const captureFiles: Partial<Record<BenchMode, string>> = {};
   const notes: string[] = [];
   const up: ModeLab[] = [];
+  const captures = new Map<BenchMode, CaptureHandle>();
   try {
-    log(`bringing up ${MODE_SPECS.length} labs side by side: ${Object.values(labs).join(', ')}`);
-    const results = await Promise.allSettled(MODE_SPECS.map((spec, i) => bringUp(spec, topologies[i]!, opts.signal)));
+    log(`bringing up ${MODE_SPECS.length} labs, ${UP_AT_ONCE} at a time: ${Object.values(labs).join(', ')}`);
+    // A few at a time: six at once on a busy 2-CPU machine leave the agents too little CPU to report ready in time.
+    const results: PromiseSettledResult<ModeLab>[] = [];
+    for (let i = 0; i < MODE_SPECS.length; i += UP_AT_ONCE) {
+      if (opts.signal?.aborted) throw new Error('interrupted');
+      results.push(...(await Promise.allSettled(MODE_SPECS.slice(i, i + UP_AT_ONCE).map((spec, j) => bringUp(spec, topologies[i + j]!, opts.signal)))));
+    }
     results.forEach((r, i) => {
       const spec = MODE_SPECS[i]!;
       if (r.status === 'fulfilled') up.push(r.value);
@@ -131,6 +150,12 @@ export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchMod
       }
     }
 
+    // Time to first byte from the pods' veths (n1/lxc-pair-N), captured while the probes run.
+    for (const m of up) {
+      const links = Array.from({ length: pairs }, (_, i) => `n1/${findPod(m.plan, pairPod(i + 1))!.lxc}`);
+      captures.set(m.spec.mode, await startCapture(m.lab, links, captureDir(m.lab), { filter: `tcp port ${ECHO_PORT}`, secrets: false }));
+    }
+    const timed = new Map<string, TimedConnection[]>();
     for (let k = 1; k <= pairs; k++) {
       for (const m of roundOrder(up, k)) {
         if (opts.signal?.aborted) throw new Error('interrupted');
@@ -140,16 +165,29 @@ export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchMod
             intervalMs: 50, count: 2, durationMs: 60_000, attemptTimeoutMs: 20_000, sequential: true,
           });
           const t = timedConnections(m.spec.mode, pod, attempts);
-          connections.push(...t.connections);
+          timed.set(`${m.spec.mode}/${pod}`, t.connections);
           problems.get(m.spec.mode)!.push(...t.problems);
-          log(`${m.spec.mode.padEnd(19)} ${pod}: first connection ${t.connections[0]?.ms ?? '?'} ms, second ${t.connections[1]?.ms ?? '?'} ms`);
+          log(`${m.spec.mode.padEnd(19)} ${pod}: first connection ${t.connections[0]?.appMs ?? '?'} ms, second ${t.connections[1]?.appMs ?? '?'} ms (pod app)`);
         } catch (e) {
           if (opts.signal?.aborted) throw e;
           problems.get(m.spec.mode)!.push(`${pod}: ${(e as Error).message}`);
         }
       }
     }
+    for (const m of up) {
+      const files = await finishCapture(captures.get(m.spec.mode)!, { comments: [`mtless-lab bench modes, mode ${m.spec.mode}, lab "${m.lab}": the timed connections of the new identity pairs`] });
+      captureFiles[m.spec.mode] = files.merged;
+      for (let k = 1; k <= pairs; k++) {
+        const pod = findPod(m.plan, pairPod(k))!;
+        const rows = await frames(files.merged, `tcp.port == ${ECHO_PORT} && frame.interface_name == ${dfString(`n1/${pod.lxc}`)}`, WIRE_FIELDS);
+        const w = withWireTimes(timed.get(`${m.spec.mode}/${pod.name}`) ?? [], wireConnections(rows, pod.ip, m.server.ip));
+        connections.push(...w.connections);
+        problems.get(m.spec.mode)!.push(...w.problems);
+      }
+      log(`${m.spec.mode.padEnd(19)} time to first byte on the veths: ${connections.filter((c) => c.mode === m.spec.mode).map((c) => c.ms?.toFixed(1) ?? '?').join(' ')} ms (${files.merged})`);
+    }
   } finally {
+    for (const h of captures.values()) await h.stop().catch(() => undefined);
     for (const m of up) {
       for (const s of m.servers) await s.stop().catch(() => undefined);
       await m.echo?.stop().catch(() => undefined);
@@ -172,6 +210,7 @@ export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchMod
     pairs,
     runs,
     connections,
+    captures: captureFiles,
     modes,
     wireguard: wireguardCosts(runs),
     errors,
