@@ -3,7 +3,9 @@
 import { request } from 'node:http';
 
 import type { ClusterSnapshot, Endpoint } from './registry.ts';
+import { CONTROL_PLANE } from '../core/daemons.ts';
 import { controlSocket } from '../core/names.ts';
+import { readState } from '../core/state.ts';
 
 function call<T>(lab: string, method: string, path: string, body?: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -18,11 +20,14 @@ function call<T>(lab: string, method: string, path: string, body?: unknown): Pro
       });
     });
     req.on('timeout', () => req.destroy(new Error('control plane did not answer within 5 s')));
-    req.on('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === 'ENOENT' ? new Error(`lab "${lab}" has no control plane (it was brought up with --no-agents)`)
-        : e.code === 'ECONNREFUSED' ? new Error(`the control plane of lab "${lab}" is not running (crashed or stopped): see \`mtless logs ${lab} cp\`, then \`mtless restart ${lab} cp\``)
-        : e));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT' && e.code !== 'ECONNREFUSED') return reject(e);
+      // A crash leaves the socket (refused), a stop removes it (ENOENT): the state says whether the lab has a control plane at all.
+      void readState(lab).then((state) => state, () => undefined).then((state) => reject(
+        state?.processes.some((p) => p.role === CONTROL_PLANE.role) || e.code === 'ECONNREFUSED'
+          ? new Error(`the control plane of lab "${lab}" is not running (crashed or stopped): see \`mtless logs ${lab} cp\`, then \`mtless restart ${lab} cp\``)
+          : new Error(`lab "${lab}" has no control plane (it was brought up with --no-agents)`)));
+    });
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }

@@ -12,10 +12,10 @@ import { nodeScriptArgv } from '../../lab/kernel/node-script.ts';
 
 import { AGENT } from '../../lab/core/daemons.ts';
 import { findTaggedProcesses, stopProcesses, isAlive } from '../../lab/core/processes.ts';
-import { nodeMapPins, nodeNetns, processTag, stateDir } from '../../lab/core/names.ts';
+import { controlSocket, nodeMapPins, nodeNetns, processTag, stateDir } from '../../lab/core/names.ts';
 import { dumpAuth, deleteAuthEntry } from '../../lab/datapath/auth.ts';
 import { loadTopologyFile } from '../../lab/topology/validate.ts';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { echoSend, labCli, labLeftovers, needsRoot, REPO, startEchoServer } from '../helpers/kernel.ts';
 import { daemonLogFile } from '../../lab/core/names.ts';
 import { spawn } from '../../lab/kernel/spawn.ts';
@@ -126,7 +126,19 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
 
       await t.test('the control plane is down at agent start', async (t) => {
         const state = (await readState(lab))!;
-        await stopProcesses([state.processes.find((p) => p.role === 'control-plane')!.pid]);
+        // A crash: SIGKILL leaves the admin socket behind, refused.
+        process.kill(state.processes.find((p) => p.role === 'control-plane')!.pid, 'SIGKILL');
+        await waitFor(async () => (isAlive(state.processes.find((p) => p.role === 'control-plane')!.pid) ? undefined : true));
+        const crashed = /the control plane of lab "t-faults" is not running \(crashed or stopped\): see `mtless logs t-faults cp`, then `mtless restart t-faults cp`/;
+        const add = await labCli(['pod', 'add', lab, 'n1', 'late', '--labels', 'app=late']);
+        t.equal(add.exitCode, 1, 'pod add with a crashed control plane fails');
+        t.match(String(add.all), crashed, `and says so: ${String(add.all).trim()}`);
+        t.notMatch(String(add.all), /--no-agents/, 'without blaming --no-agents');
+        t.notOk((await readState(lab))!.pods.some((p) => p.name === 'late'), 'and adds nothing');
+        // A stop removes the socket: the state still says the lab has a control plane.
+        await rm(controlSocket(lab), { force: true });
+        const stopped = await labCli(['pod', 'add', lab, 'n1', 'late', '--labels', 'app=late']);
+        t.match(String(stopped.all), crashed, 'the same message once the socket is gone');
         const mark = (await logLines('n2')).length; // only lines of the restarted agent count
         await restartDaemon((await readState(lab))!, 'n2');
         const line = await waitFor(async () => (await logLines('n2')).slice(mark).find((l) => l.event === 'control-plane-unreachable' || l.event === 'control-plane-lost'));
