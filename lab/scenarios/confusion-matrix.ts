@@ -34,7 +34,7 @@ import { enrollPod, proxyLog, startMesh } from '../mesh/mesh.ts';
 import { workloadSpiffeId } from '../mesh/config.ts';
 import { loadTopologyFile } from '../topology/validate.ts';
 import type { Pod, Topology } from '../topology/model.ts';
-import { REPO, type FlowWithNode, type Scenario, type ScenarioContext } from './framework.ts';
+import { currentRun, REPO, type FlowWithNode, type Scenario, type ScenarioContext } from './framework.ts';
 import {
   flowMs, ipcacheIdentity, markdownTable, median, ownLab, sideLabName, waitUntil, withSideLab, type LabHandle,
 } from './side-lab.ts';
@@ -62,6 +62,10 @@ const BASE_TOPOLOGY = 'topologies/two-node-auth.yaml';
 const PORT = 8080;
 /** Identity pairs measured per mode (the medians are over these). */
 export const PAIRS = 3;
+/** In the demo profile: one pair each (every cell and check the same, a median of one). */
+export const DEMO_PAIRS = 1;
+/** The pairs of the run this is part of. */
+const pairs = () => (currentRun()?.profile === 'demo' ? DEMO_PAIRS : PAIRS);
 const TIMEOUT = ['--timeout', '20000'];
 
 /** The scenario's side labs, by mode. */
@@ -69,7 +73,7 @@ export const matrixLabs = (lab: string) => Object.fromEntries(MATRIX_MODES.filte
 
 const pairPod = (k: number) => `pair-${k}`;
 const plainPod = (k: number) => `plain-${k}`;
-const measuredPods = () => Array.from({ length: PAIRS }, (_, i) => [pairPod(i + 1), plainPod(i + 1)]).flat();
+const measuredPods = () => Array.from({ length: pairs() }, (_, i) => [pairPod(i + 1), plainPod(i + 1)]).flat();
 const podLabelsOf = (pod: string) => ({ app: pod.startsWith('pair-') ? 'client' : 'local', pair: pod.split('-')[1]! });
 
 /** Extras per identity pair: the first connection of a new pair, and a second one of the same pair. */
@@ -141,7 +145,7 @@ interface Connection {
  */
 async function timedConnections(lab: LabHandle, serverIp: string, groups: { off: boolean; auth: boolean }): Promise<Connection[]> {
   const out: Connection[] = [];
-  for (let k = 1; k <= PAIRS; k++) {
+  for (let k = 1; k <= pairs(); k++) {
     for (const [pod, auth] of [[plainPod(k), false], [pairPod(k), true]] as const) {
       if (!(auth ? groups.auth : groups.off)) continue;
       const attempts = await runProbe(lab.lab, pod, serverIp, PORT, `timed-${pod}`, {
@@ -261,7 +265,7 @@ async function measureMode(lab: LabHandle, spec: ModeSpec, topology: Topology): 
   let attack: AttackOutcome | undefined;
   let runError: unknown;
   try {
-    lab.say(`[${mode}] timed connections: ${PAIRS} new identity pairs that need auth and ${PAIRS} that do not, twice each`);
+    lab.say(`[${mode}] timed connections: ${pairs()} new identity pairs that need auth and ${pairs()} that do not, twice each`);
     if (spec.mesh) {
       // "Auth off" for the mesh: the same lab before the mesh starts.
       connections.push(...(await timedConnections(lab, serverIp, { off: true, auth: false })));
