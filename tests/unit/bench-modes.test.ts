@@ -185,3 +185,12 @@ t.test('a real run: the summaries follow from its samples, and the text is the o
   t.same(wireguardCosts(report.runs), report.wireguard);
   t.equal(formatBenchModes(report), fixture('modes-report.txt').replace(/\n$/, ''));
 });
+
+t.test('bad options are refused before any lab is made', async (t) => {
+  const { benchModes, modeLabName } = await import('../../lab/bench/modes/run.ts');
+  t.same(MODE_SPECS.map((s) => modeLabName('bench-modes', s)), ['bench-modes-floor', 'bench-modes-nat', 'bench-modes-nwg', 'bench-modes-tun', 'bench-modes-twg', 'bench-modes-mtls']);
+  await t.rejects(benchModes({ name: 'a-prefix-of-24-character' }), /too long: the labs' names collide/);
+  await t.rejects(benchModes({ rounds: 0 }), /rounds must be an integer in 1\.\.20/);
+  await t.rejects(benchModes({ seconds: 31 }), /seconds must be an integer in 1\.\.30/);
+  await t.rejects(benchModes({ pairs: 1.5 }), /pairs must be an integer in 1\.\.10/);
+});
