@@ -5,7 +5,7 @@
 export interface BenchRunOptions {
   /** The benchmark's repetitions (rounds, runs): its own default when absent. */
   runs?: number;
-  /** Lab name, or the labs' prefix (`--name PREFIX` → prefixedLabName). */
+  /** `--name PREFIX` as given: each benchmark names its labs prefixedLabName(PREFIX, its lab). */
   name?: string;
   /** One line per measurement, for a live view (stderr). */
   log?: (line: string) => void;
