@@ -194,3 +194,11 @@ t.test('bad options are refused before any lab is made', async (t) => {
   await t.rejects(benchModes({ seconds: 31 }), /seconds must be an integer in 1\.\.30/);
   await t.rejects(benchModes({ pairs: 1.5 }), /pairs must be an integer in 1\.\.10/);
 });
+
+t.test('the entry bench all runs: named modes, its labs under --name PREFIX as the command names them', async (t) => {
+  const { MODES_BENCH } = await import('../../lab/bench/modes/entry.ts');
+  t.equal(MODES_BENCH.what, 'modes');
+  t.equal(MODES_BENCH.lab, 'bench-modes');
+  await t.rejects(MODES_BENCH.run({ runs: 21, name: 'ci1' }), /rounds must be an integer/, 'runs are its rounds');
+  await t.rejects(MODES_BENCH.run({ name: 'a-prefix-of-13' }), /too long/, 'a-prefix-of-13-bench-modes: the labs collide at 24 characters');
+});
