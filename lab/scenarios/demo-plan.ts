@@ -158,7 +158,7 @@ export function claimEvidence(claim: ClaimId, r: ScenarioResult): string[] {
     }
     case 'C4':
       return [
-        capture(r.capture, `${iface('fabric/underlay')} && !(arp || udp.port == ${WG_PORT} || tcp.port == ${AUTH_PORT})`, `0 frames: ${detailOf(r, /underlay carries pod traffic only/) ?? '?'}`),
+        capture(r.capture, `${iface('fabric/underlay')} && !(arp || udp.port == ${WG_PORT} || tcp.port == ${AUTH_PORT})`, `no frame (the check: ${detailOf(r, /underlay carries pod traffic only/) ?? '?'})`),
         `check one tunnel per node pair: ${detailOf(r, /share one WireGuard session/) ?? '?'}`,
         `check same node: ${detailOf(r, /same-node secret stays in plaintext/) ?? '?'}`,
       ];
