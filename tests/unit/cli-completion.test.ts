@@ -77,3 +77,10 @@ t.test('the bash script is valid bash and registers _mtless', async (t) => {
   t.match(ZSH_COMPLETION, /^#compdef mtless\n/);
   t.match(ZSH_COMPLETION, /__complete \$\(\(CURRENT - 1\)\)/);
 });
+
+t.test('demo: its options, and the claim ids after --only', async (t) => {
+  const demo = parseArgGrammar(COMMAND_TABLE.demo!.args);
+  t.same([...demo.options.keys()], ['--only', '--step', '--keep', '--name', '--out']);
+  t.equal(demo.options.get('--step'), undefined, '--step takes no value');
+  t.same(await offer('demo', '--only', ''), { words: ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7', 'C8', 'C9', 'C10'] });
+});
