@@ -6,7 +6,7 @@ import { prefixedLabName } from '../core/names.ts';
 import { RUN_OPTIONS, runOptions } from './run-options.ts';
 import { writeBenchOutput } from './bench-output.ts';
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CPU_PROF_ENV } from '../kernel/daemon.ts';
 
 /**
@@ -34,7 +34,7 @@ async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Pro
 
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
-    options: { runs: { type: 'string' }, json: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, ...RUN_OPTIONS },
+    options: { runs: { type: 'string' }, json: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, only: { type: 'string' }, ...RUN_OPTIONS },
     run: async ([what], v) => {
       const { prefix, out } = runOptions(v);
       if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');
@@ -55,6 +55,17 @@ export const BENCH_COMMANDS: Record<string, Command> = {
         return 0;
       };
       switch (what) {
+        case 'all': {
+          // One file with every benchmark: captures/bench/bench-all.json (and .txt) unless --out says where.
+          const [{ benchAll, BENCH_ALL_ORDER }, { CAPTURES_ROOT }] = await Promise.all([import('../bench/all.ts'), import('../capture/scenario.ts')]);
+          const only = typeof v.only === 'string' ? v.only.split(',').map((w) => w.trim()).filter(Boolean) : undefined;
+          const bad = only?.filter((w) => !(BENCH_ALL_ORDER as readonly string[]).includes(w)) ?? [];
+          if (bad.length > 0) throw new UsageError(`bench all: --only takes ${BENCH_ALL_ORDER.join(', ')}; not: ${bad.join(', ')}`);
+          const { file, text } = await interruptible((signal) => benchAll({ runs, log, signal, ...(prefix ? { name: prefix } : {}), ...(only ? { which: only as typeof BENCH_ALL_ORDER[number][] } : {}) }));
+          console.log(v.json ? JSON.stringify(file, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) : text);
+          log(`report: ${(await writeBenchOutput(out ?? join(CAPTURES_ROOT, 'bench'), 'all', file, text)).join(', ')}`);
+          return Object.keys(file.errors).length > 0 ? 1 : 0;
+        }
         case 'up': {
           const [{ benchUp }, { formatBenchUp }] = await Promise.all([import('../bench/up/run.ts'), import('../bench/up/format.ts')]);
           const result = await benchUp({ runs, log, prefix });
@@ -86,7 +97,7 @@ export const BENCH_COMMANDS: Record<string, Command> = {
           return report(result, formatBenchModes(result));
         }
         default:
-          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: up, datapath, auth, sockmap, cli, modes)`);
+          throw new UsageError(`bench: unknown benchmark "${what ?? ''}" (valid: all, up, datapath, auth, sockmap, cli, modes)`);
       }
     },
   },
