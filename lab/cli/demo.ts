@@ -188,7 +188,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const reportFile = join(dir, 'report.html');
   const r0 = performance.now();
   await writeReport(results, reportFile, startedAt);
-  out(`report: ${reportFile} (written in ${secs(performance.now() - r0)}, after the last down)`);
+  out(`report: ${reportFile} (written in ${secs(performance.now() - r0)}${o.keep ? '' : ', after the last down'})`);
   if (o.keep) {
     const kept = openLabs();
     out(`labs kept up: ${kept.join(', ') || 'none'}`);
