@@ -48,6 +48,10 @@ t.test('a closed pipe ends the command quietly', { skip: needsRoot }, async (t) 
   // `mtless --help | head -1`: head exits after one line, the rest hits a closed pipe.
   const r = await execa('bash', ['-o', 'pipefail', '-c', `"${LAB_CLI}" --help | head -1; echo "status \${PIPESTATUS[0]}"`], { reject: false, all: true });
   t.match(String(r.all), /^usage:\nstatus 0\n?$/, 'one line, exit 0, no EPIPE trace');
+  // The reader gone before the first write: every write meets the closed pipe (a short usage fits in the
+  // pipe's buffer above, so only this case fails without the handler).
+  const gone = await execa('bash', ['-c', `"${LAB_CLI}" --help | true; echo "status \${PIPESTATUS[0]}"`], { reject: false, all: true });
+  t.equal(String(gone.all).trim(), 'status 0', 'a reader that never reads: exit 0, nothing on stderr');
 });
 
 t.test('a build older than its sources is refused with how to rebuild', { skip: needsRoot }, async (t) => {
