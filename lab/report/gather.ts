@@ -10,6 +10,9 @@ import { readRecord, type RunRecord } from '../scenarios/record.ts';
 import type { MatrixRow } from '../scenarios/confusion-matrix.ts';
 import { CAPTURES_ROOT, MERGED_FILE } from '../capture/scenario.ts';
 import { linkFileName, UNDERLAY_LINK } from '../capture/links.ts';
+import { countMany } from '../capture/assert.ts';
+import { LAB_DECODE_AS_RULES } from '../capture/profile.ts';
+import { AUTH_PORT, HBONE_PORT } from '../abi/generated.ts';
 import type { Ladder } from './ladder.ts';
 import { runLadders, type FrameRow } from './flow-ladder.ts';
 import { readFrames } from './frames.ts';
@@ -49,14 +52,34 @@ async function pcapngsIn(dir: string): Promise<string[]> {
   return names.filter((n) => n.endsWith('.pcapng')).map((n) => join(dir, n)).sort((a, b) => (basename(a) === MERGED_FILE ? -1 : basename(b) === MERGED_FILE ? 1 : a.localeCompare(b)));
 }
 
-/** The captures of one scenario: its own folder's files (merged first), then its side labs' (the matrix rows). */
-async function scenarioCaptures(r: ScenarioResult, frames: FrameRow[] | undefined): Promise<CaptureEntry[]> {
+/**
+ * Side labs' folders of this run's scenario: <root>/<side lab>/<scenario>/, the side lab named
+ * from the scenario's lab (lab/scenarios/side-lab.ts), written since the run started.
+ */
+async function sideLabDirs(r: ScenarioResult, startedAt: Date): Promise<string[]> {
+  const own = r.record ?? r.capture;
+  if (!own) return [];
+  const root = dirname(dirname(dirname(own)));
+  const prefix = r.lab.slice(0, 12);
+  const out: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (!e.isDirectory() || e.name === r.lab || !e.name.startsWith(prefix)) continue;
+    const d = join(root, e.name, r.scenario);
+    const st = await stat(d).catch(() => undefined);
+    if (st?.isDirectory() && st.mtimeMs >= startedAt.getTime() - 1000) out.push(d);
+  }
+  return out.sort();
+}
+
+/** The captures of one scenario: its own folder's files (merged first), then its side labs' (the matrix rows, sockmap's lab). */
+async function scenarioCaptures(r: ScenarioResult, frames: FrameRow[] | undefined, startedAt: Date): Promise<CaptureEntry[]> {
   const out: CaptureEntry[] = [];
   const dirs = new Map<string, string>();
   if (r.capture) dirs.set(dirname(r.capture), 'this lab');
   if (r.record) dirs.set(dirname(r.record), 'this lab');
   const matrix = r.measurements?.matrix as MatrixRow[] | undefined;
   for (const row of Array.isArray(matrix) ? matrix : []) if (row.capture) dirs.set(dirname(row.capture), `mode ${row.mode}`);
+  for (const d of await sideLabDirs(r, startedAt)) if (!dirs.has(d)) dirs.set(d, `lab ${basename(dirname(d))}`);
   for (const [dir, owner] of dirs) {
     const row = (Array.isArray(matrix) ? matrix : []).find((m) => m.capture && dirname(m.capture) === dir);
     for (const file of await pcapngsIn(dir)) {
@@ -65,10 +88,39 @@ async function scenarioCaptures(r: ScenarioResult, frames: FrameRow[] | undefine
       let filters: EvidenceFilter[] = [];
       if (frames && dir === dirname(r.capture ?? '')) filters = evidenceFilters(merged ? frames : frames.filter((f) => f.link === link));
       else if (row && merged) filters = Object.values(row.evidence).map(filterOfEvidence).filter((f): f is EvidenceFilter => f !== undefined);
+      if (filters.length === 0) filters = await countedFilters(file);
       out.push({ scenario: r.scenario, file, what: `${owner}: ${merged ? 'every captured link, merged' : `link ${link ?? basename(file, '.pcapng').replace('.', '/')}`}`, filters });
     }
   }
   return out;
+}
+
+/** Evidence filters of a capture no ladder read: one tshark pass counting each, those that match shown. */
+const COUNTED: Record<string, string> = {
+  'frame.comment contains "DROPPED"': 'dropped packets, each commented with its reason and place',
+  [`tcp.port == ${AUTH_PORT} && tls.handshake.type == 11`]: "Certificate messages of the agents' handshake (SPIFFE IDs), decrypted with the embedded key log",
+  [`tcp.port == ${HBONE_PORT} && tls.handshake.type == 11`]: "Certificate messages of the mesh proxies' handshakes (workload SPIFFE IDs)",
+  vxlan: 'VXLAN frames: vxlan.vni is the source identity',
+  wg: 'WireGuard datagrams, decrypted with the embedded keys',
+  'tcp.len > 0 && !tls && !vxlan && !wg': 'TCP segments whose payload is in clear',
+};
+let tsharkSlots = 3;
+const waiting: (() => void)[] = [];
+async function countedFilters(file: string): Promise<EvidenceFilter[]> {
+  // A few tshark passes at a time: a matrix run has some forty files.
+  while (tsharkSlots === 0) await new Promise<void>((r) => waiting.push(r));
+  tsharkSlots--;
+  try {
+    const filters = Object.fromEntries(Object.keys(COUNTED).map((f) => [f, f]));
+    const counts = await countMany(file, filters, { decodeAs: [...LAB_DECODE_AS_RULES] });
+    return Object.entries(counts).filter(([, n]) => n > 0).map(([filter, n]) => ({ filter, shows: `${n} ${COUNTED[filter]}` }));
+  } catch {
+    return []; // a file tshark cannot read still gets its link and how to open it
+
+  } finally {
+    tsharkSlots++;
+    waiting.shift()?.();
+  }
 }
 
 async function latestBench(dir: string): Promise<BenchEvidence | undefined> {
@@ -104,7 +156,7 @@ async function latestBench(dir: string): Promise<BenchEvidence | undefined> {
   return out;
 }
 
-export async function gatherEvidence(results: ScenarioResult[], _startedAt: Date, opts: { benchDir?: string } = {}): Promise<ReportEvidence> {
+export async function gatherEvidence(results: ScenarioResult[], startedAt: Date, opts: { benchDir?: string } = {}): Promise<ReportEvidence> {
   const ev: ReportEvidence = { records: {}, recordFiles: {}, ladders: {}, captures: [], problems: [] };
   await Promise.all(results.map(async (r) => {
     let frames: FrameRow[] | undefined;
@@ -119,7 +171,7 @@ export async function gatherEvidence(results: ScenarioResult[], _startedAt: Date
     } catch (e) {
       ev.problems.push(`${r.scenario}: ${(e as Error).message}`);
     }
-    ev.captures.push(...await scenarioCaptures(r, frames).catch((e: Error) => {
+    ev.captures.push(...await scenarioCaptures(r, frames, startedAt).catch((e: Error) => {
       ev.problems.push(`${r.scenario} captures: ${e.message}`);
       return [];
     }));
