@@ -152,6 +152,9 @@ async function latestBench(dir: string): Promise<BenchEvidence | undefined> {
       out.ratios.push(...collectRatios(bench, report));
       out.goals.push(...collectGoals(bench, report));
     }
+    // `bench all` names the benchmarks that failed: a row each, never a silent gap.
+    const errors = name === 'all' ? (data as { errors?: Record<string, unknown> }).errors : undefined;
+    for (const [bench, why] of Object.entries(errors ?? {})) out.goals.push({ bench, goal: 'the benchmark ran', holds: false, detail: `failed: ${String(why)}` });
   }
   return out;
 }

@@ -245,3 +245,25 @@ t.test('WireGuard: the pod packets from the veths, the underlay\'s datagrams as 
   t.ok(l.steps.some((s) => s.kind === 'plaintext' && /in plaintext on n2\/lxc-server/.test(s.label)), 'readable on the veth, not said to be on the underlay');
   t.same(l.steps.filter((s) => /WireGuard/.test(s.label)).map((s) => `${s.from}>${s.to}`), ['src-node>dst-node', 'dst-node>src-node']);
 });
+
+t.test('benchmarks: bench-all.json when there is one (each report under its name, the failed ones named), else each bench-<what>.json, else nothing', async (t) => {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { gatherEvidence } = await import('../../lab/report/gather.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'report-bench-'));
+  try {
+    const fx = (n: string) => JSON.parse(readFileSync(resolve(import.meta.dirname, `../fixtures/bench/${n}-report.json`), 'utf8')) as unknown;
+    t.same((await gatherEvidence([], new Date(), { benchDir: dir })).bench, { dir, files: [], ratios: [], goals: [] }, 'no report: nothing drawn');
+    await writeFile(join(dir, 'bench-auth.json'), JSON.stringify(fx('auth')));
+    const one = (await gatherEvidence([], new Date(), { benchDir: dir })).bench!;
+    t.ok(one.ratios.length > 0 && one.ratios.every((r) => r.bench === 'auth'));
+    await writeFile(join(dir, 'bench-all.json'), JSON.stringify({ kind: 'mtless-bench-all', version: 1, ran: ['sockmap', 'up'], errors: { up: 'mininet missing' }, sockmap: fx('sockmap'), machine: { ratio: 99 } }));
+    const all = (await gatherEvidence([], new Date(), { benchDir: dir })).bench!;
+    t.same(all.files.map((f) => f.file), [join(dir, 'bench-all.json')]);
+    t.ok(all.ratios.length > 0 && all.ratios.every((r) => r.bench === 'sockmap'), 'only the benchmarks\' own reports, not the machine');
+    t.ok(all.goals.some((g) => g.bench === 'up' && g.holds === false && /mininet missing/.test(g.detail)), 'a failed benchmark is a row');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
