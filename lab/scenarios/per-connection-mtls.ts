@@ -114,7 +114,10 @@ export const perConnectionMtls: Scenario = {
     const nodeSyn = `ip.src == ${n1} && ip.dst == ${serverIp} && tcp.dstport == 8080 && tcp.flags.syn == 1 && tcp.flags.ack == 0`;
     const c = await countMany(file, {
       payload: 'tcp.len > 0',
-      hboneTls: `${hbone} && tcp.len > 0 && tls && ${betweenNodes}`,
+      // A TLS record longer than one segment is dissected as tls only in the frame that
+      // completes it (the others carry tcp.reassembled_in); a retransmitted segment is
+      // not dissected again. Both are still TLS on 15008.
+      hboneTls: `${hbone} && tcp.len > 0 && (tls || tcp.reassembled_in || tcp.analysis.retransmission) && ${betweenNodes}`,
       other: `tcp.len > 0 && !(${hbone})`,
       direct: `tcp.port == 8080 && !(${nodeSyn})`,
       bypassSyn: nodeSyn,
