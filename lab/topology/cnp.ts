@@ -74,7 +74,33 @@ export function parseCiliumPolicies(text: string): ImportedPolicies {
     readDocument(out, `documents[${i}]`, data);
   });
   if (out.policies.length === 0 && out.issues.length === 0) out.issues.push({ path: '', message: 'no CiliumNetworkPolicy in the file' });
+  qualifyRepeatedNames(out);
   return out;
+}
+
+/** Each imported policy's Kubernetes namespace (undefined: clusterwide), by policy object. */
+const policyNamespace = new WeakMap<Policy, string | undefined>();
+
+/**
+ * A cluster may hold CNPs of one name in several namespaces (a policy is
+ * namespace/name there); the lab's policy names are one flat set. Those of a
+ * repeated name become <name>.<namespace> (clusterwide ones keep theirs), with
+ * a warning, so a paste from `kubectl get cnp -A -o yaml` reads as it is.
+ */
+function qualifyRepeatedNames(out: ImportedPolicies): void {
+  const byName = new Map<string, number[]>();
+  out.policies.forEach((p, i) => byName.set(p.name, [...(byName.get(p.name) ?? []), i]));
+  for (const [name, indexes] of byName) {
+    const namespaces = new Set(indexes.map((i) => policyNamespace.get(out.policies[i]!)));
+    if (indexes.length < 2 || namespaces.size < 2) continue;
+    for (const i of indexes) {
+      const ns = policyNamespace.get(out.policies[i]!);
+      if (ns === undefined) continue;
+      const renamed = { ...out.policies[i]!, name: `${name}.${ns}` };
+      out.policies[i] = renamed;
+      out.warnings.push({ path: out.origins[i]!, message: `"${name}" is in several namespaces: named "${renamed.name}" in the lab` });
+    }
+  }
 }
 
 function readDocument(out: ImportedPolicies, at: string, data: unknown): void {
@@ -115,7 +141,9 @@ function readDocument(out: ImportedPolicies, at: string, data: unknown): void {
   rules.forEach(([ruleAt, rule], k) => {
     const policy = readRule(ctx, ruleAt, rule);
     if (!policy || typeof name !== 'string') return;
-    out.policies.push({ ...policy, name: rules.length === 1 ? name : `${name}-${k}` });
+    const named = { ...policy, name: rules.length === 1 ? name : `${name}-${k}` };
+    policyNamespace.set(named, namespace);
+    out.policies.push(named);
     out.origins.push(ruleAt);
   });
 }

@@ -256,3 +256,40 @@ spec:
   t.strictSame(peersOf(docs('{ matchLabels: { k8s:io.kubernetes.pod.namespace: tools } }')), ['local']);
   t.strictSame(peersOf(docs('{ matchExpressions: [{ key: io.kubernetes.pod.namespace, operator: Exists }] }')).sort(), ['client', 'local', 'server']);
 });
+
+t.test('one policy name in two namespaces: both enforced, named <name>.<namespace>, with a warning', async (t) => {
+  const base = await topologyFile('two-node.yaml');
+  base.nodes[0]!.pods[1]!.namespace = 'tools';
+  const imported = parseCiliumPolicies(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: allow-web, namespace: default }
+spec:
+  endpointSelector: { matchLabels: { app: server } }
+  ingress: [{ fromEndpoints: [{}], toPorts: [{ ports: [{ port: "8080", protocol: TCP }] }] }]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: allow-web, namespace: tools }
+spec:
+  endpointSelector: { matchLabels: { app: local } }
+  ingress: [{ fromEndpoints: [{}], toPorts: [{ ports: [{ port: "9090", protocol: TCP }] }] }]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: only-here, namespace: tools }
+spec:
+  endpointSelector: { matchLabels: { app: local } }
+  ingress: [{ fromEndpoints: [{}], toPorts: [{ ports: [{ port: "7070", protocol: TCP }] }] }]
+`);
+  t.strictSame(imported.issues, []);
+  t.strictSame(imported.policies.map((p) => p.name), ['allow-web.default', 'allow-web.tools', 'only-here'], 'only the repeated name is qualified');
+  t.strictSame(imported.warnings.map((w) => w.path), ['documents[0].spec', 'documents[1].spec']);
+  t.match(imported.warnings[0]!.message, /"allow-web" is in several namespaces: named "allow-web.default"/);
+  const { topology, issues } = withImportedPolicies(base, imported);
+  t.strictSame(issues, [], 'the lab takes both');
+  const ids = allocateIdentities(topology!);
+  const ports = (pod: string) => compilePolicies(topology!, ids).get(pod)!.entries.filter((e) => e.direction === 'ingress' && e.port > 0).map((e) => e.port).sort();
+  t.strictSame([...new Set(ports('server'))], [8080], 'default/allow-web on the server');
+  t.strictSame([...new Set(ports('local'))], [7070, 9090], 'tools/allow-web and tools/only-here on local');
+});
