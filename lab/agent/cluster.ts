@@ -5,8 +5,7 @@ import type { ClusterSnapshot } from '../control/registry.ts';
 import type { LabPlan, NodePlan } from '../core/plan.ts';
 import { lxcIfname, podNetns, nodeNetns } from '../core/names.ts';
 import { labelKey, type IdentityAllocation } from '../policy/identity.ts';
-import { NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL } from '../topology/validate.ts';
-import { DEFAULT_ADDRESSING, type Topology } from '../topology/model.ts';
+import { DEFAULT_ADDRESSING, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, type Topology } from '../topology/model.ts';
 
 export function planFromSnapshot(lab: string, snap: ClusterSnapshot): { plan: LabPlan; identities: IdentityAllocation } {
   const nodes: NodePlan[] = snap.nodes.map((n) => ({

@@ -2,7 +2,7 @@
 // veth, the control plane with its CA, and one agent per node.
 import 'reflect-metadata';
 import { mkdir, writeFile } from 'node:fs/promises';
-import type { Topology } from '../topology/model.ts';
+import { podLabels, type Topology } from '../topology/model.ts';
 import { noteLabOpening } from './open-labs.ts';
 import { upLab, type UpOptions } from './up.ts';
 import type { LabPlan } from '../core/plan.ts';
@@ -10,7 +10,6 @@ import { writeState, type LabState } from '../core/state.ts';
 import { startLabDaemon, waitForLogLine } from '../kernel/daemon.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
-import { podLabels } from '../topology/validate.ts';
 import { attachEndpoints, loadNodeDatapath, readIfindexes, type PolicyMode } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState } from '../datapath/state.ts';
 import { createCa, saveCa, issueNodeCredential, type Ca } from '../spiffe/ca.ts';

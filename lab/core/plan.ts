@@ -1,9 +1,8 @@
 // The address and name plan of a lab: everything `up` will create, computed
 // from the topology alone (pure, unit-tested, no kernel access).
-import type { Pod, Topology } from '../topology/model.ts';
+import { NODE_HOST_OFFSET, type Pod, type Topology } from '../topology/model.ts';
 import { formatCIDR, hostAddress, mustParseCIDR, networkOf } from '../topology/ipv4.ts';
 import * as names from './names.ts';
-import { NODE_HOST_OFFSET } from '../topology/validate.ts';
 
 /** Pods reach their node through this link-local gateway (a static neighbour entry). */
 export const POD_GATEWAY_IP = '169.254.1.1';

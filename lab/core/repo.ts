@@ -21,8 +21,14 @@ export const BUILD_STAMP = join(BUILD_DIR, '.build-stamp');
 /** True when this module itself runs from the build. */
 export const RUNNING_COMPILED = import.meta.url.endsWith('.js');
 
-/** The compiled file of a source, e.g. 'lab/agent/main.ts' → …/dist/lab/agent/main.js. */
-export const compiledPath = (script: string) => join(BUILD_DIR, script.replace(/\.ts$/, '.js'));
+/** scripts/bundle.mjs's output: one file per daemon, with its dependencies, mirroring dist/. */
+export const BUNDLE_DIR = join(BUILD_DIR, 'bundle');
+/** The daemons (lab/core/daemons.ts): bundled, since every lab starts several and a bundle starts on about half the CPU. */
+export const BUNDLED_SCRIPTS: readonly string[] = ['lab/agent/main.ts', 'lab/control/main.ts', 'lab/mesh/proxy.ts', 'lab/observe/relay-main.ts'];
+
+/** The compiled file of a source, e.g. 'lab/agent/main.ts' → …/dist/bundle/lab/agent/main.js (a daemon) or …/dist/lab/agent/… */
+export const compiledPath = (script: string) =>
+  join(BUNDLED_SCRIPTS.includes(script) ? BUNDLE_DIR : BUILD_DIR, script.replace(/\.ts$/, '.js'));
 
 /** The first source under lab/ newer than the build, or undefined when the build is current. */
 export function sourceNewerThanBuild(): string | undefined {

@@ -8,8 +8,7 @@ import type { ClusterSnapshot } from '../control/registry.ts';
 import { compilePolicies, type EndpointPolicy } from '../policy/compile.ts';
 import { planFromSnapshot } from '../agent/cluster.ts';
 import { allocateIdentities } from '../policy/identity.ts';
-import { NAMESPACE_LABEL, podLabels } from '../topology/validate.ts';
-import type { Topology } from '../topology/model.ts';
+import { NAMESPACE_LABEL, podLabels, type Topology } from '../topology/model.ts';
 import type { LabState } from '../core/state.ts';
 import { RESERVED_IDENTITY_TEXT } from '../abi/generated.ts';
 

@@ -22,7 +22,6 @@ import { REPO_ROOT } from '../core/repo.ts';
 import { readState } from '../core/state.ts';
 import { recordToFeedLine, streamFlowRecords, type EventStream, type PerfRecord, type RecordFeedRequest } from '../datapath/events.ts';
 import type { Topology } from '../topology/model.ts';
-import { loadTopologyFile } from '../topology/validate.ts';
 import { mergeByTime, Ring, SortBuffer } from './buffers.ts';
 import { Directory, snapshotFromTopology } from './directory.ts';
 import { matchesAny, selectHistory } from './filter.ts';
@@ -222,6 +221,8 @@ export class FlowRelay {
       if (this.topology === undefined && this.cfg.topology) this.topology = this.cfg.topology;
       if (this.topology === undefined) {
         const file = state.topologyFile;
+        // Loaded only here: the YAML and zod parsers cost every relay start a third of a CPU second.
+        const { loadTopologyFile } = await import('../topology/validate.ts');
         this.topology = file ? await loadTopologyFile(isAbsolute(file) ? file : resolve(REPO_ROOT, file)).catch(() => null) : null;
       }
       return snapshotFromTopology(this.topology ?? undefined, state);

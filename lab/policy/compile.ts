@@ -31,8 +31,7 @@
 //   requirement when the datapath's first, most specific lookup hits it.
 // - Traffic from the local host is allowed into enforced pods, as Cilium's
 //   default `allow-localhost: always` does (kubelet probes).
-import type { Authentication, Entity, PortProtocol, PortRule, Selector, Topology } from '../topology/model.ts';
-import { podLabels, selectorMatches } from '../topology/validate.ts';
+import { podLabels, selectorMatches, type Authentication, type Entity, type PortProtocol, type PortRule, type Selector, type Topology } from '../topology/model.ts';
 import {
   AUTH_TYPE_ALWAYS_FAIL, AUTH_TYPE_DISABLED, AUTH_TYPE_EXPLICIT, AUTH_TYPE_SPIRE,
   IDENTITY_HEALTH, IDENTITY_HOST, IDENTITY_INIT, IDENTITY_REMOTE_NODE, IDENTITY_UNMANAGED, IDENTITY_WORLD, IPPROTO_TCP, IPPROTO_UDP,

@@ -2,8 +2,7 @@
 // distinct label set, shared by every pod that carries exactly those labels
 // (including the implicit namespace and service-account labels). Pure and
 // deterministic: the same topology always gets the same numbers.
-import type { Labels, Topology } from '../topology/model.ts';
-import { podLabels } from '../topology/validate.ts';
+import { podLabels, type Labels, type Topology } from '../topology/model.ts';
 import {
   IDENTITY_HOST,
   IDENTITY_MIN_CLUSTER,

@@ -140,3 +140,37 @@ export const DEFAULT_ADDRESSING: Addressing = {
   underlayCIDR: '172.30.0.0/24',
   managementCIDR: '172.31.0.0/24',
 };
+
+/** Label keys the lab sets on every pod itself, as Kubernetes and Cilium do. */
+export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount';
+
+/**
+ * Node i gets host address NODE_HOST_OFFSET + i on the underlay and management
+ * networks (as lab/core/plan.ts assigns them); the hosts below are kept for the
+ * control plane (.1) and other lab services.
+ */
+export const NODE_HOST_OFFSET = 10;
+
+/** A pod's labels including the implicit namespace and service-account labels. */
+export function podLabels(pod: Pick<Pod, 'labels' | 'namespace' | 'serviceAccount'>): Labels {
+  // Spread defines own properties (an own "__proto__" key stays a key); `=` would not.
+  return { ...pod.labels, [NAMESPACE_LABEL]: pod.namespace, [SERVICE_ACCOUNT_LABEL]: pod.serviceAccount };
+}
+
+/**
+ * True when every matchLabels pair is among `labels` and every
+ * matchExpressions requirement holds (so an empty selector matches everything).
+ */
+export function selectorMatches(selector: Selector, labels: Labels): boolean {
+  const has = (key: string) => Object.hasOwn(labels, key);
+  return (
+    Object.entries(selector.matchLabels).every(([key, value]) => has(key) && labels[key] === value) &&
+    (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+      if (operator === 'Exists') return has(key);
+      if (operator === 'DoesNotExist') return !has(key);
+      const inValues = has(key) && values.includes(labels[key]!);
+      return operator === 'In' ? inValues : !inValues; // NotIn also matches a pod without the key, as in Kubernetes
+    })
+  );
+}

@@ -7,7 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { CST, isScalar, LineCounter, parseDocument, Parser, type ParsedNode } from 'yaml';
 import { z } from 'zod';
 
-import { OBJECT_NAME_RE, RESERVED_NAMES, type Labels, type Pod, type Selector, type Topology, type TopologyIssue } from './model.ts';
+import { NAMESPACE_LABEL, NODE_HOST_OFFSET, OBJECT_NAME_RE, podLabels, RESERVED_NAMES, SERVICE_ACCOUNT_LABEL, selectorMatches, type Labels, type Pod, type Selector, type Topology, type TopologyIssue } from './model.ts';
+// Re-exported: the pure parts of a topology live in model.ts, which daemons import without the YAML and zod parsers.
+export { NAMESPACE_LABEL, NODE_HOST_OFFSET, podLabels, SERVICE_ACCOUNT_LABEL, selectorMatches } from './model.ts';
 import { TopologyFileSchema } from './schema.ts';
 import { cidrSize, cidrsOverlap, formatCIDR, formatIPv4, nodePodCIDR, parseCIDR, parseIPv4, UNUSABLE_RANGES, type Cidr } from './ipv4.ts';
 
@@ -16,9 +18,6 @@ export const POD_NAME_MAX = 40;
 /** Pods get .2 to .254 of their node's /24: .0 and .255 are network and broadcast, .1 is the node's. */
 export const PODS_PER_NODE_MAX = 253;
 
-/** Label keys the lab sets on every pod itself, as Kubernetes and Cilium do. */
-export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
-export const SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount';
 
 /** A topology file that failed to load; `.issues` lists every problem. */
 export class TopologyError extends Error {
@@ -146,29 +145,6 @@ export function formatIssues(issues: TopologyIssue[], file?: string): string[] {
 
 // ---- selectors --------------------------------------------------------------
 
-/** A pod's labels including the implicit namespace and service-account labels. */
-export function podLabels(pod: Pick<Pod, 'labels' | 'namespace' | 'serviceAccount'>): Labels {
-  // Spread defines own properties (an own "__proto__" key stays a key); `=` would not.
-  return { ...pod.labels, [NAMESPACE_LABEL]: pod.namespace, [SERVICE_ACCOUNT_LABEL]: pod.serviceAccount };
-}
-
-/**
- * True when every matchLabels pair is among `labels` and every
- * matchExpressions requirement holds (so an empty selector matches everything).
- */
-export function selectorMatches(selector: Selector, labels: Labels): boolean {
-  const has = (key: string) => Object.hasOwn(labels, key);
-  return (
-    Object.entries(selector.matchLabels).every(([key, value]) => has(key) && labels[key] === value) &&
-    (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
-      if (operator === 'Exists') return has(key);
-      if (operator === 'DoesNotExist') return !has(key);
-      const inValues = has(key) && values.includes(labels[key]!);
-      return operator === 'In' ? inValues : !inValues; // NotIn also matches a pod without the key, as in Kubernetes
-    })
-  );
-}
-
 /** The one CIDR the lab can express: every address outside the cluster, Cilium's reserved:world. */
 export const WORLD_CIDR = '0.0.0.0/0';
 /** The policy map holds single ports, so a range becomes one entry per port; this many at most. */
@@ -177,12 +153,6 @@ export const PORT_RANGE_MAX = 1024;
 // ---- addresses (helpers in ipv4.ts, shared with the plan) ---------------------
 export { formatIPv4, nodePodCIDR, parseCIDR, parseIPv4, type Cidr } from './ipv4.ts';
 
-/**
- * Node i gets host address NODE_HOST_OFFSET + i on the underlay and management
- * networks (as lab/core/plan.ts assigns them); the hosts below are kept for the
- * control plane (.1) and other lab services.
- */
-export const NODE_HOST_OFFSET = 10;
 
 /** Nodes that fit on the underlay or management network: from the offset up to, not including, broadcast. */
 export const nodesThatFit = (cidr: Cidr) => Math.max(0, cidrSize(cidr) - 1 - NODE_HOST_OFFSET);
