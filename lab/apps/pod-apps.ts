@@ -93,6 +93,19 @@ export interface ProbeAttempt {
   error?: string;
 }
 
+interface ProbePace {
+  intervalMs: number;
+  count: number;
+  durationMs: number;
+  attemptTimeoutMs?: number;
+  stopAfterFailures?: number;
+}
+
+/** lab/apps/probe.ts's arguments, shared by runProbe and startProbe. */
+const probeArgs = (host: string, port: number, text: string, p: ProbePace) => [host, String(port), text,
+  '--interval', String(p.intervalMs), '--count', String(p.count), '--duration', String(p.durationMs),
+  '--attempt-timeout', String(p.attemptTimeoutMs ?? 400), '--stop-after-failures', String(p.stopAfterFailures ?? 0)];
+
 /**
  * Runs lab/apps/probe.ts in a pod: a new TCP connection every `intervalMs`,
  * bounded by `count` and `durationMs`; resolves with every attempt. It may
@@ -100,14 +113,12 @@ export interface ProbeAttempt {
  * network is ready fail at once and count as attempts.
  */
 export async function runProbe(lab: string, pod: string, host: string, port: number, text: string,
-  opts: { intervalMs: number; count: number; durationMs: number; attemptTimeoutMs?: number; stopAfterFailures?: number; node?: string; sequential?: boolean }): Promise<ProbeAttempt[]> {
+  opts: ProbePace & { node?: string; sequential?: boolean }): Promise<ProbeAttempt[]> {
   // With `node`, the pod need not be in the lab's state yet: only its namespace must exist.
   const { place, env } = opts.node !== undefined
     ? { place: podPlace(lab, opts.node, pod), env: { [TAG_ENV]: processTag(lab, opts.node, 'pod-app') } }
     : await inPod(lab, pod);
-  const args = [host, String(port), text, '--interval', String(opts.intervalMs), '--count', String(opts.count),
-    '--duration', String(opts.durationMs), '--attempt-timeout', String(opts.attemptTimeoutMs ?? 400),
-    '--stop-after-failures', String(opts.stopAfterFailures ?? 0), ...(opts.sequential ? ['--sequential'] : [])];
+  const args = [...probeArgs(host, port, text, opts), ...(opts.sequential ? ['--sequential'] : [])];
   const r = await run(nodeScriptArgv('lab/apps/probe.ts', args), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
   if (r.exitCode !== 0) throw new Error(`probe in ${pod} exited with ${r.exitCode}: ${r.stderr.trim()}`);
   return probeAttempts(r.stdout);
@@ -128,17 +139,15 @@ export interface StartedProbe {
 }
 
 /**
- * Starts lab/apps/probe.ts in a namespace made ahead of its pod (addPod with
- * `netnsMade`): it says when it runs, then waits (at most `addressWaitMs`)
+ * Starts lab/apps/probe.ts in a pod staged ahead (stagePod, then addPod with
+ * `staged`): it says when it runs, then waits (at most `addressWaitMs`)
  * for the pod's address and probes from there, `durationMs` counted from the
  * address. A caller that awaits `ready` before making the pod keeps a Node
  * start out of what it measures.
  */
 export function startProbe(lab: string, node: string, pod: string, host: string, port: number, text: string,
-  opts: { intervalMs: number; count: number; durationMs: number; attemptTimeoutMs?: number; stopAfterFailures?: number; addressWaitMs: number }): StartedProbe {
-  const args = [host, String(port), text, '--interval', String(opts.intervalMs), '--count', String(opts.count),
-    '--duration', String(opts.durationMs), '--attempt-timeout', String(opts.attemptTimeoutMs ?? 400),
-    '--stop-after-failures', String(opts.stopAfterFailures ?? 0), '--wait-for-address', String(opts.addressWaitMs)];
+  opts: ProbePace & { addressWaitMs: number }): StartedProbe {
+  const args = [...probeArgs(host, port, text, opts), '--wait-for-address', String(opts.addressWaitMs)];
   const proc = spawn(nodeScriptArgv('lab/apps/probe.ts', args), {
     ...podPlace(lab, node, pod), cwd: REPO_ROOT, env: { [TAG_ENV]: processTag(lab, node, 'pod-app') },
   });

@@ -21,8 +21,8 @@ export interface PodAddOptions {
   serviceAccount?: string;
   /** Reuse a given address (the identity-confusion scenario needs it). */
   ip?: string;
-  /** The pod's namespace was made ahead by makePodNetns (an app already waits in it). */
-  netnsMade?: boolean;
+  /** The pod's namespace, veth and programs were made ahead by stagePod (an app may already wait in it). */
+  staged?: boolean;
 }
 
 async function labState(lab: string): Promise<LabState> {
@@ -80,19 +80,19 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
   const labels = podLabels({ labels: opts.labels, namespace: opts.namespace ?? 'default', serviceAccount: opts.serviceAccount ?? 'default' });
 
   // Recorded first, so `down` finds the namespace even if we crash midway.
-  if (!opts.netnsMade) {
+  if (!opts.staged) {
     state.netns.push(netns);
     await writeState(state);
   } else if (!state.netns.includes(netns)) {
-    throw new Error(`pod "${opts.pod}" has no namespace made ahead in lab "${opts.lab}"`);
+    throw new Error(`pod "${opts.pod}" was not staged in lab "${opts.lab}"`);
   }
   try {
-    if (!opts.netnsMade) await run(['ip', 'netns', 'add', netns]);
-    await ipBatch(lxcLines({ lxc, lxcMac, podMac, netns, ip }), node.netns);
-    // The programs before the pod's address and route: an app already in the namespace
-    // (the exposure window's probe) must never send through an unguarded veth. Until
-    // the agent writes the endpoint, the programs drop its packets (fail-closed).
-    await attachEndpoints(node.netns, [lxc], names.nodeProgPins(opts.lab, node.name));
+    const lines = lxcLines({ lxc, lxcMac, podMac, netns, ip });
+    if (!opts.staged) {
+      await run(['ip', 'netns', 'add', netns]);
+      await stageVeth(node.netns, lines, lxc, names.nodeProgPins(opts.lab, node.name));
+    }
+    await ipBatch(lines.slice(VETH_LINES), node.netns);
     await ipBatch(podLines(state.podRange, { ip, lxcMac }), netns);
     const ep = await registerPod(opts.lab, { pod: opts.pod, node: node.name, ip, labels });
     const { [NAMESPACE_LABEL]: _ns, [SERVICE_ACCOUNT_LABEL]: _sa, ...plain } = labels;
@@ -110,19 +110,42 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
   }
 }
 
+/** The lines of lxcLines that need no address: the veth pair, up. The rest (route, neighbour) come with the IP. */
+const VETH_LINES = 3;
+
 /**
- * Makes a pod's namespace ahead of its pod (then addPod with `netnsMade`), so
- * an app can already run in it when the pod appears. Recorded in the state
- * first: `down` removes it even if the pod is never added.
+ * The veth and its programs: the programs before the pod's address and route, so
+ * that an app already in the namespace (the exposure window's probe) never sends
+ * through an unguarded veth. Until the agent writes the endpoint, the programs
+ * drop its packets (fail-closed).
  */
-export async function makePodNetns(lab: string, pod: string): Promise<void> {
+async function stageVeth(nodeNetns: string, lines: string[], lxc: string, pins: string): Promise<void> {
+  await ipBatch(lines.slice(0, VETH_LINES), nodeNetns);
+  await attachEndpoints(nodeNetns, [lxc], pins);
+}
+
+/**
+ * Makes a pod ahead of its address (then addPod with `staged`): its namespace,
+ * its veth with the programs on it, no IP, no route, unknown to the control
+ * plane. An app can already wait in it, and the pod's add is then only the
+ * address, the route and the registration (the exposure window re-uses an IP
+ * that fast). Recorded in the state first: `down` removes it even if the pod
+ * is never added.
+ */
+export async function stagePod(lab: string, node: string, pod: string): Promise<void> {
   await withStateLock(lab, async () => {
     const state = await labState(lab);
+    const n = state.nodes.find((x) => x.name === node);
+    if (!n) throw new Error(`lab "${lab}" has no node "${node}" (valid: ${state.nodes.map((x) => x.name).join(', ')})`);
     const netns = names.podNetns(lab, pod);
     if (state.pods.some((p) => p.name === pod) || state.netns.includes(netns)) throw new Error(`pod "${pod}" already exists in lab "${lab}"`);
     state.netns.push(netns);
     await writeState(state);
     await run(['ip', 'netns', 'add', netns]);
+    const lxc = names.lxcIfname(pod);
+    // No IP yet: lxcLines' first lines do not use it.
+    const lines = lxcLines({ lxc, lxcMac: names.macAddress(lab, pod, 'lxc'), podMac: names.macAddress(lab, pod, 'pod'), netns, ip: '0.0.0.0' });
+    await stageVeth(n.netns, lines, lxc, names.nodeProgPins(lab, n.name));
   });
 }
 

@@ -18,7 +18,7 @@
 // the heal), a tunnel lab, and a native lab with short SVIDs.
 import { resolve } from 'node:path';
 import { startProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
-import { addPod, deletePod, makePodNetns, partitionNode } from '../compose/pods.ts';
+import { addPod, deletePod, partitionNode, stagePod } from '../compose/pods.ts';
 import { setDelay } from '../control/client.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
@@ -155,11 +155,11 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
   const before = await entryOf();
   if (!before || before.expiration.getTime() <= Date.now()) row.problems.push('n2 holds no live auth entry for (server, client, n1)');
 
-  // The intruder's namespace first, and the probe in it, waiting for the pod's address:
+  // The intruder staged first (namespace, veth, programs), and the probe in it, waiting for its address:
   // t0 (the delete) comes after the probe runs, so the time a Node process takes to
   // start is never part of the window; the probe tries from the first moment the pod
   // can send.
-  await makePodNetns(lab.lab, spec.intruder);
+  await stagePod(lab.lab, 'n1', spec.intruder);
   const probe = startProbe(lab.lab, 'n1', spec.intruder, serverIp, PORT, `window-${spec.intruder}`, {
     intervalMs: PROBE_INTERVAL_MS, count: Math.ceil(spec.probeMs / PROBE_INTERVAL_MS) + 1, durationMs: spec.probeMs,
     stopAfterFailures: STOP_AFTER_FAILURES, addressWaitMs: spec.delayMs + 2 * SETTLE_MS,
@@ -197,7 +197,7 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
         await partitionNode(lab.lab, 'n2', false);
       })();
     }
-    const intruder = await addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp, netnsMade: true });
+    const intruder = await addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp, staged: true });
     intruderAdded = true;
     row.intruderIdentity = intruder.identity;
     if (intruder.identity === row.clientIdentity) row.problems.push('the intruder got the client\'s identity');
