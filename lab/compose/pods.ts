@@ -92,7 +92,8 @@ async function addPodLocked(opts: PodAddOptions): Promise<{ ip: string; identity
       await run(['ip', 'netns', 'add', netns]);
       await stageVeth(node.netns, lines, lxc, names.nodeProgPins(opts.lab, node.name));
     }
-    await ipBatch(lines.slice(VETH_LINES), node.netns);
+    // A staged pod may take over an IP whose old pod is still being torn down (reusePodIp): replace its route.
+    await ipBatch(opts.staged ? lines.slice(VETH_LINES).map((l) => l.replace(/^route add /, 'route replace ')) : lines.slice(VETH_LINES), node.netns);
     await ipBatch(podLines(state.podRange, { ip, lxcMac }), netns);
     const ep = await registerPod(opts.lab, { pod: opts.pod, node: node.name, ip, labels });
     const { [NAMESPACE_LABEL]: _ns, [SERVICE_ACCOUNT_LABEL]: _sa, ...plain } = labels;
@@ -159,6 +160,35 @@ async function deletePodLocked(lab: string, pod: string, node?: string): Promise
   if (!p) throw new Error(`lab "${lab}" has no pod "${pod}" (valid: ${state.pods.map((x) => x.name).join(', ')})`);
   if (node !== undefined && p.node !== node) throw new Error(`pod "${pod}" runs on node ${p.node}, not ${node}`);
   await unregisterPod(lab, pod);
+  await tearDownPod(state, p);
+}
+
+/**
+ * Deletes `oldPod` and gives its IP to a staged pod at once, as an IPAM that
+ * hands a freed address to the next pod does: the delete (the control plane's
+ * endpoint-deleted), then the new pod's route, address and registration, and
+ * only then the old pod's namespace and veth are torn down. The exposure
+ * window's "reuse at once" measures from the delete; no teardown is in it.
+ */
+export async function reusePodIp(lab: string, oldPod: string, next: Omit<PodAddOptions, 'lab' | 'ip' | 'staged'>): Promise<{ ip: string; identity: number; synced: boolean }> {
+  return withStateLock(lab, async () => {
+    const state = await labState(lab);
+    const p = state.pods.find((x) => x.name === oldPod);
+    if (!p) throw new Error(`lab "${lab}" has no pod "${oldPod}" (valid: ${state.pods.map((x) => x.name).join(', ')})`);
+    await unregisterPod(lab, oldPod);
+    // Out of the pods (its IP is free); its namespace stays listed until it is gone.
+    state.pods = state.pods.filter((x) => x.name !== oldPod);
+    await writeState(state);
+    try {
+      return await addPodLocked({ ...next, lab, ip: p.ip, staged: true });
+    } finally {
+      await tearDownPod(await labState(lab), p);
+    }
+  });
+}
+
+/** A pod's processes, veth, programs and namespace, once the control plane no longer has it; then out of the state. */
+async function tearDownPod(state: LabState, p: LabState['pods'][number]): Promise<void> {
   // A process still in the namespace would keep it (and its veth and route) alive.
   const pids = (await run(['ip', 'netns', 'pids', p.netns], { okCodes: [1] })).stdout.split('\n').filter(Boolean).map(Number);
   await stopProcesses(pids);
@@ -172,7 +202,7 @@ async function deletePodLocked(lab: string, pod: string, node?: string): Promise
     await run(['ip', 'link', 'del', p.lxc], { netns: nodeNetns, okCodes: [1] });
   }
   await run(['ip', 'netns', 'delete', p.netns], { okCodes: [1] });
-  state.pods = state.pods.filter((x) => x.name !== pod);
+  state.pods = state.pods.filter((x) => x.name !== p.name);
   state.netns = state.netns.filter((n) => n !== p.netns);
   await writeState(state);
 }

@@ -18,7 +18,7 @@
 // the heal), a tunnel lab, and a native lab with short SVIDs.
 import { resolve } from 'node:path';
 import { startProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
-import { addPod, deletePod, partitionNode, stagePod } from '../compose/pods.ts';
+import { addPod, deletePod, partitionNode, reusePodIp, stagePod } from '../compose/pods.ts';
 import { setDelay } from '../control/client.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
@@ -183,21 +183,30 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
     lab.say(`[${lab.lab}] ${spec.case}: delete ${spec.client} (${clientIp}), ${spec.holdReuse ? 'reuse its IP once n2 has the update' : 'reuse its IP at once'}`);
     if (partition === 'none') await setDelay(lab.lab, 'n2', spec.delayMs);
     else await partitionNode(lab.lab, 'n2', true);
-    await deletePod(lab.lab, spec.client);
     // Only to schedule the heal; every time reported comes from the logs and events.
     const deletedLocal = Date.now();
+    const scheduleHeal = () => {
+      if (partition === 'until-heal') {
+        heal = (async () => {
+          await sleep(Math.max(0, deletedLocal + (spec.healAfterMs ?? HEAL_AFTER_MS) - Date.now()));
+          healRequested = Date.now();
+          await partitionNode(lab.lab, 'n2', false);
+        })();
+      }
+    };
+    const next = { node: 'n1', pod: spec.intruder, labels: { app: 'intruder' } };
+    let intruder: Awaited<ReturnType<typeof addPod>>;
     if (spec.holdReuse) {
+      await deletePod(lab.lab, spec.client);
+      scheduleHeal();
       const gone = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', clientIp)) === undefined ? true : undefined), spec.delayMs + SETTLE_MS);
       if (!gone) row.problems.push('n2 never dropped the client\'s ipcache entry');
+      intruder = await addPod({ lab: lab.lab, ...next, ip: clientIp, staged: true });
+    } else {
+      // The delete and the IP's reuse at once; the client's teardown comes after.
+      scheduleHeal();
+      intruder = await reusePodIp(lab.lab, spec.client, next);
     }
-    if (partition === 'until-heal') {
-      heal = (async () => {
-        await sleep(Math.max(0, deletedLocal + (spec.healAfterMs ?? HEAL_AFTER_MS) - Date.now()));
-        healRequested = Date.now();
-        await partitionNode(lab.lab, 'n2', false);
-      })();
-    }
-    const intruder = await addPod({ lab: lab.lab, node: 'n1', pod: spec.intruder, labels: { app: 'intruder' }, ip: clientIp, staged: true });
     intruderAdded = true;
     row.intruderIdentity = intruder.identity;
     if (intruder.identity === row.clientIdentity) row.problems.push('the intruder got the client\'s identity');
