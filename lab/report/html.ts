@@ -18,22 +18,12 @@ import { ladderLegend, renderLadder } from './ladder.ts';
 import { renderTopology } from './topology-svg.ts';
 import { goalsTable, matrixLegend, renderMatrix, renderRatioBars, renderWindowPlot } from './charts.ts';
 import { gatherEvidence, type ReportEvidence } from './gather.ts';
+import { CLAIM_TEXT } from '../scenarios/claims.ts';
 
 export { esc };
 
-/** The lab's claims, as the scenarios name them (README: What the scenarios show). */
-export const CLAIMS: Record<string, string> = {
-  C1: 'the first packet of an unauthenticated flow is dropped (189); TCP recovers on SYN retransmit, UDP loses it',
-  C2: `the handshake runs between node agents (TLS 1.3, ${AUTH_PORT}, SPIFFE), not between pods, and closes at once`,
-  C3: 'after the handshake the payload crosses the underlay in plaintext',
-  C4: `WireGuard: only UDP ${WG_PORT} on the underlay; same-node unencrypted; keys per node`,
-  C5: 'identity confusion through a stale ipcache and IP reuse (native routing)',
-  C6: 'which modes stop identity confusion',
-  C7: 'per-connection mTLS keeps payload encrypted and is not fooled by IP reuse',
-  C8: 'sockmap carries same-node payload past the veths',
-  C9: 'an auth entry outlives its flow until certificate expiry; rotation, revocation, GC',
-  C10: 'eventual consistency leaves a measurable exposure window',
-};
+/** The lab's claims, in the words of the demo's claims table. */
+export const CLAIMS: Record<string, string> = CLAIM_TEXT;
 
 const CSS = `
 body{font:14px/1.45 system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
