@@ -1,11 +1,16 @@
 // The servers a benchmark runs in its pods (sockperf, iperf3, socat): tagged
 // so that `mtless down` stops them if the benchmark dies, and started only once
-// they listen.
+// they listen; and the sockperf and iperf3 clients that measure against them.
 import type { PodPlan } from '../core/plan.ts';
 import { processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
 import { run } from '../kernel/run.ts';
 import { spawn } from '../kernel/spawn.ts';
+import { parseIperf3, parseSockperf } from './tool-output.ts';
+
+/** The benchmarks' server ports in their pods. */
+export const SOCKPERF_PORT = 11111;
+export const IPERF_PORT = 5201;
 
 export interface PodServer {
   stop(): Promise<void>;
@@ -47,5 +52,31 @@ export async function startPodServer(netns: string, argv: string[], port: number
       throw new Error(`${argv.join(' ')} not listening on :${port} after ${deadlineMs} ms: ${output.trim().slice(-400)}`);
     }
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** sockperf ping-pong over TCP from `clientNetns` to the sockperf server on `serverIp`, for `seconds`. */
+export async function sockperfRun(clientNetns: string, serverIp: string, seconds: number) {
+  const r = await run(['sockperf', 'pp', '--tcp', '--full-rtt', '-i', serverIp, '-p', String(SOCKPERF_PORT), '-t', String(seconds)], {
+    netns: clientNetns,
+    timeout: (seconds + 15) * 1000,
+  });
+  return parseSockperf(r.stdout + '\n' + r.stderr);
+}
+
+/** One iperf3 run from `clientNetns` to the iperf3 server on `serverIp`, for `seconds`. */
+export async function iperfRun(clientNetns: string, serverIp: string, seconds: number): Promise<{ throughputGbps: number; retransmits: number }> {
+  // The server serves one test at a time and may still be closing the last one: one retry.
+  for (let attempt = 1; ; attempt++) {
+    const r = await run(['iperf3', '-c', serverIp, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000'], {
+      netns: clientNetns,
+      timeout: (seconds + 15) * 1000,
+      okCodes: [1],
+    });
+    const out = parseIperf3(r.stdout);
+    if (!out) throw new Error(`iperf3 printed no JSON: ${(r.stderr || r.stdout).trim().slice(0, 400)}`);
+    if (!out.error && out.throughputGbps !== undefined) return { throughputGbps: out.throughputGbps, retransmits: out.retransmits };
+    if (attempt >= 2 || !/busy/i.test(out.error ?? '')) throw new Error(`iperf3 failed: ${out.error ?? 'no result'}`);
+    await new Promise((r) => setTimeout(r, 300));
   }
 }

@@ -12,7 +12,8 @@ import {
   carrierMinimum, carrierProblem, linkTxBytes, roundOrder, summarizeMode, timedConnections, wireConnections, wireguardCosts, withWireTimes,
   type BenchModesReport, type ModeRun, type TimedConnection,
 } from '../../lab/bench/modes/report.ts';
-import { ECHO_PORT, IPERF_PORT, MODE_SPECS, modeTopology, SOCKPERF_PORT, type BenchMode } from '../../lab/bench/modes/topology.ts';
+import { ECHO_PORT, MODE_SPECS, modeTopology, type BenchMode } from '../../lab/bench/modes/topology.ts';
+import { IPERF_PORT, SOCKPERF_PORT } from '../../lab/bench/pod-server.ts';
 import { AUTH_TYPE_SPIRE } from '../../lab/abi/generated.ts';
 import { compilePolicies } from '../../lab/policy/compile.ts';
 import { allocateIdentities } from '../../lab/policy/identity.ts';

@@ -44,8 +44,7 @@ import { allocateIdentities } from '../../policy/identity.ts';
 import { loadTopologyFile } from '../../topology/validate.ts';
 import { busyFraction, cpuTimes, hostFacts, loadavg, waitForQuietHost } from '../host.ts';
 import { refuseLeftovers } from '../leftovers.ts';
-import { benchTag, startPodServer, type PodServer } from '../pod-server.ts';
-import { parseIperf3, parseSockperf } from '../tool-output.ts';
+import { benchTag, IPERF_PORT, iperfRun, SOCKPERF_PORT, sockperfRun, startPodServer, type PodServer } from '../pod-server.ts';
 import { benchMapIo, type MapIoReps } from './map-io.ts';
 import { measureProgramCost } from './program-cost.ts';
 import { PROGRAMS } from '../../abi/layouts.ts';
@@ -56,8 +55,6 @@ import {
 
 export const DATAPATH_LAB = 'bench-dp';
 export const DATAPATH_TOPOLOGY = 'topologies/two-node.yaml';
-export const SOCKPERF_PORT = 11111;
-export const IPERF_PORT = 5201;
 
 export interface BenchDatapathOptions {
   /** A/B rounds; each measures both modes once. Default 3. */
@@ -123,8 +120,8 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     servers.push(await startPodServer(server.netns, ['iperf3', '-s', '-B', server.ip, '-p', String(IPERF_PORT)], IPERF_PORT, tag));
 
     // Warm-up (not measured): first connections, page cache, CPU frequency.
-    await sockperfRun(client, server, 1);
-    await iperfRun(client, server, 1);
+    await sockperfRun(client.netns, server.ip, 1);
+    await iperfRun(client.netns, server.ip, 1);
 
     let current: Setting = modes[0]!;
     for (let round = 1; round <= rounds; round++) {
@@ -244,8 +241,8 @@ async function hookPrograms(node: NodePlan, lxc: string): Promise<string[]> {
 async function measureRun(lab: string, plan: LabPlan, client: PodPlan, server: PodPlan, seconds: number, round: number, mode: DatapathMode): Promise<Omit<DatapathRun, 'backgroundBusy'>> {
   const before = await programPackets(lab, plan);
   const cpu0 = await cpuTimes();
-  const lat = await sockperfRun(client, server, seconds);
-  const thr = await iperfRun(client, server, seconds);
+  const lat = await sockperfRun(client.netns, server.ip, seconds);
+  const thr = await iperfRun(client.netns, server.ip, seconds);
   const cpu1 = await cpuTimes();
   const after = await programPackets(lab, plan);
   return {
@@ -263,7 +260,7 @@ async function measureLiveCost(plan: LabPlan, client: PodPlan, server: PodPlan, 
   const pins = plan.nodes.flatMap((n) => [PROGRAMS.fromContainer, PROGRAMS.toContainer].map((p) => `${nodeProgPins(plan.lab, n.name)}/${p}`));
   return withRunTimeStats(async () => {
     const before = await programRunTime(pins);
-    const lat = await sockperfRun(client, server, seconds);
+    const lat = await sockperfRun(client.netns, server.ip, seconds);
     const after = await programRunTime(pins);
     const runs = after.runs - before.runs;
     if (runs <= 0 || lat.roundTrips <= 0) throw new Error(`no program runs counted during the live-cost run (${runs} runs, ${lat.roundTrips} round trips)`);
@@ -278,26 +275,3 @@ async function programPackets(lab: string, plan: LabPlan): Promise<bigint> {
   return sum;
 }
 
-async function sockperfRun(client: PodPlan, server: PodPlan, seconds: number) {
-  const r = await run(['sockperf', 'pp', '--tcp', '--full-rtt', '-i', server.ip, '-p', String(SOCKPERF_PORT), '-t', String(seconds)], {
-    netns: client.netns,
-    timeout: (seconds + 15) * 1000,
-  });
-  return parseSockperf(r.stdout + '\n' + r.stderr);
-}
-
-async function iperfRun(client: PodPlan, server: PodPlan, seconds: number): Promise<{ throughputGbps: number; retransmits: number }> {
-  // The server serves one test at a time and may still be closing the last one: one retry.
-  for (let attempt = 1; ; attempt++) {
-    const r = await run(['iperf3', '-c', server.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000'], {
-      netns: client.netns,
-      timeout: (seconds + 15) * 1000,
-      okCodes: [1],
-    });
-    const out = parseIperf3(r.stdout);
-    if (!out) throw new Error(`iperf3 printed no JSON: ${(r.stderr || r.stdout).trim().slice(0, 400)}`);
-    if (!out.error && out.throughputGbps !== undefined) return { throughputGbps: out.throughputGbps, retransmits: out.retransmits };
-    if (attempt >= 2 || !/busy/i.test(out.error ?? '')) throw new Error(`iperf3 failed: ${out.error ?? 'no result'}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}

@@ -38,13 +38,12 @@ import { dfString, frames } from '../../capture/assert.ts';
 import type { Topology } from '../../topology/model.ts';
 import { busyFraction, cpuTimes, hostFacts, loadavg, waitForQuietHost } from '../host.ts';
 import { refuseLeftovers } from '../leftovers.ts';
-import { benchTag, startPodServer, type PodServer } from '../pod-server.ts';
-import { parseIperf3, parseSockperf } from '../tool-output.ts';
+import { benchTag, IPERF_PORT, iperfRun, SOCKPERF_PORT, sockperfRun, startPodServer, type PodServer } from '../pod-server.ts';
 import {
   linkTxBytes, roundOrder, summarizeMode, timedConnections, wireConnections, wireguardCosts, withWireTimes,
   type BenchModesReport, type Carrier, type ModeRun, type TimedConnection,
 } from './report.ts';
-import { ECHO_PORT, IPERF_PORT, MODE_SPECS, MODES_LAB, modeTopology, pairPod, SOCKPERF_PORT, type BenchMode, type ModeSpec } from './topology.ts';
+import { ECHO_PORT, MODE_SPECS, MODES_LAB, modeTopology, pairPod, type BenchMode, type ModeSpec } from './topology.ts';
 
 export interface BenchModesOptions {
   /** Rounds of RR + throughput through every lab. Default 3. */
@@ -129,8 +128,8 @@ export async function benchModes(opts: BenchModesOptions = {}): Promise<BenchMod
       m.servers.push(await startPodServer(m.server.netns, ['iperf3', '-s', '-B', m.server.ip, '-p', String(IPERF_PORT)], IPERF_PORT, tag));
       m.echo = await startEchoServer(m.lab, 'server', 'tcp', ECHO_PORT);
       // Warm-up (not measured): authenticates client → server (the first SYN of an auth mode waits one RTO), first connections, caches.
-      await sockperfRun(m, 1);
-      await iperfRun(m, 1);
+      await sockperfRun(m.client.netns, m.server.ip, 1);
+      await iperfRun(m.client.netns, m.server.ip, 1);
       log(`${m.spec.mode}: lab ${m.lab} up, servers listening, warmed up`);
     }
 
@@ -234,8 +233,8 @@ async function bringUp(spec: ModeSpec, topology: Topology, signal?: AbortSignal)
 async function measureRun(m: ModeLab, round: number, seconds: number, backgroundBusy: number): Promise<ModeRun> {
   const before = await carrier(m);
   const cpu0 = await cpuTimes();
-  const lat = await sockperfRun(m, seconds);
-  const thr = await iperfRun(m, seconds);
+  const lat = await sockperfRun(m.client.netns, m.server.ip, seconds);
+  const thr = await iperfRun(m.client.netns, m.server.ip, seconds);
   const cpu1 = await cpuTimes();
   const after = await carrier(m);
   return {
@@ -267,26 +266,3 @@ async function carrier(m: ModeLab): Promise<Carrier> {
   return { what: `n1 ${dev} tx bytes`, count: bytes };
 }
 
-async function sockperfRun(m: ModeLab, seconds: number) {
-  const r = await run(['sockperf', 'pp', '--tcp', '--full-rtt', '-i', m.server.ip, '-p', String(SOCKPERF_PORT), '-t', String(seconds)], {
-    netns: m.client.netns,
-    timeout: (seconds + 15) * 1000,
-  });
-  return parseSockperf(r.stdout + '\n' + r.stderr);
-}
-
-async function iperfRun(m: ModeLab, seconds: number): Promise<{ throughputGbps: number; retransmits: number }> {
-  // The server serves one test at a time and may still be closing the last one: one retry.
-  for (let attempt = 1; ; attempt++) {
-    const r = await run(['iperf3', '-c', m.server.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '3000'], {
-      netns: m.client.netns,
-      timeout: (seconds + 15) * 1000,
-      okCodes: [1],
-    });
-    const out = parseIperf3(r.stdout);
-    if (!out) throw new Error(`iperf3 printed no JSON: ${(r.stderr || r.stdout).trim().slice(0, 400)}`);
-    if (!out.error && out.throughputGbps !== undefined) return { throughputGbps: out.throughputGbps, retransmits: out.retransmits };
-    if (attempt >= 2 || !/busy/i.test(out.error ?? '')) throw new Error(`iperf3 failed: ${out.error ?? 'no result'}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}

@@ -9,14 +9,13 @@
 //           `authentication: required` unless the mode authenticates
 //           otherwise (the mesh) or not at all (the floor).
 import { DEFAULT_ADDRESSING, type Encryption, type Pod, type Topology } from '../../topology/model.ts';
+import { IPERF_PORT, SOCKPERF_PORT } from '../pod-server.ts';
 
 export type BenchMode = 'floor' | 'native' | 'native-wireguard' | 'tunnel' | 'tunnel-wireguard' | 'per-connection-mtls';
 
 export const MODES_LAB = 'bench-modes';
 /** The echo server the timed connections reach (lab/apps/echo.ts). */
 export const ECHO_PORT = 8080;
-export const SOCKPERF_PORT = 11111;
-export const IPERF_PORT = 5201;
 
 export interface ModeSpec {
   mode: BenchMode;
