@@ -8,6 +8,23 @@ import { run } from '../kernel/run.ts';
 import { spawn } from '../kernel/spawn.ts';
 import { parseIperf3, parseSockperf } from './tool-output.ts';
 
+/** What one sockperf run and one iperf3 run between two pods measured, with the host's CPU around them. */
+export interface PathSample {
+  /** sockperf pp --tcp --full-rtt, µs. */
+  rttP50Us: number;
+  rttAvgUs: number;
+  rttP99Us: number;
+  /** Round trips sockperf counted in its valid window. */
+  roundTrips: number;
+  /** iperf3 receiver side, Gbit/s. */
+  throughputGbps: number;
+  retransmits: number;
+  /** Host CPU busy fraction (0..1) during the runs (ours included). */
+  hostBusy: number;
+  /** Host CPU busy fraction just before the runs, while the lab was idle: other jobs on the machine. */
+  backgroundBusy: number;
+}
+
 /** The benchmarks' server ports in their pods. */
 export const SOCKPERF_PORT = 11111;
 export const IPERF_PORT = 5201;

@@ -8,6 +8,7 @@ import type { ProgramName } from '../../datapath/maps.ts';
 import type { PolicyMode } from '../../datapath/load.ts';
 import type { TcAttachMode } from '../../kernel/tc.ts';
 import type { GoalCheck } from '../goal.ts';
+import type { PathSample } from '../pod-server.ts';
 import { QUIET_BUSY } from '../host.ts';
 import { formatSummary, median, ratios, summarize, type Summary } from '../stats.ts';
 import { signed } from '../text.ts';
@@ -18,26 +19,13 @@ export const DATAPATH_GOAL_OVERHEAD_PCT = 5;
 export type DatapathMode = 'attached' | 'detached';
 
 /** One client run in one mode. */
-export interface DatapathRun {
+export interface DatapathRun extends PathSample {
   round: number;
   mode: DatapathMode;
   /** How the programs were attached (attached runs); reports from before tcx have none: clsact. */
   attach?: TcAttachMode;
-  /** sockperf --full-rtt, µs. */
-  rttP50Us: number;
-  rttAvgUs: number;
-  rttP99Us: number;
-  /** Round trips sockperf counted in its valid window. */
-  roundTrips: number;
-  /** iperf3 receiver side, Gbit/s. */
-  throughputGbps: number;
-  retransmits: number;
   /** Packets the programs counted (cilium_metrics, both nodes) during the two client runs. */
   programPackets: number;
-  /** Host CPU busy fraction (0..1) during the runs (ours included: iperf3 alone fills both CPUs). */
-  hostBusy: number;
-  /** Host CPU busy fraction just before the runs, while the lab was idle: other jobs on the machine. */
-  backgroundBusy: number;
 }
 
 export interface ModeSummary {

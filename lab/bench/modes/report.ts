@@ -4,6 +4,7 @@
 // user-space WireGuard costs beside the same routing without it. Pure.
 import { median, ratios, summarize, type Summary } from '../stats.ts';
 import type { BenchMode } from './topology.ts';
+import type { PathSample } from '../pod-server.ts';
 
 /** What proves a run took its mode's path: bytes through the mode's device on n1, or connections through the mesh proxies. */
 export interface Carrier {
@@ -13,22 +14,10 @@ export interface Carrier {
 }
 
 /** One round of one mode: a sockperf run, then an iperf3 run, client → server. */
-export interface ModeRun {
+export interface ModeRun extends PathSample {
   round: number;
   mode: BenchMode;
-  /** sockperf pp --tcp --full-rtt, µs. */
-  rttP50Us: number;
-  rttAvgUs: number;
-  rttP99Us: number;
-  roundTrips: number;
-  /** iperf3 receiver side. */
-  throughputGbps: number;
-  retransmits: number;
   carrier: Carrier;
-  /** Host CPU busy fraction just before the run (other jobs; the labs are idle then). */
-  backgroundBusy: number;
-  /** Host CPU busy fraction during the run (ours included). */
-  hostBusy: number;
 }
 
 /** One timed connection of a new identity pair's pod (lab/apps/probe.ts --sequential). */
