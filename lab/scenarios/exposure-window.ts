@@ -53,9 +53,9 @@ const WINDOW_PROFILES: Record<ScenarioProfile, WindowProfile> = {
   demo: { delays: [0, 1000, 3000], held: 2000, tunnel: 2000, healAfter: 1000, sideAfterNative: false },
 };
 /** SVID lifetime of the expiry lab: the auth entry then expires within seconds. */
-export const SHORT_SVID_TTL_MS = 10_000;
+export const SHORT_SVID_TTL_MS = 20_000;
 /** The expiry case starts when the entry has this long left (its end is then seconds after t0). */
-const MIN_ENTRY_LIFE_MS = 6000;
+const MIN_ENTRY_LIFE_MS = 12_000;
 /** A bound on waits for the control plane and agents, which usually take milliseconds. */
 const SETTLE_MS = 30_000;
 
