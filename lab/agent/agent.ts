@@ -201,18 +201,21 @@ export class NodeAgent {
   private applySnapshot(snap: ClusterSnapshot): Promise<void> {
     this.applying = this.applying.then(async () => {
       if (this.snapshot && snap.version < this.snapshot.version) return;
+      const started = performance.now();
       try {
         const { plan, identities } = planFromSnapshot(this.cfg.lab, snap);
         const state = compileNodeState(plan, this.cfg.node, identities);
-        const ifindexes = await readIfindexes(nodeNetns(this.cfg.lab, this.cfg.node));
+        // The writer's helper runs in this node's namespace and lists its links; bpftool cannot.
+        const ifindexes = (await this.writer.ifindexes()) ?? (await readIfindexes(nodeNetns(this.cfg.lab, this.cfg.node)));
         // Endpoints whose veth is not there yet are written on a later snapshot.
         state.endpoints = state.endpoints.filter((e) => ifindexes.has(e.lxc));
         state.policy = state.policy.filter((e) => ifindexes.has(e.lxc));
-        const stats = await writeNodeState(this.cfg.lab, this.cfg.node, state, ifindexes);
+        const stats = await writeNodeState(this.cfg.lab, this.cfg.node, state, ifindexes, { io: this.writer });
         const first = !this.snapshot;
         this.snapshot = snap;
         this.compiled = state;
-        this.log('maps-synced', { version: snap.version, ...stats });
+        // syncMs: from the snapshot's turn to the last map write (what a peer waits for).
+        this.log('maps-synced', { version: snap.version, ...stats, syncMs: Math.round((performance.now() - started) * 10) / 10 });
         await this.wireguard?.onSnapshot(snap);
         await this.ensureSvids();
         // `mtless up` waits for this line: maps written and SVIDs held, handshakes can succeed.
@@ -271,13 +274,13 @@ export class NodeAgent {
         const life = svid.notAfter.getTime() - svid.notBefore.getTime();
         if (now < svid.notBefore.getTime() + life * this.cfg.rotateAtFraction) continue;
         if (!(await this.fetchSvid(id, 'rotation'))) continue; // keep the old one; retried next tick
-        for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => [])) {
+        for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node, this.writer).catch(() => [])) {
           if (entry.key.localSecLabel === id || entry.key.remoteSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
         }
       }
       // A bpftool dump costs a process and milliseconds of this loop's time:
       // only when an entry this agent wrote may be due (the map stays the truth).
-      if (this.refreshMayBeDue(Date.now())) this.refreshPeerBounded(await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => []), Date.now());
+      if (this.refreshMayBeDue(Date.now())) this.refreshPeerBounded(await dumpAuth(this.cfg.lab, this.cfg.node, this.writer).catch(() => []), Date.now());
     } finally {
       this.rotating = false;
     }
@@ -438,7 +441,7 @@ export class NodeAgent {
     const requires = (l: number, r: number) => required.has(`${l}:${r}`) || required.has(`${l}:0`);
     let removed = 0;
     const now = Date.now();
-    for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node).catch(() => [])) {
+    for (const entry of await dumpAuth(this.cfg.lab, this.cfg.node, this.writer).catch(() => [])) {
       const { key } = entry;
       let why: string | undefined;
       if (entry.expiration.getTime() <= now) why = 'expired';

@@ -1,6 +1,6 @@
 // The auth map (cilium_auth_map), the one place it is written: an entry after
 // a handshake (authEntryWrite), deleted on revocation and GC, listed.
-import { applyBatch, dumpMap, mapDelete, type MapOp } from './bpftool.ts';
+import { applyBatch, BPFTOOL_IO, mapDelete, type MapIo, type MapOp } from './bpftool.ts';
 import {
   AUTH_EXPIRATION_SHIFT,
   AUTH_INFO_CODEC,
@@ -50,8 +50,12 @@ export async function deleteAuthEntry(lab: string, node: string, key: AuthKey): 
   return mapDelete(mapPin(lab, node, 'cilium_auth_map'), encodeAuthKey(key));
 }
 
-/** Every auth entry of the node. */
-export async function dumpAuth(lab: string, node: string): Promise<AuthEntry[]> {
-  const rows = await dumpMap(mapPin(lab, node, 'cilium_auth_map'), AUTH_KEY_CODEC, AUTH_INFO_CODEC);
-  return rows.map(({ key, value }) => ({ key, expiration: fromAuthExpiration(value.expiration), expirationRaw: value.expiration }));
+/** Every auth entry of the node (`io`: the agent reads through its long-lived writer). */
+export async function dumpAuth(lab: string, node: string, io: Pick<MapIo, 'dump'> = BPFTOOL_IO): Promise<AuthEntry[]> {
+  const rows = await io.dump(mapPin(lab, node, 'cilium_auth_map'));
+  return rows.map((row) => {
+    const key = AUTH_KEY_CODEC.decode(row.key);
+    const value = AUTH_INFO_CODEC.decode(row.value);
+    return { key, expiration: fromAuthExpiration(value.expiration), expirationRaw: value.expiration };
+  });
 }

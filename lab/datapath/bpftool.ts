@@ -59,6 +59,15 @@ export async function dumpMapRaw(pin: string): Promise<{ key: Buffer; value: Buf
   return (await dumpRaw(pin)).map((rec) => ({ key: bytesFromJson(rec.key), value: bytesFromJson(rec.value ?? []) }));
 }
 
+/**
+ * How a caller reads and writes maps in bulk: bpftool processes (BPFTOOL_IO),
+ * or a long-lived MapWriter (the agent's, no process per call).
+ */
+export interface MapIo {
+  dump(pin: string): Promise<{ key: Buffer; value: Buffer }[]>;
+  applyAll(ops: readonly MapOp[]): Promise<void>;
+}
+
 /** Every entry of a per-CPU map, one value per CPU. */
 export async function dumpPerCpuMap<K, V>(pin: string, key: Codec<K>, value: Codec<V>): Promise<{ key: K; values: V[] }[]> {
   return (await dumpRaw(pin)).map((rec) => ({
@@ -82,7 +91,7 @@ export function opLine(op: MapOp): string {
  * failing command (a delete of a missing key fails too), so callers delete
  * only keys they have just seen in a dump. The error names the failing line.
  */
-export async function applyBatch(ops: MapOp[]): Promise<void> {
+export async function applyBatch(ops: readonly MapOp[]): Promise<void> {
   if (ops.length === 0) return;
   const lines = ops.map(opLine);
   try {
@@ -148,3 +157,6 @@ export async function mapInfo(pin: string): Promise<MapInfo> {
   };
   return { id: m.id, name: m.name, type: m.type, bytesKey: m.bytes_key, bytesValue: m.bytes_value, maxEntries: m.max_entries, flags: m.flags ?? 0 };
 }
+
+/** One bpftool process per dump and one batch for the writes. */
+export const BPFTOOL_IO: MapIo = { dump: dumpMapRaw, applyAll: applyBatch };

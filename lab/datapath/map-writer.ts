@@ -4,8 +4,10 @@
 // `mtless bench auth`). bpf/build/map-batch speaks bpftool's batch lines and
 // JSON answers with each pin kept open (one bpf(2) call a line); without it
 // (BPF tools not built) a `bpftool -j batch file -` does the same, slower.
+// The agent's map syncs go through it too: its dumps and its interface list
+// (the helper's `link list`) cost no process per sync.
 
-import { opLine, type MapOp } from './bpftool.ts';
+import { bytesFromJson, opLine, type MapOp } from './bpftool.ts';
 import { JsonObjectStream } from './events.ts';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 import { existsSync } from 'node:fs';
@@ -22,8 +24,14 @@ export function mapWriterArgv(helperExists = existsSync(MAP_BATCH_HELPER)): stri
 
 interface Pending {
   line: string;
-  resolve: () => void;
+  resolve: (output: unknown) => void;
   reject: (e: Error) => void;
+}
+
+/** A dump's entry as bpftool -j prints it. */
+interface DumpRecord {
+  key: (string | number)[];
+  value?: (string | number)[];
 }
 
 interface Worker {
@@ -37,9 +45,44 @@ export class MapWriter {
   /** `argv`: the writer to run (tests run both); default mapWriterArgv(). */
   constructor(private readonly argv?: string[]) {}
 
+  /** `argv`'s writer is the lab's helper (which also lists links), not bpftool. */
+  private get isHelper(): boolean {
+    return (this.argv ?? mapWriterArgv())[0] === MAP_BATCH_HELPER;
+  }
+
   /** Applies one change; resolves once bpftool has answered for it. */
-  apply(op: MapOp): Promise<void> {
-    const line = opLine(op);
+  async apply(op: MapOp): Promise<void> {
+    await this.request(opLine(op));
+  }
+
+  /**
+   * Applies the changes in order, every line sent at once (one pipe write,
+   * answers read as they come). Like a batch, the writer stops at the first
+   * failure; the error names the failing line.
+   */
+  async applyAll(ops: readonly MapOp[]): Promise<void> {
+    await Promise.all(ops.map((op) => this.request(opLine(op))));
+  }
+
+  /** Every entry of a (non per-CPU) map, as raw bytes. */
+  async dump(pin: string): Promise<{ key: Buffer; value: Buffer }[]> {
+    const out = await this.request(`map dump pinned ${pin}`);
+    if (!Array.isArray(out)) throw new Error(`map dump of ${pin}: no entries in the answer`);
+    return (out as DumpRecord[]).map((rec) => ({ key: bytesFromJson(rec.key), value: bytesFromJson(rec.value ?? []) }));
+  }
+
+  /**
+   * The writer's namespace's interfaces by name (the helper's `link list`);
+   * undefined when the writer is bpftool, which cannot list them.
+   */
+  async ifindexes(): Promise<Map<string, number> | undefined> {
+    if (!this.isHelper) return undefined;
+    const out = (await this.request('link list')) as { ifname: string; ifindex: number }[];
+    return new Map(out.map((l) => [l.ifname, l.ifindex]));
+  }
+
+  /** One line; resolves with its answer's output. */
+  private request(line: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const w = this.ensure();
       w.pending.push({ line, resolve, reject });
@@ -67,15 +110,17 @@ export class MapWriter {
     };
     const parser = new JsonObjectStream(
       (value) => {
-        const answer = value as { output?: { error?: string } | null };
+        const answer = value as { output?: { error?: string } | unknown[] | null };
         const p = w.pending.shift();
         if (!p) return;
-        if (answer.output && typeof answer.output === 'object' && answer.output.error) {
+        if (answer.output && typeof answer.output === 'object' && !Array.isArray(answer.output) && answer.output.error) {
           // both end the batch at the first failing command: later writes go to a new one.
           retire();
           child.stdin?.end();
           p.reject(new Error(`bpftool: ${answer.output.error} at: ${p.line}`));
-        } else p.resolve();
+          // Lines after it were never run: their promises fail too, naming the first failure.
+          for (const later of w.pending.splice(0)) later.reject(new Error(`not run: an earlier line failed (${answer.output.error})`));
+        } else p.resolve(answer.output);
       },
       (v) => 'output' in v,
     );

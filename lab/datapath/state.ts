@@ -3,7 +3,7 @@
 import type { LabPlan } from '../core/plan.ts';
 import { compilePolicies, authTypeByte, type Direction } from '../policy/compile.ts';
 import type { IdentityAllocation } from '../policy/identity.ts';
-import { applyBatch, dumpMapRaw, type MapOp } from './bpftool.ts';
+import { BPFTOOL_IO, type MapIo, type MapOp } from './bpftool.ts';
 import {
   DIR_EGRESS,
   DIR_INGRESS,
@@ -133,7 +133,7 @@ export interface WriteStats {
 
 /**
  * Makes the node's maps hold exactly `state`: entries that differ are
- * written, entries the state no longer has are deleted, in one bpftool batch.
+ * written, entries the state no longer has are deleted, in one batch.
  * Idempotent. Policy hit counters survive (only verdict and auth compare).
  */
 export async function writeNodeState(
@@ -141,8 +141,9 @@ export async function writeNodeState(
   node: string,
   state: NodeDatapathState,
   ifindexByLxc: ReadonlyMap<string, number> | Readonly<Record<string, number>>,
-  opts: { only?: StateMap[] } = {},
+  opts: { only?: StateMap[]; io?: MapIo } = {},
 ): Promise<WriteStats> {
+  const io = opts.io ?? BPFTOOL_IO;
   const ifindex = (lxc: string) => {
     const n = ifindexByLxc instanceof Map ? ifindexByLxc.get(lxc) : (ifindexByLxc as Record<string, number>)[lxc];
     if (n === undefined) throw new Error(`no ifindex for ${lxc} on node ${node}`);
@@ -192,7 +193,7 @@ export async function writeNodeState(
   const ops: MapOp[] = [];
   for (const name of opts.only ?? (Object.keys(wanted) as StateMap[])) {
     const { pin, entries, compareBytes } = wanted[name];
-    const current = new Map((await dumpMapRaw(pin)).map((e) => [e.key.toString('hex'), e.value]));
+    const current = new Map((await io.dump(pin)).map((e) => [e.key.toString('hex'), e.value]));
     const same = (a: Buffer, b: Buffer) => (compareBytes ? a.subarray(0, compareBytes).equals(b.subarray(0, compareBytes)) : a.equals(b));
     const keep = new Set<string>();
     for (const e of entries) {
@@ -211,6 +212,6 @@ export async function writeNodeState(
       stats.deleted++;
     }
   }
-  await applyBatch(ops);
+  await io.applyAll(ops);
   return stats;
 }

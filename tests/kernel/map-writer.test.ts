@@ -1,6 +1,7 @@
 // The long-lived map writer, both kinds (bpf/build/map-batch and bpftool's
-// batch): answers per line, survives a failing command; the helper also
-// refuses a key of the wrong size and follows a pin that was replaced.
+// batch): answers per line, survives a failing command, dumps as bpftool
+// does; the helper also refuses a key of the wrong size, follows a pin that
+// was replaced, refuses per-CPU dumps and lists the namespace's links.
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -35,6 +36,19 @@ for (const [kind, argv] of [['map-batch', mapWriterArgv(true)], ['bpftool', mapW
       await t.rejects(writer.apply({ op: 'delete', pin, key: key(99) }), /delete failed/, 'a failing command rejects with the reason');
       await writer.apply({ op: 'delete', pin, key: key(1) });
       t.equal((await dumpMapRaw(pin)).length, 19, 'the writer restarts after a failure and goes on');
+      const sorted = (rows: { key: Buffer; value: Buffer }[]) => rows.map((e) => `${e.key.toString('hex')}=${e.value.toString('hex')}`).sort();
+      t.same(sorted(await writer.dump(pin)), sorted(await dumpMapRaw(pin)), 'its dump holds what bpftool\'s holds, byte for byte');
+      await writer.applyAll([
+        { op: 'update', pin, key: key(40), value: value(40) },
+        { op: 'delete', pin, key: key(2) },
+        { op: 'update', pin, key: key(41), value: value(41) },
+      ]);
+      const after = await writer.dump(pin);
+      t.ok(after.some((e) => e.key[0] === 40) && after.some((e) => e.key[0] === 41) && !after.some((e) => e.key[0] === 2), 'applyAll ran every line, in order');
+      await t.rejects(writer.applyAll([
+        { op: 'delete', pin, key: key(98) },
+        { op: 'update', pin, key: key(42), value: value(42) },
+      ]), /delete failed/, 'applyAll rejects at the first failing line');
       if (kind === 'map-batch') {
         await t.rejects(writer.apply({ op: 'update', pin, key: Buffer.from([1, 0, 0]), value: value(1) }), /key has 3 bytes, value 8: the map takes 4 and 8/, 'a short key is refused');
         await writer.apply({ op: 'update', pin, key: key(30), value: value(30) });
@@ -42,6 +56,15 @@ for (const [kind, argv] of [['map-batch', mapWriterArgv(true)], ['bpftool', mapW
         await createMap(pin);
         await writer.apply({ op: 'update', pin, key: key(31), value: value(31) });
         t.same((await dumpMapRaw(pin)).map((e) => e.key[0]), [31], 'a replaced pin is opened again: the write lands in the new map');
+        await writer.apply({ op: 'delete', pin, key: key(31) });
+        t.same(await writer.dump(pin), [], 'an emptied map dumps as []');
+        const links = await writer.ifindexes();
+        t.equal(links?.get('lo'), 1, 'link list names this namespace\'s interfaces (lo is 1)');
+        const percpu = `${dir}/percpu`;
+        await run(['bpftool', 'map', 'create', percpu, 'type', 'percpu_hash', 'key', '4', 'value', '8', 'entries', '4', 'name', 't_mw_percpu']);
+        await t.rejects(writer.dump(percpu), /per-CPU maps are not supported/, 'a per-CPU dump is refused, not misread');
+      } else {
+        t.equal(await writer.ifindexes(), undefined, 'bpftool lists no links: the caller falls back to ip link');
       }
     } finally {
       writer.close();
