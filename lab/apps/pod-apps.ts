@@ -134,7 +134,7 @@ export interface StartedProbe {
   ready: Promise<void>;
   /** Every attempt, when it ends. */
   done: Promise<ProbeAttempt[]>;
-  /** Ends it early (a failure before its pod came up). */
+  /** Ends it: no attempt starts after, the ones under way finish, and `done` resolves with every attempt. */
   stop: () => void;
 }
 

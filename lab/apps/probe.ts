@@ -14,6 +14,10 @@
 // --stop-after-failures K: once some attempt succeeded, K failed attempts in a
 // row (by attempt number) end the probing early: the window has closed.
 //
+// SIGTERM ends the probing: no attempt starts after it, the ones under way
+// finish, and the output closes as usual (exit 0), so that a caller can end
+// the probe on a signal of its own (the window seen to close).
+//
 // --wait-for-address MS: print {"ready":true} at once, then wait (at most MS)
 // until the namespace has an IPv4 address other than loopback, and only then
 // start probing, with --duration counted from there. So the probe can be
@@ -103,7 +107,7 @@ function end(): void {
 }
 
 const tick = () => {
-  if (started >= count || performance.now() - begin >= duration || windowClosed()) {
+  if (closed || started >= count || performance.now() - begin >= duration || windowClosed()) {
     closed = true;
     if (finished === started) end();
     return;
@@ -111,6 +115,11 @@ const tick = () => {
   attempt(started++);
   if (!sequential) setTimeout(tick, Math.max(0, begin + started * interval - performance.now()));
 };
+
+process.on('SIGTERM', () => {
+  closed = true;
+  if (finished === started) end();
+});
 
 const hasAddress = () => Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv4' && !a.internal));
 

@@ -56,6 +56,8 @@ const WINDOW_PROFILES: Record<ScenarioProfile, WindowProfile> = {
 export const SHORT_SVID_TTL_MS = 20_000;
 /** The expiry case starts when the entry has this long left (its end is then seconds after t0). */
 const MIN_ENTRY_LIFE_MS = 12_000;
+/** How much longer than its window's end a probe may run: it stops when the window is seen to close (an idle machine: ~0.2 s after). */
+const PROBE_BOUND_MS = 20_000;
 /** A bound on waits for the control plane and agents, which usually take milliseconds. */
 const SETTLE_MS = 30_000;
 
@@ -113,7 +115,7 @@ interface TrialSpec {
   delayMs: number;
   holdReuse?: boolean;
   partition?: PartitionCase;
-  /** How long the intruder may probe. */
+  /** The longest the intruder may probe: it stops once the window is seen to close. */
   probeMs: number;
   /** Partitioned until expiry: start only when n2's auth entry has at least this long to live. */
   minEntryLifeMs?: number;
@@ -137,6 +139,33 @@ async function addClients(lab: LabHandle, names: string[]): Promise<void> {
     const known = await waitUntil(async () => ((await ipcacheIdentity(lab.lab, 'n2', p.ip)) === p.identity ? true : undefined), SETTLE_MS);
     if (!known) throw new Error(`n2 never learned ${pod} (${p.ip})`);
   }
+}
+
+/** Refused SYNs after the window's end that show it closed. */
+const REFUSALS_AFTER_END = 3;
+
+/**
+ * Resolves true once what ends the window has happened (n2's ipcache names
+ * the intruder; partitioned until expiry, the auth entry's expiry) and
+ * n2 has then refused the intruder's SYN a few times; false at spec.probeMs.
+ */
+async function windowSeenClosed(lab: LabHandle, spec: TrialSpec, partition: PartitionCase, clientIp: string, serverIp: string,
+  intruderIdentity: number, entryOf: () => Promise<{ expiration: Date } | undefined>, mark: number): Promise<boolean> {
+  const deadline = Date.now() + spec.probeMs;
+  const endedAt = await waitUntil(async () => {
+    if (partition === 'until-expiry') {
+      const expires = (await entryOf())?.expiration.getTime();
+      return expires === undefined || expires <= Date.now() ? Date.now() : undefined;
+    }
+    return (await ipcacheIdentity(lab.lab, 'n2', clientIp)) === intruderIdentity ? Date.now() : undefined;
+  }, Math.max(0, deadline - Date.now()), 50);
+  if (endedAt === undefined) return false;
+  const refusedAfter = await waitUntil(() => {
+    const n = lab.flows().slice(mark).filter((f) => f.node === 'n2' && f.obsPoint === OBS_TO_ENDPOINT && isSyn(f) && f.verdict === VERDICT_DROPPED
+      && f.saddr === clientIp && f.daddr === serverIp && f.dport === PORT && flowMs(f) >= endedAt).length;
+    return n >= REFUSALS_AFTER_END ? true : undefined;
+  }, Math.max(0, deadline - Date.now()), 50);
+  return refusedAfter === true;
 }
 
 /** One case: delete the client at t0, reuse its IP, probe, then read the window from n2's flow events. */
@@ -210,6 +239,12 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
     intruderAdded = true;
     row.intruderIdentity = intruder.identity;
     if (intruder.identity === row.clientIdentity) row.problems.push('the intruder got the client\'s identity');
+    // The probe runs until the window is seen to close (or ends itself after
+    // failures that follow an admission); spec.probeMs only bounds it.
+    const ended = probe.done.then(() => true, () => true);
+    const closed = await Promise.race([ended, windowSeenClosed(lab, spec, partition, clientIp, serverIp, intruder.identity, entryOf, mark)]);
+    if (!closed) row.problems.push(`the window was not seen to close within ${spec.probeMs} ms`);
+    probe.stop();
     attempts = await probe.done;
   } finally {
     if (!intruderAdded) probe.stop();
@@ -302,16 +337,16 @@ async function nativeCases(ctx: ScenarioContext, sideLabsUp: Promise<unknown>, p
     await sideLabsUp;
     const rows: WindowRow[] = [];
     for (const [i, d] of DELAYS_MS.entries()) {
-      rows.push(await trial(lab, { case: `D = ${d} ms`, mode: 'native', client: clients[i]!, intruder: `intruder-${i + 1}`, delayMs: d, probeMs: d + 1000 }));
+      rows.push(await trial(lab, { case: `D = ${d} ms`, mode: 'native', client: clients[i]!, intruder: `intruder-${i + 1}`, delayMs: d, probeMs: d + PROBE_BOUND_MS }));
     }
     rows.push(await trial(lab, {
       case: `D = ${HELD_DELAY_MS} ms, reuse after the update`, mode: 'native', client: 'client-held', intruder: 'intruder-held',
-      delayMs: HELD_DELAY_MS, holdReuse: true, probeMs: 1000,
+      delayMs: HELD_DELAY_MS, holdReuse: true, probeMs: PROBE_BOUND_MS,
     }));
     await setDelay(ctx.lab, 'n2', 0);
     rows.push(await trial(lab, {
       case: `partitioned, healed after ${HEAL_AFTER_MS} ms`, mode: 'native', client: 'client-heal', intruder: 'intruder-heal',
-      delayMs: 0, partition: 'until-heal', probeMs: HEAL_AFTER_MS + 10_000, healAfterMs: HEAL_AFTER_MS,
+      delayMs: 0, partition: 'until-heal', probeMs: HEAL_AFTER_MS + PROBE_BOUND_MS, healAfterMs: HEAL_AFTER_MS,
     }));
     for (const r of rows) r.problems.unshift(...problems);
     return rows;
@@ -369,9 +404,9 @@ export const exposureWindow: Scenario = {
     const nativeDone = deferred();
     const go = profile.sideAfterNative ? nativeDone.promise : Promise.resolve();
     const side = Promise.allSettled([
-      sideCase(ctx, names.tunnel, 'topologies/two-node-tunnel.yaml', {}, { case: `tunnel, D = ${TUNNEL_DELAY_MS} ms`, mode: 'tunnel', delayMs: TUNNEL_DELAY_MS, probeMs: TUNNEL_DELAY_MS + 500 }, ready.tunnel.resolve, go),
+      sideCase(ctx, names.tunnel, 'topologies/two-node-tunnel.yaml', {}, { case: `tunnel, D = ${TUNNEL_DELAY_MS} ms`, mode: 'tunnel', delayMs: TUNNEL_DELAY_MS, probeMs: TUNNEL_DELAY_MS + PROBE_BOUND_MS }, ready.tunnel.resolve, go),
       sideCase(ctx, names.expiry, 'topologies/two-node-auth.yaml', { svidTtlMs: SHORT_SVID_TTL_MS },
-        { case: `partitioned, SVIDs of ${SHORT_SVID_TTL_MS / 1000} s, no heal`, mode: 'native', delayMs: 0, partition: 'until-expiry', probeMs: SHORT_SVID_TTL_MS + 3000, minEntryLifeMs: MIN_ENTRY_LIFE_MS }, ready.expiry.resolve, go),
+        { case: `partitioned, SVIDs of ${SHORT_SVID_TTL_MS / 1000} s, no heal`, mode: 'native', delayMs: 0, partition: 'until-expiry', probeMs: SHORT_SVID_TTL_MS + PROBE_BOUND_MS, minEntryLifeMs: MIN_ENTRY_LIFE_MS }, ready.expiry.resolve, go),
     ]);
     let native: WindowRow[] = [];
     let nativeError: unknown;
