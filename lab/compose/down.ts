@@ -17,6 +17,8 @@ export interface DownReport {
   netns: string[];
   removedPins: boolean;
   removedCgroups: boolean;
+  /** How long each part took, ms: ending processes, deleting namespaces, the kernel freeing the programs, the rest. */
+  phasesMs: { processes: number; namespaces: number; programs: number; rest: number };
 }
 
 /** Lab namespaces that exist now, found by the lab's own prefix. */
@@ -161,6 +163,13 @@ export async function destroyLab(lab: string): Promise<DownReport> {
 }
 
 async function destroyLabObjects(lab: string): Promise<DownReport> {
+  let mark = performance.now();
+  const lap = () => {
+    const now = performance.now();
+    const ms = Math.round(now - mark);
+    mark = now;
+    return ms;
+  };
   const state = await readState(lab);
 
   // 1. Processes first: they hold sockets, TUN devices and perf readers in the
@@ -174,11 +183,14 @@ async function destroyLabObjects(lab: string): Promise<DownReport> {
   const present = (await listNetns()).filter((n) => netns.has(n));
   const cgroupDir = names.labCgroupDir(lab);
   for (const pid of await endLabProcesses(present, cgroupDir)) pids.add(pid);
+  const processesMs = lap();
 
   // 2. Namespaces: those the state file lists and any left with the lab's prefix.
   if (present.length > 0) {
     await run(['ip', '-force', '-batch', '-'], { input: present.map((n) => `netns delete ${n}`).join('\n') + '\n' });
   }
+
+  const namespacesMs = lap();
 
   // 3. Pins: programs detach with their namespaces; the pins hold them (and the maps) until removed.
   const pinDir = names.labBpffsDir(lab);
@@ -188,6 +200,7 @@ async function destroyLabObjects(lab: string): Promise<DownReport> {
   // The kernel frees programs once the namespaces' devices are gone, in the
   // background: wait for it, so `bpftool prog show` is clean when down returns.
   await waitUntilUnloaded(progIds, 5000);
+  const programsMs = lap();
   await rmdir(`${names.BPFFS_ROOT}/${names.TOOL}`).catch(() => undefined);
 
   // 4. cgroups (sockmap): empty once the processes are gone (step 1).
@@ -205,5 +218,8 @@ async function destroyLabObjects(lab: string): Promise<DownReport> {
 
   // 6. The state directory last: it is the lab's claim on its name.
   await rm(names.stateDir(lab), { recursive: true, force: true });
-  return { lab, processes: pids.size, netns: present, removedPins, removedCgroups };
+  return {
+    lab, processes: pids.size, netns: present, removedPins, removedCgroups,
+    phasesMs: { processes: processesMs, namespaces: namespacesMs, programs: programsMs, rest: lap() },
+  };
 }

@@ -240,7 +240,12 @@ async function runInScope(
     // Ctrl-C takes the lab down even with --keep.
     if (!opts.keep || opts.signal?.aborted) {
       if (!opts.signal?.aborted) await opts.pause?.('down', lab).catch(() => undefined);
-      await step(opts.progress, 'down', () => destroyLab(lab));
+      const down = await step(opts.progress, 'down', () => destroyLab(lab));
+      const t = down.phasesMs;
+      // A slow down is nearly always the kernel's deferred namespace cleanup: say where the time went.
+      if (t.processes + t.namespaces + t.programs + t.rest > 2000) {
+        opts.progress?.({ kind: 'info', message: `down: processes ${t.processes} ms, namespaces ${t.namespaces} ms, the kernel freeing the programs ${t.programs} ms, the rest ${t.rest} ms` });
+      }
     }
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);

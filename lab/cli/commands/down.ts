@@ -14,7 +14,9 @@ export const command: Command = {
       const r = await destroyLab(lab);
       const what = [`${r.netns.length} namespaces`, `${r.processes} processes`, r.removedPins ? 'pins' : '', r.removedCgroups ? 'cgroups' : '']
         .filter(Boolean).join(', ');
-      console.log(`lab "${lab}" is down (removed ${what})`);
+      const t = r.phasesMs;
+      const total = t.processes + t.namespaces + t.programs + t.rest;
+      console.log(`lab "${lab}" is down (removed ${what}) in ${total} ms: processes ${t.processes}, namespaces ${t.namespaces}, the kernel freeing the programs ${t.programs}, the rest ${t.rest}`);
     }
     return 0;
   },
