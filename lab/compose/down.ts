@@ -192,7 +192,13 @@ async function destroyLabObjects(lab: string): Promise<DownReport> {
 
   const namespacesMs = lap();
 
-  // 3. Pins: programs detach with their namespaces; the pins hold them (and the maps) until removed.
+  // 3. cgroups (sockmap): empty once the processes are gone (step 1). Before
+  //    the wait below: removing a cgroup is what releases its sock_ops program.
+  const removedCgroups = await exists(cgroupDir);
+  if (removedCgroups) await removeCgroupTree(cgroupDir);
+  await rmdir(`${names.cgroupRoot()}/${names.TOOL}`).catch(() => undefined);
+
+  // 4. Pins: programs detach with their namespaces and cgroups; the pins hold them (and the maps) until removed.
   const pinDir = names.labBpffsDir(lab);
   const removedPins = await exists(pinDir);
   const progIds = removedPins ? await pinnedProgramIds(pinDir) : [];
@@ -202,11 +208,6 @@ async function destroyLabObjects(lab: string): Promise<DownReport> {
   await waitUntilUnloaded(progIds, 5000);
   const programsMs = lap();
   await rmdir(`${names.BPFFS_ROOT}/${names.TOOL}`).catch(() => undefined);
-
-  // 4. cgroups (sockmap): empty once the processes are gone (step 1).
-  const removedCgroups = await exists(cgroupDir);
-  if (removedCgroups) await removeCgroupTree(cgroupDir);
-  await rmdir(`${names.cgroupRoot()}/${names.TOOL}`).catch(() => undefined);
 
   // 5. WireGuard control sockets left by a killed wireguard-go: for the nodes
   //    the state lists and those whose namespaces existed (no state file needed).
