@@ -11,7 +11,8 @@
  *
  *   map update pinned PATH key hex XX.. value hex XX..
  *   map delete pinned PATH key hex XX..
- *   map dump pinned PATH                 (maps with one value per key)
+ *   map dump pinned PATH                 (maps with one value per key;
+ *                                         opened for the dump only)
  *   link list                            (not bpftool's: this namespace's
  *                                         interfaces and their ifindexes)
  *
@@ -47,6 +48,34 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
 	return syscall(__NR_bpf, cmd, attr, sizeof(*attr));
 }
 
+/* Opens a pinned map into *p (fd, type, sizes); -1 (errno set) if it cannot. */
+static int open_map(const char *path, struct pin *p)
+{
+	struct bpf_map_info info;
+	union bpf_attr attr;
+	int fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.pathname = (unsigned long)path;
+	fd = sys_bpf(BPF_OBJ_GET, &attr);
+	if (fd < 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = fd;
+	attr.info.info_len = sizeof(info);
+	attr.info.info = (unsigned long)&info;
+	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) < 0) {
+		close(fd);
+		return -1;
+	}
+	p->fd = fd;
+	p->type = info.type;
+	p->key_size = info.key_size;
+	p->value_size = info.value_size;
+	return 0;
+}
+
 /*
  * The pinned map, opened on first use and kept, with its key and value
  * sizes; NULL (errno set) if it cannot be. A pin replaced since (a reloaded
@@ -54,10 +83,8 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
  */
 static struct pin *pin_of(const char *path)
 {
-	struct bpf_map_info info;
-	union bpf_attr attr;
 	struct stat st;
-	int i, fd;
+	int i;
 
 	if (stat(path, &st) < 0)
 		return NULL;
@@ -75,26 +102,10 @@ static struct pin *pin_of(const char *path)
 		errno = EMFILE;
 		return NULL;
 	}
-	memset(&attr, 0, sizeof(attr));
-	attr.pathname = (unsigned long)path;
-	fd = sys_bpf(BPF_OBJ_GET, &attr);
-	if (fd < 0)
+	if (open_map(path, &pins[i]) < 0)
 		return NULL;
-	memset(&info, 0, sizeof(info));
-	memset(&attr, 0, sizeof(attr));
-	attr.info.bpf_fd = fd;
-	attr.info.info_len = sizeof(info);
-	attr.info.info = (unsigned long)&info;
-	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) < 0) {
-		close(fd);
-		return NULL;
-	}
 	pins[i].path = strdup(path);
-	pins[i].fd = fd;
 	pins[i].ino = st.st_ino;
-	pins[i].type = info.type;
-	pins[i].key_size = info.key_size;
-	pins[i].value_size = info.value_size;
 	return &pins[i];
 }
 
@@ -279,18 +290,21 @@ static const char *apply(char *line, const char *command, int *printed)
 	if (!w[3] || strcmp(w[0], "map") != 0 || strcmp(w[2], "pinned") != 0)
 		return "expected: map update|delete|dump pinned PATH .., or link list";
 	if (strcmp(w[1], "dump") == 0) {
+		struct pin once = { 0 };
 		const char *e;
 
 		if (strtok_r(NULL, " \t\n", &save))
 			return "unexpected words after the path";
-		pin = pin_of(w[3]);
-		if (!pin) {
+		/* Opened for this dump only: a reader never keeps a map alive after its pin is gone. */
+		if (open_map(w[3], &once) < 0) {
 			snprintf(err, sizeof(err), "bpf obj get (%s): %s", w[3], strerror(errno));
 			return err;
 		}
-		if (pin->key_size > MAX_BYTES || pin->value_size > MAX_BYTES)
-			return "map dump: keys and values of at most 512 bytes";
-		e = dump(command, pin);
+		if (once.key_size > MAX_BYTES || once.value_size > MAX_BYTES)
+			e = "map dump: keys and values of at most 512 bytes";
+		else
+			e = dump(command, &once);
+		close(once.fd);
 		*printed = !e;
 		return e;
 	}

@@ -7,7 +7,7 @@
 // The agent's map syncs go through it too: its dumps and its interface list
 // (the helper's `link list`) cost no process per sync.
 
-import { bytesFromJson, opLine, type MapOp } from './bpftool.ts';
+import { bytesFromJson, dumpMapRaw, opLine, type MapIo, type MapOp } from './bpftool.ts';
 import { JsonObjectStream } from './events.ts';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 import { existsSync } from 'node:fs';
@@ -42,8 +42,12 @@ interface Worker {
 export class MapWriter {
   private worker?: Worker;
 
-  /** `argv`: the writer to run (tests run both); default mapWriterArgv(). */
-  constructor(private readonly argv?: string[]) {}
+  /**
+   * `argv`: the writer to run (tests run both); default mapWriterArgv().
+   * `idleUnref`: the writer does not keep this process alive while no
+   * answer is awaited (a process-wide reader, see sharedDumpIo).
+   */
+  constructor(private readonly argv?: string[], private readonly idleUnref = false) {}
 
   /** `argv`'s writer is the lab's helper (which also lists links), not bpftool. */
   private get isHelper(): boolean {
@@ -85,9 +89,19 @@ export class MapWriter {
   private request(line: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const w = this.ensure();
+      if (w.pending.length === 0) this.hold(w, true);
       w.pending.push({ line, resolve, reject });
       w.child.stdin!.write(line + '\n');
     });
+  }
+
+  /** With idleUnref: the child and its pipes keep the event loop alive only while answers are awaited. */
+  private hold(w: Worker, busy: boolean): void {
+    if (!this.idleUnref) return;
+    for (const h of [w.child, w.child.stdin, w.child.stdout, w.child.stderr] as ({ ref?: () => void; unref?: () => void } | null)[]) {
+      if (busy) h?.ref?.();
+      else h?.unref?.();
+    }
   }
 
   /** Starts bpftool now, so the first write does not pay for it. */
@@ -113,6 +127,7 @@ export class MapWriter {
         const answer = value as { output?: { error?: string } | unknown[] | null };
         const p = w.pending.shift();
         if (!p) return;
+        if (w.pending.length === 0) this.hold(w, false);
         if (answer.output && typeof answer.output === 'object' && !Array.isArray(answer.output) && answer.output.error) {
           // both end the batch at the first failing command: later writes go to a new one.
           retire();
@@ -136,4 +151,28 @@ export class MapWriter {
     this.worker = w;
     return w;
   }
+}
+
+let sharedReader: MapWriter | undefined;
+
+/**
+ * Map dumps for a process that polls maps (the scenarios wait on ipcache and
+ * auth entries): one map-batch helper per process answers them, where a
+ * bpftool process per poll cost a busy demo process seconds of blocked
+ * spawns. The helper opens each map for the dump only, so it never keeps a
+ * map alive after `down`. bpftool when the helper is not built, or when it
+ * refuses (a per-CPU map): then bpftool's answer, or its error, stands.
+ */
+export function sharedDumpIo(): Pick<MapIo, 'dump'> {
+  return {
+    dump: async (pin) => {
+      if (!existsSync(MAP_BATCH_HELPER)) return dumpMapRaw(pin);
+      sharedReader ??= new MapWriter([MAP_BATCH_HELPER], true);
+      try {
+        return await sharedReader.dump(pin);
+      } catch {
+        return dumpMapRaw(pin);
+      }
+    },
+  };
 }

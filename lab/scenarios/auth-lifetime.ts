@@ -10,6 +10,7 @@
 // live 30 s (rotation ~20 s after the agents fetched them), GC runs every 2 s.
 import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { addPod, deletePod } from '../compose/pods.ts';
+import { sharedDumpIo } from '../datapath/map-writer.ts';
 import { dumpAuth, toAuthExpiration, type AuthEntry } from '../datapath/auth.ts';
 import { DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
@@ -134,7 +135,7 @@ export const authLifetime: Scenario = {
       clientRotated ? `rotation at ${rel(at(clientRotated))}, new NotAfter ${clientRotated.notAfter}` : 'no rotation seen');
     const renewed = earlier(await svidAt(ctx, 'n2', key.localSecLabel), clientRotated);
     const e2 = await until(async () => {
-      const e = (await dumpAuth(ctx.lab, 'n2')).find((x) => keyText(x.key) === k);
+      const e = (await dumpAuth(ctx.lab, 'n2', sharedDumpIo())).find((x) => keyText(x.key) === k);
       return e && e.expiration.getTime() >= renewed ? e : undefined;
     }, untilE1Expires());
     const history = (await ctx.agentLog('n2')).filter((l) => l.event === 'auth-completed' && l.key === k)
@@ -153,7 +154,7 @@ export const authLifetime: Scenario = {
     if (!current) {
       // Whatever window E got instead: let it run out (the certificate-driven deadline), then make E anew.
       await until(async () => {
-        const e = (await dumpAuth(ctx.lab, 'n2')).find((x) => keyText(x.key) === k);
+        const e = (await dumpAuth(ctx.lab, 'n2', sharedDumpIo())).find((x) => keyText(x.key) === k);
         return !e || e.expiration.getTime() <= Date.now() ? true : undefined;
       }, SVID_TTL_MS);
       ctx.say('  E has run out: a new connection makes it again for the steps below');

@@ -20,6 +20,7 @@ import { resolve } from 'node:path';
 import { startProbe, startEchoServer, echoSend, type ProbeAttempt } from '../apps/pod-apps.ts';
 import { addPod, deletePod, partitionNode, reusePodIp, stagePod } from '../compose/pods.ts';
 import { setDelay } from '../control/client.ts';
+import { sharedDumpIo } from '../datapath/map-writer.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { DROP_POLICY, DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_ACK, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import { CONTROL_PLANE_NODE } from '../core/daemons.ts';
@@ -179,7 +180,7 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
   const clientIp = await lab.podIp(spec.client);
   row.clientIdentity = await ipcacheIdentity(lab.lab, 'n2', clientIp);
   const serverIdentity = await ipcacheIdentity(lab.lab, 'n2', serverIp);
-  const entryOf = async () => (await dumpAuth(lab.lab, 'n2')).find((e) =>
+  const entryOf = async () => (await dumpAuth(lab.lab, 'n2', sharedDumpIo())).find((e) =>
     e.key.localSecLabel === serverIdentity && e.key.remoteSecLabel === row.clientIdentity && e.key.remoteNodeId === 1);
   const before = await entryOf();
   if (!before || before.expiration.getTime() <= Date.now()) row.problems.push('n2 holds no live auth entry for (server, client, n1)');

@@ -10,6 +10,7 @@ import { daemonLogFile } from '../core/names.ts';
 import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { streamFlows, type EventStream } from '../datapath/events.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
+import { sharedDumpIo } from '../datapath/map-writer.ts';
 import type { Topology } from '../topology/model.ts';
 import { currentRun, type FlowWithNode, type ScenarioContext } from './framework.ts';
 import type { Progress } from '../core/progress.ts';
@@ -97,7 +98,8 @@ export async function daemonLog(lab: string, node: string): Promise<(Record<stri
 
 /** The identity a node's ipcache gives an IP's /32 entry, or undefined without one. */
 export async function ipcacheIdentity(lab: string, node: string, ip: string): Promise<number | undefined> {
-  const rows = await dumpNodeMap(lab, node, 'cilium_ipcache');
+  // Polled every few ms by the scenarios: through the process's map-batch helper, not a bpftool per poll.
+  const rows = await dumpNodeMap(lab, node, 'cilium_ipcache', sharedDumpIo());
   return rows.find((r) => ipcacheCidr(r.key) === `${ip}/32`)?.value.secIdentity;
 }
 

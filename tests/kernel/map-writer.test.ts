@@ -8,7 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { run } from '../../lab/kernel/run.ts';
 import { ensureBpffs } from '../../lab/kernel/preflight.ts';
 import { labBpffsDir } from '../../lab/core/names.ts';
-import { MAP_BATCH_HELPER, MapWriter, mapWriterArgv } from '../../lab/datapath/map-writer.ts';
+import { MAP_BATCH_HELPER, MapWriter, mapWriterArgv, sharedDumpIo } from '../../lab/datapath/map-writer.ts';
 import { dumpMapRaw } from '../../lab/datapath/bpftool.ts';
 import { needsRoot } from '../helpers/kernel.ts';
 
@@ -72,3 +72,28 @@ for (const [kind, argv] of [['map-batch', mapWriterArgv(true)], ['bpftool', mapW
     }
   });
 }
+
+t.test('the process-wide dump reader', { skip: needsRoot || (!existsSync(MAP_BATCH_HELPER) ? 'bpf/build/map-batch is not built (make -C bpf)' : false) }, async (t) => {
+  await ensureBpffs();
+  const dir = labBpffsDir('t-mapreader');
+  const pin = `${dir}/m`;
+  await mkdir(dir, { recursive: true });
+  try {
+    await createMap(pin);
+    await run(['bpftool', 'map', 'update', 'pinned', pin, 'key', 'hex', '07', '00', '00', '00', 'value', 'hex', '01', '02', '03', '04', '05', '06', '07', '08']);
+    const io = sharedDumpIo();
+    t.same((await io.dump(pin)).map((e) => `${e.key.toString('hex')}=${e.value.toString('hex')}`), ['07000000=0102030405060708'], 'it dumps what the map holds');
+    const id = (JSON.parse((await run(['bpftool', '-j', 'map', 'show', 'pinned', pin])).stdout) as { id: number }).id;
+    await rm(pin);
+    const ids = async () => (JSON.parse((await run(['bpftool', '-j', 'map', 'show'])).stdout || '[]') as { id: number }[]).map((m) => m.id);
+    let gone = false;
+    for (let i = 0; i < 200 && !gone; i++) {
+      gone = !(await ids()).includes(id);
+      if (!gone) await new Promise((r) => setTimeout(r, 25));
+    }
+    t.ok(gone, 'once its pin is removed the map is freed: the reader holds no descriptor of it');
+    await t.rejects(io.dump(pin), /No such file|not found|bpf obj get|pinned/i, 'a missing pin is an error (bpftool\'s)');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
