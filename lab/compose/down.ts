@@ -21,6 +21,12 @@ export interface DownReport {
   phasesMs: { processes: number; namespaces: number; programs: number; rest: number };
 }
 
+/** "in 754 ms: processes 218, …" for a down's report. */
+export function formatDownTime(t: DownReport['phasesMs']): string {
+  const total = t.processes + t.namespaces + t.programs + t.rest;
+  return `in ${total} ms: processes ${t.processes}, namespaces ${t.namespaces}, the kernel freeing the programs ${t.programs}, the rest ${t.rest}`;
+}
+
 /** Lab namespaces that exist now, found by the lab's own prefix. */
 export async function labNetnsOnHost(lab: string): Promise<string[]> {
   const prefix = names.labNetnsPrefix(lab);

@@ -1,6 +1,6 @@
 // The auth map (cilium_auth_map), the one place it is written: an entry after
 // a handshake (authEntryWrite), deleted on revocation and GC, listed.
-import { applyBatch, BPFTOOL_IO, mapDelete, type MapIo, type MapOp } from './bpftool.ts';
+import { applyBatch, BPFTOOL_IO, decodeEntries, mapDelete, type MapIo, type MapOp } from './bpftool.ts';
 import {
   AUTH_EXPIRATION_SHIFT,
   AUTH_INFO_CODEC,
@@ -52,10 +52,6 @@ export async function deleteAuthEntry(lab: string, node: string, key: AuthKey): 
 
 /** Every auth entry of the node (`io`: the agent reads through its long-lived writer). */
 export async function dumpAuth(lab: string, node: string, io: Pick<MapIo, 'dump'> = BPFTOOL_IO): Promise<AuthEntry[]> {
-  const rows = await io.dump(mapPin(lab, node, 'cilium_auth_map'));
-  return rows.map((row) => {
-    const key = AUTH_KEY_CODEC.decode(row.key);
-    const value = AUTH_INFO_CODEC.decode(row.value);
-    return { key, expiration: fromAuthExpiration(value.expiration), expirationRaw: value.expiration };
-  });
+  const rows = decodeEntries(await io.dump(mapPin(lab, node, 'cilium_auth_map')), AUTH_KEY_CODEC, AUTH_INFO_CODEC);
+  return rows.map(({ key, value }) => ({ key, expiration: fromAuthExpiration(value.expiration), expirationRaw: value.expiration }));
 }

@@ -34,7 +34,8 @@ export interface MapEntry<K, V> {
   value: V;
 }
 
-interface DumpRecord {
+/** One entry as `bpftool -j map dump` (and bpf/build/map-batch) prints it. */
+export interface DumpRecord {
   key: (string | number)[];
   value?: (string | number)[];
   values?: { cpu: number; value: (string | number)[] }[];
@@ -54,9 +55,19 @@ export async function dumpMap<K, V>(pin: string, key: Codec<K>, value: Codec<V>)
   });
 }
 
+/** A dump's records as raw bytes. */
+export function rawEntries(records: readonly DumpRecord[]): { key: Buffer; value: Buffer }[] {
+  return records.map((rec) => ({ key: bytesFromJson(rec.key), value: bytesFromJson(rec.value ?? []) }));
+}
+
+/** Raw entries decoded with a codec pair (for dumps read through a MapIo). */
+export function decodeEntries<K, V>(rows: readonly { key: Buffer; value: Buffer }[], key: Codec<K>, value: Codec<V>): MapEntry<K, V>[] {
+  return rows.map((row) => ({ key: key.decode(row.key), value: value.decode(row.value) }));
+}
+
 /** Every entry of a map as raw bytes (for diffing without decoding). */
 export async function dumpMapRaw(pin: string): Promise<{ key: Buffer; value: Buffer }[]> {
-  return (await dumpRaw(pin)).map((rec) => ({ key: bytesFromJson(rec.key), value: bytesFromJson(rec.value ?? []) }));
+  return rawEntries(await dumpRaw(pin));
 }
 
 /**

@@ -7,7 +7,7 @@
 // The agent's map syncs go through it too: its dumps and its interface list
 // (the helper's `link list`) cost no process per sync.
 
-import { bytesFromJson, dumpMapRaw, opLine, type MapIo, type MapOp } from './bpftool.ts';
+import { dumpMapRaw, opLine, rawEntries, type DumpRecord, type MapIo, type MapOp } from './bpftool.ts';
 import { JsonObjectStream } from './events.ts';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 import { existsSync } from 'node:fs';
@@ -28,11 +28,6 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** A dump's entry as bpftool -j prints it. */
-interface DumpRecord {
-  key: (string | number)[];
-  value?: (string | number)[];
-}
 
 interface Worker {
   child: ResultPromise;
@@ -47,12 +42,15 @@ export class MapWriter {
    * `idleUnref`: the writer does not keep this process alive while no
    * answer is awaited (a process-wide reader, see sharedDumpIo).
    */
-  constructor(private readonly argv?: string[], private readonly idleUnref = false) {}
-
-  /** `argv`'s writer is the lab's helper (which also lists links), not bpftool. */
-  private get isHelper(): boolean {
-    return (this.argv ?? mapWriterArgv())[0] === MAP_BATCH_HELPER;
+  constructor(argv?: string[], private readonly idleUnref = false) {
+    this.argv = argv ?? mapWriterArgv();
+    this.isHelper = this.argv[0] === MAP_BATCH_HELPER;
   }
+
+  private readonly argv: string[];
+  /** The writer is the lab's helper (which also lists links), not bpftool. */
+  private readonly isHelper: boolean;
+
 
   /** Applies one change; resolves once bpftool has answered for it. */
   async apply(op: MapOp): Promise<void> {
@@ -72,7 +70,7 @@ export class MapWriter {
   async dump(pin: string): Promise<{ key: Buffer; value: Buffer }[]> {
     const out = await this.request(`map dump pinned ${pin}`);
     if (!Array.isArray(out)) throw new Error(`map dump of ${pin}: no entries in the answer`);
-    return (out as DumpRecord[]).map((rec) => ({ key: bytesFromJson(rec.key), value: bytesFromJson(rec.value ?? []) }));
+    return rawEntries(out as DumpRecord[]);
   }
 
   /**
@@ -117,7 +115,7 @@ export class MapWriter {
   private ensure(): Worker {
     if (this.worker) return this.worker;
     // One {"command": …, "output": …} object per line.
-    const child = spawn(this.argv ?? mapWriterArgv(), { stdin: 'pipe' });
+    const child = spawn(this.argv, { stdin: 'pipe' });
     const w: Worker = { child, pending: [] };
     const retire = () => {
       if (this.worker === w) this.worker = undefined;
@@ -153,7 +151,8 @@ export class MapWriter {
   }
 }
 
-let sharedReader: MapWriter | undefined;
+/** The process's reader: undefined until first used, null when the helper is not built. */
+let sharedReader: MapWriter | null | undefined;
 
 /**
  * Map dumps for a process that polls maps (the scenarios wait on ipcache and
@@ -166,8 +165,8 @@ let sharedReader: MapWriter | undefined;
 export function sharedDumpIo(): Pick<MapIo, 'dump'> {
   return {
     dump: async (pin) => {
-      if (!existsSync(MAP_BATCH_HELPER)) return dumpMapRaw(pin);
-      sharedReader ??= new MapWriter([MAP_BATCH_HELPER], true);
+      if (sharedReader === undefined) sharedReader = existsSync(MAP_BATCH_HELPER) ? new MapWriter([MAP_BATCH_HELPER], true) : null;
+      if (!sharedReader) return dumpMapRaw(pin);
       try {
         return await sharedReader.dump(pin);
       } catch {

@@ -1,7 +1,7 @@
 // Typed access to one node's maps: where they are pinned, how their keys are
 // built from addresses, and decoded dumps.
 import { nodeMapPins, nodeProgPins } from '../core/names.ts';
-import { dumpMap, dumpPerCpuMap, type MapEntry, type MapIo } from './bpftool.ts';
+import { decodeEntries, dumpMap, dumpPerCpuMap, type MapEntry, type MapIo } from './bpftool.ts';
 import {
   ENDPOINT_KEY_IPV4,
   IPCACHE_F_HAS_TUNNEL_EP,
@@ -36,7 +36,7 @@ export async function dumpNodeMap<M extends DumpableMap>(lab: string, node: stri
   // The codec pair is looked up by name, so TS cannot narrow it; MAP_CODECS's types guarantee it.
   const codecs = MAP_CODECS[map] as { key: Codec<MapKey<M>>; value: Codec<MapValue<M>> };
   if (!io) return dumpMap(mapPin(lab, node, map), codecs.key, codecs.value);
-  return (await io.dump(mapPin(lab, node, map))).map((row) => ({ key: codecs.key.decode(row.key), value: codecs.value.decode(row.value) }));
+  return decodeEntries(await io.dump(mapPin(lab, node, map)), codecs.key, codecs.value);
 }
 
 export interface MetricsRow {

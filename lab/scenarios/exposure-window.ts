@@ -127,6 +127,10 @@ interface TrialSpec {
 const isSyn = (f: FlowWithNode) => f.protocol === IPPROTO_TCP && (f.tcpFlags & TCP_F_SYN) !== 0 && (f.tcpFlags & TCP_F_ACK) === 0;
 const round = (ms: number) => Math.round(ms);
 
+/** The SYNs from the client's IP to server:PORT, as n2 delivered or refused them. */
+const synsAtServer = (flows: FlowWithNode[], clientIp: string, serverIp: string) =>
+  flows.filter((f) => f.node === 'n2' && f.obsPoint === OBS_TO_ENDPOINT && isSyn(f) && f.saddr === clientIp && f.daddr === serverIp && f.dport === PORT);
+
 /** The client authenticates to the server once (the auth entry every trial relies on). */
 async function authenticate(lab: LabHandle, client: string): Promise<string[]> {
   const r = await echoSend(lab.lab, client, 'tcp', await lab.podIp('server'), PORT, `hello-from-${client}`, ['--timeout', '20000']);
@@ -162,8 +166,7 @@ async function windowSeenClosed(lab: LabHandle, spec: TrialSpec, partition: Part
   }, Math.max(0, deadline - Date.now()), 50);
   if (endedAt === undefined) return false;
   const refusedAfter = await waitUntil(() => {
-    const n = lab.flows().slice(mark).filter((f) => f.node === 'n2' && f.obsPoint === OBS_TO_ENDPOINT && isSyn(f) && f.verdict === VERDICT_DROPPED
-      && f.saddr === clientIp && f.daddr === serverIp && f.dport === PORT && flowMs(f) >= endedAt).length;
+    const n = synsAtServer(lab.flows().slice(mark), clientIp, serverIp).filter((f) => f.verdict === VERDICT_DROPPED && flowMs(f) >= endedAt).length;
     return n >= REFUSALS_AFTER_END ? true : undefined;
   }, Math.max(0, deadline - Date.now()), 50);
   return refusedAfter === true;
@@ -269,8 +272,7 @@ async function trial(lab: LabHandle, spec: TrialSpec): Promise<WindowRow> {
   }
   row.reuseDelayMs = round(added - t0);
   const sports = new Set(attempts.map((a) => a.sport).filter((p) => p !== undefined));
-  const syns = lab.flows().slice(mark).filter((f) => f.node === 'n2' && f.obsPoint === OBS_TO_ENDPOINT && isSyn(f)
-    && f.saddr === clientIp && f.daddr === serverIp && f.dport === PORT && flowMs(f) >= t0 && (sports.size === 0 || sports.has(f.sport)));
+  const syns = synsAtServer(lab.flows().slice(mark), clientIp, serverIp).filter((f) => flowMs(f) >= t0 && (sports.size === 0 || sports.has(f.sport)));
   const admitted = syns.filter((f) => f.verdict === VERDICT_FORWARDED).sort((a, b) => flowMs(a) - flowMs(b));
   const refused = syns.filter((f) => f.verdict === VERDICT_DROPPED).sort((a, b) => flowMs(a) - flowMs(b));
   row.admitted = new Set(admitted.map((f) => f.sport)).size;

@@ -5,7 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { upWithDatapath, type LabOptions } from '../compose/lab.ts';
-import { destroyLab } from '../compose/down.ts';
+import { formatDownTime, destroyLab } from '../compose/down.ts';
 import type { LabPlan } from '../core/plan.ts';
 import { readState } from '../core/state.ts';
 import { startCapture } from '../capture/capture.ts';
@@ -242,10 +242,8 @@ async function runInScope(
       if (!opts.signal?.aborted) await opts.pause?.('down', lab).catch(() => undefined);
       const down = await step(opts.progress, 'down', () => destroyLab(lab));
       const t = down.phasesMs;
-      // A slow down is nearly always the kernel's deferred namespace cleanup: say where the time went.
-      if (t.processes + t.namespaces + t.programs + t.rest > 2000) {
-        opts.progress?.({ kind: 'info', message: `down: processes ${t.processes} ms, namespaces ${t.namespaces} ms, the kernel freeing the programs ${t.programs} ms, the rest ${t.rest} ms` });
-      }
+      // A slow down: say where the time went.
+      if (t.processes + t.namespaces + t.programs + t.rest > 2000) opts.progress?.({ kind: 'info', message: `down ${formatDownTime(t)}` });
     }
   }
   const ok = !error && checks.length > 0 && checks.every((c) => c.ok);

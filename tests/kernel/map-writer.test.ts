@@ -92,7 +92,7 @@ t.test('the process-wide dump reader', { skip: needsRoot || (!existsSync(MAP_BAT
       if (!gone) await new Promise((r) => setTimeout(r, 25));
     }
     t.ok(gone, 'once its pin is removed the map is freed: the reader holds no descriptor of it');
-    await t.rejects(io.dump(pin), /No such file|not found|bpf obj get|pinned/i, 'a missing pin is an error (bpftool\'s)');
+    await t.rejects(io.dump(pin), /No such file or directory/, 'a missing pin is an error (bpftool\'s)');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

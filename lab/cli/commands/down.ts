@@ -1,5 +1,5 @@
 // `mtless down`: see lab/cli/table.ts for its summary.
-import { destroyLab, listLabsOnHost } from '../../compose/down.ts';
+import { destroyLab, formatDownTime, listLabsOnHost } from '../../compose/down.ts';
 
 import { UsageError, requireRoot, oneLabName, type Command } from '../command.ts';
 
@@ -14,9 +14,7 @@ export const command: Command = {
       const r = await destroyLab(lab);
       const what = [`${r.netns.length} namespaces`, `${r.processes} processes`, r.removedPins ? 'pins' : '', r.removedCgroups ? 'cgroups' : '']
         .filter(Boolean).join(', ');
-      const t = r.phasesMs;
-      const total = t.processes + t.namespaces + t.programs + t.rest;
-      console.log(`lab "${lab}" is down (removed ${what}) in ${total} ms: processes ${t.processes}, namespaces ${t.namespaces}, the kernel freeing the programs ${t.programs}, the rest ${t.rest}`);
+      console.log(`lab "${lab}" is down (removed ${what}) ${formatDownTime(r.phasesMs)}`);
     }
     return 0;
   },
