@@ -278,8 +278,8 @@ export class NodeAgent {
           if (entry.key.localSecLabel === id || entry.key.remoteSecLabel === id) this.onAuthRequired(entry.key, 'rotation');
         }
       }
-      // A bpftool dump costs a process and milliseconds of this loop's time:
-      // only when an entry this agent wrote may be due (the map stays the truth).
+      // A dump costs milliseconds of this loop's time (through the writer's
+      // helper): only when an entry this agent wrote may be due (the map stays the truth).
       if (this.refreshMayBeDue(Date.now())) this.refreshPeerBounded(await dumpAuth(this.cfg.lab, this.cfg.node, this.writer).catch(() => []), Date.now());
     } finally {
       this.rotating = false;
