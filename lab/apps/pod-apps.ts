@@ -65,21 +65,29 @@ export interface EchoResult {
   stderr: string;
   /** Wall time of the client process, start to exit. */
   ms: number;
+  /** Stopped through the signal before it ended by itself. */
+  canceled?: boolean;
 }
 
 /** Runs the echo client in a pod; resolves with its exit code and output. */
-export async function echoSend(lab: string, pod: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = []): Promise<EchoResult> {
+export async function echoSend(
+  lab: string, pod: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = [], signal?: AbortSignal,
+): Promise<EchoResult> {
   const { place, env } = await inPod(lab, pod);
   const started = performance.now();
-  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
-  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
+  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { ...place, env, cwd: REPO_ROOT, okCodes: 'any', signal });
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started, ...(r.canceled ? { canceled: true } : {}) };
 }
 
 /** echoSend from a node's own namespace (a node process, no pod): to show what the node can reach past the mesh. */
-export async function echoSendFromNode(lab: string, node: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = []): Promise<EchoResult> {
+export async function echoSendFromNode(
+  lab: string, node: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = [], signal?: AbortSignal,
+): Promise<EchoResult> {
   const started = performance.now();
-  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { netns: nodeNetns(lab, node), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') }, cwd: REPO_ROOT, okCodes: 'any' });
-  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started };
+  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), {
+    netns: nodeNetns(lab, node), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') }, cwd: REPO_ROOT, okCodes: 'any', signal,
+  });
+  return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started, ...(r.canceled ? { canceled: true } : {}) };
 }
 
 export interface ProbeAttempt {

@@ -1,9 +1,16 @@
 // tshark and capinfos behind a few typed calls. Each tshark run costs about
-// 165 ms, so callers batch: many counts go through one io,stat pass, many
-// fields through one -T fields pass.
+// 0.4 CPU s of start-up, so callers batch: many counts go through one
+// io,stat pass, many fields through one -T fields pass. Counts go to a
+// long-lived sharkd instead (sharkd.ts) unless MTLAB_DISSECT says otherwise:
+//   sharkd (default)  sharkd answers counts; tshark when sharkd cannot
+//   tshark            tshark answers everything
+//   both              both answer every count, and a difference is an error
+//                     (the test suite runs so: every count a scenario test
+//                     asks is held against tshark's)
 import { readFile } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
 import { readCapture } from './pcapng.ts';
+import { sharkdCounts } from './sharkd.ts';
 
 export interface DissectOptions {
   /** Decode this TCP port as TLS (`-d tcp.port==N,tls`): Cilium's auth port 4250 is not a TLS port to Wireshark. */
@@ -58,9 +65,43 @@ export async function tsharkFields(file: string, filter: string, fields: string[
   });
 }
 
-/** Frame counts for many display filters in one pass (tshark io,stat). */
+export type DissectEngine = 'sharkd' | 'tshark' | 'both';
+
+export function dissectEngine(env: NodeJS.ProcessEnv = process.env): DissectEngine {
+  const v = env.MTLAB_DISSECT ?? 'sharkd';
+  if (v === 'sharkd' || v === 'tshark' || v === 'both') return v;
+  throw new Error(`MTLAB_DISSECT=${v}: expected sharkd, tshark or both`);
+}
+
+/** sharkd's and tshark's counts differ: the question, the file and both answers. */
+export class DissectMismatchError extends Error {
+  override name = 'DissectMismatchError';
+}
+
+/** The `-d` rules of a question: its own plus the TLS port. */
+function decodeAsRules(opts: DissectOptions): string[] {
+  return [...(opts.tlsPort !== undefined ? [`tcp.port==${opts.tlsPort},tls`] : []), ...(opts.decodeAs ?? [])];
+}
+
+/** Frame counts for many display filters: sharkd, or one tshark io,stat pass (see the top of this file). */
 export async function tsharkCounts(file: string, filters: string[], opts: DissectOptions = {}): Promise<number[]> {
   if (filters.length === 0) return [];
+  const engine = dissectEngine();
+  if (engine === 'tshark') return tsharkOnlyCounts(file, filters, opts);
+  // A question sharkd refuses (a filter it cannot parse, a file it cannot
+  // read) goes to tshark, whose error message says why.
+  const fast = await sharkdCounts(file, filters, { decodeAs: decodeAsRules(opts), keylog: opts.keylog }).catch(() => undefined);
+  if (engine === 'sharkd' && fast) return fast;
+  const truth = await tsharkOnlyCounts(file, filters, opts);
+  if (engine === 'both') {
+    if (!fast) throw new DissectMismatchError(`sharkd could not answer for ${file} (${JSON.stringify(opts)}): ${filters.join(' | ')}`);
+    const differ = filters.flatMap((f, i) => (fast[i] === truth[i] ? [] : [`${f}: sharkd ${fast[i]}, tshark ${truth[i]}`]));
+    if (differ.length > 0) throw new DissectMismatchError(`sharkd and tshark count differently in ${file} (${JSON.stringify(opts)}): ${differ.join('; ')}`);
+  }
+  return truth;
+}
+
+async function tsharkOnlyCounts(file: string, filters: string[], opts: DissectOptions): Promise<number[]> {
   // io,stat splits its argument on commas; such filters get a pass of their own.
   const batched = filters.filter((f) => !f.includes(','));
   const alone = filters.filter((f) => f.includes(','));

@@ -148,7 +148,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const r = await runScenario(SCENARIOS[name]!, {
       lab, signal: abort.signal, keep: o.keep, profile: 'demo', progress,
       // Trainers see the whole narrative; side by side, only what failed.
-      onLine: (l) => (o.step || /^ {2}(FAIL|ERROR) /.test(l) ? out(o.step ? l : `${at()}    [${name}] ${l.trim()}`) : undefined),
+      onLine: (l) => (o.step || process.env.MTLAB_DEMO_TRACE || /^ {2}(FAIL|ERROR) /.test(l) ? out(o.step ? l : `${at()}    [${name}] ${l.trim()}`) : undefined),
       pause: (point, l) => pause(name, point, l),
     });
     lastDown = performance.now();

@@ -26,6 +26,7 @@ export const TOOLS: Tool[] = [
   { name: 'tcpdump', version: ['tcpdump', '--version'], debianPackage: 'tcpdump', requiredForUp: false, purpose: 'captures' },
   { name: 'dumpcap', version: ['dumpcap', '--version'], debianPackage: 'wireshark-common', requiredForUp: false, purpose: 'pcapng captures' },
   { name: 'tshark', version: ['tshark', '--version'], debianPackage: 'tshark', requiredForUp: false, purpose: 'packet assertions' },
+  { name: 'sharkd', version: ['sharkd', '-v'], debianPackage: 'wireshark-common', requiredForUp: false, purpose: 'frame counts without a tshark start each (tshark answers without it)' },
   { name: 'editcap', version: ['editcap', '--version'], debianPackage: 'wireshark-common', requiredForUp: false, purpose: 'embed secrets, comments' },
   { name: 'mergecap', version: ['mergecap', '--version'], debianPackage: 'wireshark-common', requiredForUp: false, purpose: 'merge captures' },
   { name: 'iperf3', version: ['iperf3', '--version'], debianPackage: 'iperf3', requiredForUp: false, purpose: 'throughput benchmarks' },

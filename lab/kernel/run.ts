@@ -34,6 +34,8 @@ export interface RunOptions extends Place {
   /** Added to our environment. */
   env?: Record<string, string>;
   cwd?: string;
+  /** Stops the command (SIGTERM). With okCodes 'any' a stopped command is a result (exitCode -1, `canceled`), not an error. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -43,6 +45,8 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** Stopped through RunOptions.signal. */
+  canceled?: boolean;
 }
 
 /** The single error type of every failed command: says what, where, how and why. */
@@ -102,6 +106,7 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
     stripFinalNewline: false,
     env: opts.env,
     cwd: opts.cwd,
+    cancelSignal: opts.signal,
   });
   const result: RunResult = {
     command: argv.join(' '),
@@ -110,8 +115,9 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<RunRes
     stdout: String(r.stdout ?? ''),
     stderr: String(r.stderr ?? ''),
     durationMs: performance.now() - started,
+    ...(r.isCanceled ? { canceled: true } : {}),
   };
-  const ok = r.exitCode !== undefined && (opts.okCodes === 'any' || opts.okCodes?.includes(r.exitCode));
+  const ok = (r.exitCode !== undefined && (opts.okCodes === 'any' || opts.okCodes?.includes(r.exitCode))) || (r.isCanceled && opts.okCodes === 'any');
   if (r.failed && !ok) {
     let reason: string | undefined;
     if ((r as { code?: string }).code === 'ENOENT') reason = `command not found: ${argv[0]} (run \`mtless doctor\`)`;

@@ -9,6 +9,7 @@ import { dumpAuth } from '../datapath/auth.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
 import { DROP_POLICY, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import type { Scenario, ScenarioContext } from './framework.ts';
+import { untilRefused } from './side-lab.ts';
 
 async function ipcacheIdentity(ctx: ScenarioContext, node: string, ip: string): Promise<number | undefined> {
   const rows = await dumpNodeMap(ctx.lab, node, 'cilium_ipcache');
@@ -60,7 +61,9 @@ export const identityConfusion: Scenario = {
       while ((await ipcacheIdentity(ctx, 'n2', clientIp)) !== intruder.identity && Date.now() < healed) await new Promise((r) => setTimeout(r, 25));
       ctx.check('after heal n2 knows the intruder\'s identity', (await ipcacheIdentity(ctx, 'n2', clientIp)) === intruder.identity);
       const mark = ctx.flows().length;
-      const again = await echoSend(ctx.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-again', ['--timeout', '2500']);
+      // Stopped once n2 has dropped the SYN and its retransmit by policy (the client would only time out).
+      const again = await untilRefused((signal) => echoSend(ctx.lab, 'intruder', 'tcp', serverIp, 8080, 'forbidden-again', ['--timeout', '2500'], signal),
+        () => ctx.flows().slice(mark).filter((f) => f.node === 'n2' && f.saddr === clientIp && f.verdict === VERDICT_DROPPED && f.dropReason === DROP_POLICY).length >= 2);
       const denial = await ctx.waitForFlow((f) => ctx.flows().indexOf(f) >= mark && f.node === 'n2' && f.saddr === clientIp && f.verdict === VERDICT_DROPPED, 15_000);
       ctx.check('after heal the intruder is denied by policy (133)',
         again.exitCode !== 0 && !server.lines.some((l) => l.includes('forbidden-again')) && denial?.dropReason === DROP_POLICY,

@@ -16,6 +16,7 @@ import { HBONE_PORT } from '../abi/generated.ts';
 import { MESH_TRUST_DOMAIN } from '../spiffe/id.ts';
 import { bypassDrops, enrollPod, listRedirect, proxyLog, startMesh } from '../mesh/mesh.ts';
 import type { Scenario } from './framework.ts';
+import { untilRefused } from './side-lab.ts';
 
 const CLIENT_ID = workloadSpiffeId('default', 'client');
 const SERVER_ID = workloadSpiffeId('default', 'server');
@@ -66,14 +67,17 @@ export const perConnectionMtls: Scenario = {
 
       ctx.say('bypass: traffic to server:8080 that skips the proxies is dropped by the nodes (force all traffic through the proxy)');
       const n2Before = await bypassDrops(ctx.lab, 'n2');
-      const fromNode = await echoSendFromNode(ctx.lab, 'n1', 'tcp', serverIp, 8080, BYPASS[0]!, ['--timeout', '3000']);
+      // Stopped once n2 has dropped the SYN and its retransmit (the client would only time out).
+      const fromNode = await untilRefused((signal) => echoSendFromNode(ctx.lab, 'n1', 'tcp', serverIp, 8080, BYPASS[0]!, ['--timeout', '3000'], signal),
+        async () => (await bypassDrops(ctx.lab, 'n2')) - n2Before >= 2, 100);
       const n2Dropped = (await bypassDrops(ctx.lab, 'n2')) - n2Before;
       ctx.check('node n1\'s own connection to server:8080 (no proxy) fails and n2\'s no_bypass chain dropped it',
         fromNode.exitCode !== 0 && n2Dropped > 0 && !server.lines.some((l) => l.includes(BYPASS[0]!)), `exit ${fromNode.exitCode}, n2 no_bypass dropped ${n2Dropped} packet(s)`);
       // A pod outside the mesh (no redirect for its veth), labelled so that Cilium's policy would admit it.
       await addPod({ lab: ctx.lab, node: 'n1', pod: 'unmeshed', labels: { app: 'client' }, serviceAccount: 'client' });
       const n1Before = await bypassDrops(ctx.lab, 'n1');
-      const fromPod = await echoSend(ctx.lab, 'unmeshed', 'tcp', serverIp, 8080, BYPASS[1]!, ['--timeout', '3000']);
+      const fromPod = await untilRefused((signal) => echoSend(ctx.lab, 'unmeshed', 'tcp', serverIp, 8080, BYPASS[1]!, ['--timeout', '3000'], signal),
+        async () => (await bypassDrops(ctx.lab, 'n1')) - n1Before >= 2, 100);
       const n1Dropped = (await bypassDrops(ctx.lab, 'n1')) - n1Before;
       ctx.check('a pod outside the mesh (labels the policy admits) cannot reach server:8080: n1\'s no_bypass chain dropped it',
         fromPod.exitCode !== 0 && n1Dropped > 0 && !server.lines.some((l) => l.includes(BYPASS[1]!)), `exit ${fromPod.exitCode}, n1 no_bypass dropped ${n1Dropped} packet(s)`);

@@ -28,6 +28,26 @@ export interface LabHandle {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Runs a client that is expected to be refused and stops it once `refused`
+ * holds (polled while the client runs). A refusal seen for the first packet
+ * and again for its retransmit says all that waiting out the client's own
+ * timeout would, and that wait was most of such a step's time. A client
+ * that is not refused ends by itself, within its own timeout.
+ */
+export function untilRefused<T>(start: (signal: AbortSignal) => Promise<T>, refused: () => Promise<boolean> | boolean, everyMs = 25): Promise<T> {
+  const stop = new AbortController();
+  let ended = false;
+  const client = start(stop.signal).finally(() => (ended = true));
+  void (async () => {
+    while (!ended) {
+      if (await Promise.resolve().then(refused).catch(() => false)) return stop.abort();
+      await sleep(everyMs);
+    }
+  })();
+  return client;
+}
+
 /** Polls `probe` until it gives a value or the deadline passes (then undefined). */
 export async function waitUntil<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 20): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;

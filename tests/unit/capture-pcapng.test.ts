@@ -368,3 +368,27 @@ t.test('the Wireshark profile loads: filters compile, port 4250 decodes as TLS',
   const counts = await tsharkCounts(file, buttons); // throws, naming the filter, if one does not compile
   t.equal(counts[0], 1, 'the "Drops" button finds the commented packet');
 });
+
+t.test('sharkd counts as tshark does, and a filter\'s answer never carries over to the next file', { skip: noTools }, async (t) => {
+  const saved = process.env.MTLAB_DISSECT;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.MTLAB_DISSECT;
+    else process.env.MTLAB_DISSECT = saved;
+  });
+  const { file } = await sampleFile();
+  const syn = tcpFrame('10.244.0.2', '10.244.1.2', 1, AUTH_PORT, SYN);
+  const other = join(tmp, 'other.pcapng');
+  await writeFile(other, writeCapture(capture('x', [[5n, syn], [6n, syn], [7n, syn]])));
+  const filters = ['tcp', 'tcp.flags.syn == 1', plaintextFilter('secret-xyz'), 'tcp.port in {8080, 1}', `tcp.port == ${AUTH_PORT}`, 'frame.interface_name == "fabric/underlay"'];
+  const expected = { file: [4, 3, 1, 4, 0, 2], other: [3, 3, 0, 3, 3, 0] };
+  for (const engine of ['tshark', 'sharkd', 'both'] as const) {
+    process.env.MTLAB_DISSECT = engine;
+    // The same filter text on two files in turn: sharkd 4.0 caches a filter's answer by its text, across loads.
+    t.same(await tsharkCounts(file, filters), expected.file, `${engine}: the merged sample`);
+    t.same(await tsharkCounts(other, filters), expected.other, `${engine}: then another file, same filters`);
+    t.same(await tsharkCounts(file, filters, { tlsPort: AUTH_PORT }), expected.file, `${engine}: with a decode-as rule`);
+    await t.rejects(tsharkCounts(file, ['tcp &&& udp']), /tshark/, `${engine}: a bad filter is tshark's error`);
+  }
+  process.env.MTLAB_DISSECT = 'bogus';
+  await t.rejects(tsharkCounts(file, ['tcp']), /MTLAB_DISSECT=bogus: expected sharkd, tshark or both/);
+});

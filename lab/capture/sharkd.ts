@@ -1,0 +1,200 @@
+// Frame counts from sharkd, Wireshark's dissection engine as a long-lived
+// process (Debian's wireshark-common, the package tshark itself depends on).
+// A tshark run spends about 0.4 CPU s starting up, registering every
+// dissector, before it reads a frame; a busy demo asks ~60 such counting
+// questions. One sharkd per set of dissect options pays that once, then
+// answers `load` + `frames` in milliseconds. tshark.ts decides when it is
+// used, and in `both` mode holds every answer against tshark's.
+//
+// Two things of sharkd 4.0 shape this module:
+// - it caches a filter's result by the filter's text and keeps the cache
+//   across loads, so the same text on the next file answers for the last one
+//   (measured: 91 frames where the file has 87). Each load therefore gets
+//   its own spelling of every filter (leading spaces, which the filter
+//   grammar ignores), and a process is retired after MAX_LOADS loads;
+// - it takes decode-as rules only from a configuration folder
+//   (decode_as_entries), not from the command line: each option set gets a
+//   temporary folder (WIRESHARK_CONFIG_DIR), removed when this process exits.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ResultPromise } from '../kernel/spawn.ts';
+
+/** What to dissect with: the same meaning as tshark's `-d` rules and `-o tls.keylog_file`. */
+export interface SharkdConfig {
+  /** `tcp.port==4250,tls` rules. */
+  decodeAs: readonly string[];
+  keylog?: string;
+}
+
+/** Dissectors by filter name → the name decode_as_entries gives them (what Wireshark's Decode As dialog shows). */
+const DECODE_AS_SHOWN: Record<string, string> = { tls: 'TLS', vxlan: 'VXLAN', wg: 'WireGuard', http2: 'HTTP2' };
+
+/** decode_as_entries lines for tshark `-d` rules; undefined when a rule cannot be written there (then tshark answers). */
+export function decodeAsEntries(rules: readonly string[]): string[] | undefined {
+  const lines: string[] = [];
+  for (const rule of rules) {
+    const m = /^(tcp\.port|udp\.port)==(\d+),([a-z0-9_.]+)$/.exec(rule);
+    const shown = m ? DECODE_AS_SHOWN[m[3]!] : undefined;
+    if (!m || !shown) return undefined;
+    lines.push(`decode_as_entry: ${m[1]},${m[2]},(none),${shown}`);
+  }
+  return lines;
+}
+
+/** A process is retired after this many loads: every load lengthens its filters' spelling by one space. */
+const MAX_LOADS = 64;
+/** Processes per option set: the demo's four scenarios rarely ask at the same moment. */
+const MAX_PER_CONFIG = 2;
+
+interface Waiting {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+class SharkdProcess {
+  private readonly child: ResultPromise;
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 1;
+  private buffered = '';
+  private stderr = '';
+  private dead?: Error;
+  /** Jobs queued or running; a job is one load and its questions. */
+  queued = 0;
+  private loads = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(configDir: string) {
+    this.child = spawn(['sharkd', '-'], { stdin: 'pipe', env: { WIRESHARK_CONFIG_DIR: configDir } });
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (chunk: string) => this.onData(chunk));
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-2000)));
+    this.child.stdin!.on('error', () => {}); // a dead sharkd is reported through `dead`
+    void this.child.then((r) => this.fail(new Error(`sharkd exited (${r.exitCode ?? r.signal}): ${this.stderr.trim().split('\n').at(-1) ?? ''}`)));
+    this.idle(true);
+  }
+
+  get retired(): boolean {
+    return this.dead !== undefined || this.loads + this.queued >= MAX_LOADS;
+  }
+
+  /** Frame counts of `filters` on `file`, as one job (nothing else loads in between). */
+  count(file: string, filters: readonly string[]): Promise<number[]> {
+    this.queued++;
+    const job = this.chain.then(async () => {
+      this.idle(false);
+      try {
+        const pad = ' '.repeat(++this.loads);
+        await this.call('load', { file });
+        const answers = await Promise.all(filters.map((f) => this.call('frames', { filter: pad + f, column0: 'frame.number:0' })));
+        return answers.map((a, i) => {
+          if (!Array.isArray(a)) throw new Error(`sharkd: no frame list for filter ${filters[i]}`);
+          return a.length;
+        });
+      } finally {
+        this.queued--;
+        if (this.queued === 0) this.idle(true);
+      }
+    });
+    this.chain = job.catch(() => {});
+    return job;
+  }
+
+  close(): void {
+    this.child.stdin?.end();
+  }
+
+  private call(method: string, params: Record<string, unknown>): Promise<unknown> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.stdin!.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
+    });
+  }
+
+  private onData(chunk: string): void {
+    this.buffered += chunk;
+    let nl: number;
+    while ((nl = this.buffered.indexOf('\n')) >= 0) {
+      const line = this.buffered.slice(0, nl);
+      this.buffered = this.buffered.slice(nl + 1);
+      if (!line.startsWith('{')) continue;
+      const answer = JSON.parse(line) as { id: number; result?: unknown; error?: { code: number; message: string } };
+      const w = this.waiting.get(answer.id);
+      if (!w) continue;
+      this.waiting.delete(answer.id);
+      if (answer.error) w.reject(new Error(`sharkd: ${answer.error.message} (${answer.error.code})`));
+      else w.resolve(answer.result);
+    }
+  }
+
+  private fail(e: Error): void {
+    this.dead ??= e;
+    for (const w of this.waiting.values()) w.reject(this.dead);
+    this.waiting.clear();
+  }
+
+  /** Idle, the child and its pipes do not keep this process alive (a CLI run exits when its work is done). */
+  private idle(isIdle: boolean): void {
+    for (const h of [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as ({ ref?: () => void; unref?: () => void } | null)[]) {
+      if (isIdle) h?.unref?.();
+      else h?.ref?.();
+    }
+  }
+}
+
+interface Pool {
+  configDir: string;
+  processes: SharkdProcess[];
+}
+
+const pools = new Map<string, Pool>();
+let exitHook = false;
+
+function poolFor(config: SharkdConfig, entries: string[]): Pool {
+  const key = JSON.stringify([entries, config.keylog ?? '']);
+  let pool = pools.get(key);
+  if (!pool) {
+    const configDir = mkdtempSync(join(tmpdir(), 'mtless-sharkd-'));
+    writeFileSync(join(configDir, 'decode_as_entries'), entries.map((l) => l + '\n').join(''));
+    // No colouring rules: sharkd colours every frame it loads, and the answers never need it.
+    writeFileSync(join(configDir, 'colorfilters'), '');
+    writeFileSync(join(configDir, 'preferences'), config.keylog ? `tls.keylog_file: ${config.keylog}\n` : '');
+    pool = { configDir, processes: [] };
+    pools.set(key, pool);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', closeSharkd);
+    }
+  }
+  return pool;
+}
+
+/** Stops every sharkd and removes their configuration folders (also run when this process exits). */
+export function closeSharkd(): void {
+  for (const pool of pools.values()) {
+    for (const p of pool.processes) p.close();
+    rmSync(pool.configDir, { recursive: true, force: true });
+  }
+  pools.clear();
+}
+
+/**
+ * Frame counts for `filters` on `file`, or undefined when sharkd cannot
+ * answer this question (a decode-as rule it cannot take); throws on a
+ * sharkd error (a filter it refuses, a file it cannot open).
+ */
+export async function sharkdCounts(file: string, filters: readonly string[], config: SharkdConfig): Promise<number[] | undefined> {
+  const entries = decodeAsEntries(config.decodeAs);
+  if (!entries) return undefined;
+  const pool = poolFor(config, entries);
+  for (const p of pool.processes) if (p.retired && p.queued === 0) p.close();
+  pool.processes = pool.processes.filter((p) => !p.retired || p.queued > 0);
+  let proc = pool.processes.filter((p) => !p.retired).sort((a, b) => a.queued - b.queued)[0];
+  if (!proc || (proc.queued > 0 && pool.processes.filter((p) => !p.retired).length < MAX_PER_CONFIG)) {
+    proc = new SharkdProcess(pool.configDir);
+    pool.processes.push(proc);
+  }
+  return proc.count(file, filters);
+}
