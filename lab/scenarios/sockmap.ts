@@ -25,7 +25,7 @@ import { appArgv } from '../sockmap/app.ts';
 import { countersDelta, ensureNodeCgroup, readSockmapCounters, SOCKMAP_STEP, sockOpsAttached, type SockmapCounters } from '../sockmap/load.ts';
 import { runInPod, spawnInPod, type PodProcess } from '../sockmap/pod.ts';
 import { currentRun, type Scenario, type ScenarioContext } from './framework.ts';
-import { sideProgress } from './side-lab.ts';
+import { sideProgress, waitUntil } from './side-lab.ts';
 import { sockmapDir } from '../core/names.ts';
 
 const NODE = 'n1';
@@ -210,7 +210,12 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
     if (change === 'deny') await writeNodeState(side.lab, NODE, withRule(true, 0), ifindexes);
     else await deleteAuthEntry(side.lab, NODE, authKey);
     client.signal('SIGUSR2');
-    const after = (await client.waitForLine(/^(ECHO|NOECHO) after-/, ECHO_TIMEOUT_MS + 5000))?.startsWith('ECHO') ?? false;
+    // A cut connection is reported by the client only at its timeout (NOECHO
+    // after 5 s); tc dropping the message and its retransmit says it sooner.
+    let answered = false;
+    const line = client.waitForLine(/^(ECHO|NOECHO) after-/, ECHO_TIMEOUT_MS + 5000).finally(() => (answered = true));
+    const cut = await waitUntil(async () => (answered ? false : (await drops()) - drops0 >= 2 ? true : undefined), ECHO_TIMEOUT_MS + 5000, 100);
+    const after = cut ? false : ((await line)?.startsWith('ECHO') ?? false);
     const dropCount = (await drops()) - drops0;
     const sm1 = await counters(side);
 
@@ -311,39 +316,44 @@ export const sockmapScenario: Scenario = {
   async run(ctx) {
     const procs: PodProcess[] = [];
     const on: Side = { lab: ctx.lab, plan: ctx.plan, sockmap: true, label: 'sockmap on' };
-    const installed = await Promise.all(ctx.plan.nodes.map(async (n) => (await exists(sockmapDir(ctx.lab, n.name))) && (await sockOpsAttached(ctx.lab, n.name))));
-    ctx.check('sockmap is loaded on every node, sock_ops attached to its cgroup', installed.every(Boolean));
-
-    ctx.say(`same node: ${SENDER} -> ${RECEIVER}:7070 on ${NODE}, three messages with a secret, captured on both veths`);
-    await runSide(ctx, on, procs);
-
-    ctx.say('cross node: local (n1) -> server (n2) is never accelerated');
-    const before = await Promise.all(['n1', 'n2'].map((n) => readSockmapCounters(ctx.lab, n)));
-    const server = spawnInPod(ctx.lab, 'n2', 'server', appArgv(['serve', '8080']));
-    try {
-      await server.waitForLine(/^READY /, 15_000);
-      const client = spawnInPod(ctx.lab, NODE, SENDER, appArgv(['send', ctx.podIp('server'), '8080', 'cross-node']));
-      const closed = await client.waitForLine(/^CLOSED$/, 15_000);
-      await client.stop();
-      const d = await Promise.all(['n1', 'n2'].map(async (n, i) => countersDelta(before[i]!, await readSockmapCounters(ctx.lab, n))));
-      ctx.check('cross-node TCP is skipped by sock_ops on both nodes and never redirected',
-        closed !== undefined && d.every((x) => x.socketsSkipped === 1n && x.socketsAdded === 0n && x.redirected.count === 0n),
-        d.map((x, i) => `n${i + 1}: skipped ${x.socketsSkipped}, added ${x.socketsAdded}, redirected ${x.redirected.count}`).join('; '));
-    } finally {
-      await server.stop();
-    }
-
     const offLab = offLabName(ctx.lab);
     const run = currentRun();
-    ctx.say(`the same topology with sockmap: false (lab ${offLab})`);
+    // The sockmap-off twin comes up while the sockmap side runs (they share
+    // no namespace), instead of after it.
+    const offUp = upWithDatapath({ ...ctx.plan.topology, sockmap: false }, { name: offLab, agents: false, signal: run?.signal, progress: sideProgress(offLab, run?.progress) });
+    offUp.catch(() => undefined); // awaited below; a failed up has removed what it made
     try {
-      const offPlan = await upWithDatapath({ ...ctx.plan.topology, sockmap: false }, { name: offLab, agents: false, signal: run?.signal, progress: sideProgress(offLab, run?.progress) });
+      const installed = await Promise.all(ctx.plan.nodes.map(async (n) => (await exists(sockmapDir(ctx.lab, n.name))) && (await sockOpsAttached(ctx.lab, n.name))));
+      ctx.check('sockmap is loaded on every node, sock_ops attached to its cgroup', installed.every(Boolean));
+
+      ctx.say(`same node: ${SENDER} -> ${RECEIVER}:7070 on ${NODE}, three messages with a secret, captured on both veths`);
+      await runSide(ctx, on, procs);
+
+      ctx.say('cross node: local (n1) -> server (n2) is never accelerated');
+      const before = await Promise.all(['n1', 'n2'].map((n) => readSockmapCounters(ctx.lab, n)));
+      const server = spawnInPod(ctx.lab, 'n2', 'server', appArgv(['serve', '8080']));
+      try {
+        await server.waitForLine(/^READY /, 15_000);
+        const client = spawnInPod(ctx.lab, NODE, SENDER, appArgv(['send', ctx.podIp('server'), '8080', 'cross-node']));
+        const closed = await client.waitForLine(/^CLOSED$/, 15_000);
+        await client.stop();
+        const d = await Promise.all(['n1', 'n2'].map(async (n, i) => countersDelta(before[i]!, await readSockmapCounters(ctx.lab, n))));
+        ctx.check('cross-node TCP is skipped by sock_ops on both nodes and never redirected',
+          closed !== undefined && d.every((x) => x.socketsSkipped === 1n && x.socketsAdded === 0n && x.redirected.count === 0n),
+          d.map((x, i) => `n${i + 1}: skipped ${x.socketsSkipped}, added ${x.socketsAdded}, redirected ${x.redirected.count}`).join('; '));
+      } finally {
+        await server.stop();
+      }
+
+      ctx.say(`the same topology with sockmap: false (lab ${offLab})`);
+      const offPlan = await offUp;
       const off: Side = { lab: offLab, plan: offPlan, sockmap: false, label: 'sockmap off' };
       ctx.check('with sockmap: false nothing is loaded', !(await exists(sockmapDir(offLab, NODE))));
       // Same launch path as the sockmap side: processes join an (empty) node cgroup.
       await Promise.all(offPlan.nodes.map((n) => ensureNodeCgroup(offLab, n.name)));
       await runSide(ctx, off, procs);
     } finally {
+      await offUp.catch(() => undefined);
       if (!run?.keep || run.signal?.aborted) await destroyLab(offLab);
     }
 
