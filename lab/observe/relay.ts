@@ -9,13 +9,14 @@
 // (lab/datapath/events.ts), so scenarios and `mtless observe` see the same
 // records at the same time.
 import { randomUUID } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { decodeFlowEvent } from '../abi/generated.ts';
 import { controlState } from '../control/client.ts';
 import type { ClusterSnapshot } from '../control/registry.ts';
-import { daemonLogFile, relayDir } from '../core/names.ts';
+import { daemonLogFile, relayDir, stateFile } from '../core/names.ts';
 import { AGENT } from '../core/daemons.ts';
 import type { Log } from '../core/log.ts';
 import { REPO_ROOT } from '../core/repo.ts';
@@ -43,9 +44,22 @@ export interface RelayConfig {
 export const DEFAULT_RING_SIZE = 4095;
 export const DEFAULT_SORT_WINDOW_MS = 200;
 
-/** How often the agent logs are read and the snapshot refreshed. */
-const LOG_POLL_MS = 50;
+/**
+ * The agent logs are read when inotify says they grew (fs.watch), and every
+ * LOG_POLL_MS in case a watch is lost (a log replaced); the sorter is
+ * drained every DRAIN_MS only while it holds events. Timers that fired
+ * every 20 and 50 ms cost each idle relay about 1 % of a CPU.
+ */
+const LOG_POLL_MS = 500;
 const SNAPSHOT_REFRESH_MS = 1000;
+/**
+ * The snapshot is fetched again only while the lab's state file has changed
+ * in the last few seconds (pods come and go through it), and every 10 s
+ * regardless: a fetch every second kept the relay and the control plane
+ * busy in every idle lab (measured: 1.4 % and 1.0 % of a CPU).
+ */
+const SNAPSHOT_AFTER_CHANGE_MS = 3000;
+const SNAPSHOT_FALLBACK_MS = 10_000;
 const DRAIN_MS = 20;
 /** A subscriber this far behind is cut off rather than grow the relay's memory. */
 const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
@@ -105,6 +119,10 @@ export class FlowRelay {
   private readonly observers = new Set<Observer>();
   private readonly feeds = new Map<string, Set<Socket>>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly watchers: FSWatcher[] = [];
+  private drainTimer?: NodeJS.Timeout;
+  /** A log grew while it was being read: read again at once. */
+  private tailAgain = false;
   private server?: Server;
   private topology?: Topology | null;
   private refreshing?: Promise<void>;
@@ -132,14 +150,24 @@ export class FlowRelay {
       this.server!.once('error', reject);
       this.server!.listen(this.cfg.socket, () => resolveListen());
     });
-    this.timers.push(setInterval(() => this.drain(), DRAIN_MS));
+    for (const node of this.cfg.nodes) {
+      try {
+        const w = watch(daemonLogFile(this.cfg.lab, node, AGENT.role), { persistent: false }, () => void this.readLogs());
+        w.on('error', () => w.close());
+        this.watchers.push(w);
+      } catch {
+        // no log yet: the poll reads it
+      }
+    }
     this.timers.push(setInterval(() => void this.readLogs(), LOG_POLL_MS));
-    this.timers.push(setInterval(() => void this.refreshDirectory(), SNAPSHOT_REFRESH_MS));
+    this.timers.push(setInterval(() => void this.refreshIfChanged(), SNAPSHOT_REFRESH_MS));
     this.log('started', { nodes: this.cfg.nodes, socket: this.cfg.socket, ringSize: this.cfg.ringSize });
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    for (const w of this.watchers) w.close();
+    clearTimeout(this.drainTimer);
     await Promise.all(this.readers.map((r) => r.stop().catch(() => undefined)));
     this.emit(this.sorter.flush());
     for (const o of this.observers) o.socket.end();
@@ -170,7 +198,10 @@ export class FlowRelay {
   }
 
   private async readLogs(): Promise<void> {
-    if (this.tailing) return;
+    if (this.tailing) {
+      this.tailAgain = true;
+      return;
+    }
     this.tailing = true;
     try {
       for (const [node, tail] of this.tails) {
@@ -188,11 +219,38 @@ export class FlowRelay {
       }
     } finally {
       this.tailing = false;
+      if (this.tailAgain) {
+        this.tailAgain = false;
+        void this.readLogs();
+      }
     }
   }
 
   private add(node: string, event: ObservedEvent): void {
     this.sorter.push({ timeNs: eventTimeNs(event), node, event, line: `${JSON.stringify(event)}\n` }, Date.now());
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainTimer || this.sorter.size === 0) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = undefined;
+      this.drain();
+      this.scheduleDrain();
+    }, DRAIN_MS);
+  }
+
+  private stateChangedAt = 0;
+  private stateMtimeMs = -1;
+
+  private async refreshIfChanged(): Promise<void> {
+    const mtime = await stat(stateFile(this.cfg.lab)).then((st) => st.mtimeMs, () => -1);
+    if (mtime !== this.stateMtimeMs) {
+      this.stateMtimeMs = mtime;
+      this.stateChangedAt = Date.now();
+    }
+    const sinceChange = Date.now() - this.stateChangedAt;
+    if (sinceChange <= SNAPSHOT_AFTER_CHANGE_MS || Date.now() - this.lastRefresh >= SNAPSHOT_FALLBACK_MS) await this.refreshDirectory();
   }
 
   /** The control plane's snapshot names pods; a lab without one is named from its state and topology. */
