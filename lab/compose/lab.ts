@@ -12,6 +12,7 @@ import { AGENT, CONTROL_PLANE, CONTROL_PLANE_NODE } from '../core/daemons.ts';
 import { allocateIdentities, type IdentityAllocation } from '../policy/identity.ts';
 import { attachEndpoints, loadNodeDatapath, readIfindexes, type PolicyMode } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState } from '../datapath/state.ts';
+import { MapWriter } from '../datapath/map-writer.ts';
 import { createCa, saveCa, issueNodeCredential, type Ca } from '../spiffe/ca.ts';
 import { type ControlConfig } from '../control/config.ts';
 import { CONTROL_PLANE_NAME } from '../control/server.ts';
@@ -81,15 +82,22 @@ export async function upWithDatapath(topology: Topology, opts: LabOptions): Prom
 async function installDatapath(plan: LabPlan, state: LabState, identities: IdentityAllocation, opts: LabOptions): Promise<void> {
   for (const p of state.pods) p.identity = identities.byPod.get(p.name);
   await writeState(state);
-  await allOrFirstError(
-    plan.nodes.map(async (n) => {
-      const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode: opts.policyMode, objectPath: opts.datapathObject });
-      // Maps first: a veth the programs do not know yet is dropped (fail-closed).
-      const ifindexes = await readIfindexes(n.netns);
-      await writeNodeState(plan.lab, n.name, compileNodeState(plan, n.name, identities), ifindexes);
-      await attachEndpoints(n.netns, n.pods.map((p) => p.lxc), dp.progPins);
-    }),
-  );
+  // One map writer for the lab's first fill (four dumps and a batch per node
+  // otherwise, each a bpftool start), closed at once: it holds the maps open.
+  const writer = new MapWriter();
+  try {
+    await allOrFirstError(
+      plan.nodes.map(async (n) => {
+        const dp = await loadNodeDatapath(plan.lab, n.name, { policyMode: opts.policyMode, objectPath: opts.datapathObject });
+        // Maps first: a veth the programs do not know yet is dropped (fail-closed).
+        const ifindexes = await readIfindexes(n.netns);
+        await writeNodeState(plan.lab, n.name, compileNodeState(plan, n.name, identities), ifindexes, { io: writer });
+        await attachEndpoints(n.netns, n.pods.map((p) => p.lxc), dp.progPins);
+      }),
+    );
+  } finally {
+    writer.close();
+  }
 }
 
 async function writePrivate(path: string, text: string): Promise<void> {

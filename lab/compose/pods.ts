@@ -4,6 +4,7 @@
 import { ipBatch, run } from '../kernel/run.ts';
 import { attachEndpoints, detachEndpoint, readIfindexes } from '../datapath/load.ts';
 import { dumpNodeMap } from '../datapath/maps.ts';
+import { sharedDumpIo } from '../datapath/map-writer.ts';
 import { registerPod, unregisterPod } from '../control/client.ts';
 import { podLabels, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, podNameProblem, labelProblems } from '../topology/validate.ts';
 import { cidrContains, hostAddress, mustParseCIDR } from '../topology/ipv4.ts';
@@ -39,7 +40,8 @@ async function waitForEndpoint(lab: string, node: string, nodeNs: string, lxc: s
   const ifindex = (await readIfindexes(nodeNs)).get(lxc);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const rows = await dumpNodeMap(lab, node, 'cilium_lxc');
+    // Polled through the process's long-lived map reader: a bpftool start per poll was most of a busy demo's bpftool runs.
+    const rows = await dumpNodeMap(lab, node, 'cilium_lxc', sharedDumpIo());
     if (rows.some((r) => r.key.ifindex === ifindex)) return true;
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -7,12 +7,13 @@ import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { addPod, deletePod, partitionNode } from '../compose/pods.ts';
 import { dumpAuth } from '../datapath/auth.ts';
 import { dumpNodeMap, ipcacheCidr } from '../datapath/maps.ts';
+import { sharedDumpIo } from '../datapath/map-writer.ts';
 import { DROP_POLICY, VERDICT_DROPPED, VERDICT_FORWARDED } from '../abi/generated.ts';
 import type { Scenario, ScenarioContext } from './framework.ts';
 import { untilRefused } from './side-lab.ts';
 
 async function ipcacheIdentity(ctx: ScenarioContext, node: string, ip: string): Promise<number | undefined> {
-  const rows = await dumpNodeMap(ctx.lab, node, 'cilium_ipcache');
+  const rows = await dumpNodeMap(ctx.lab, node, 'cilium_ipcache', sharedDumpIo());
   return rows.find((r) => ipcacheCidr(r.key) === `${ip}/32`)?.value.secIdentity;
 }
 

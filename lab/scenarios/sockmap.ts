@@ -19,6 +19,7 @@ import { deleteAuthEntry, writeAuthEntry } from '../datapath/auth.ts';
 import { AUTH_TYPE_SPIRE, DROP_POLICY_AUTH_REQUIRED, DROP_POLICY_DENY, IPPROTO_TCP, TCP_F_FIN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
 import { readIfindexes } from '../datapath/load.ts';
 import { readMetrics } from '../datapath/maps.ts';
+import { MapWriter } from '../datapath/map-writer.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { allocateIdentities } from '../policy/identity.ts';
 import { appArgv } from '../sockmap/app.ts';
@@ -177,6 +178,16 @@ interface Interplay {
  * which Cilium re-checks auth on every non-reply packet).
  */
 async function interplay(side: Side, change: Change, port: number, procs: PodProcess[]): Promise<Interplay> {
+  // One map writer for the step's policy changes, closed at its end (it holds the maps open).
+  const writer = new MapWriter();
+  try {
+    return await interplaySteps(writer, side, change, port, procs);
+  } finally {
+    writer.close();
+  }
+}
+
+async function interplaySteps(writer: MapWriter, side: Side, change: Change, port: number, procs: PodProcess[]): Promise<Interplay> {
   const ids = allocateIdentities(side.plan.topology);
   const id = (pod: string) => ids.byPod.get(pod)!;
   const nodePlan = side.plan.nodes.find((n) => n.name === NODE)!;
@@ -193,7 +204,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
   const drops = async () => (await readMetrics(side.lab, NODE)).filter((m) => m.reason === reason).reduce((s, m) => s + Number(m.packets), 0);
 
   if (change === 'revoke-auth') {
-    await writeNodeState(side.lab, NODE, withRule(false, AUTH_TYPE_SPIRE), ifindexes);
+    await writeNodeState(side.lab, NODE, withRule(false, AUTH_TYPE_SPIRE), ifindexes, { io: writer });
     await writeAuthEntry(side.lab, NODE, authKey, new Date(Date.now() + 10 * 60_000));
   }
   const server = await startServer(side, port, procs);
@@ -207,7 +218,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
 
     const drops0 = await drops();
     const sm0 = await counters(side);
-    if (change === 'deny') await writeNodeState(side.lab, NODE, withRule(true, 0), ifindexes);
+    if (change === 'deny') await writeNodeState(side.lab, NODE, withRule(true, 0), ifindexes, { io: writer });
     else await deleteAuthEntry(side.lab, NODE, authKey);
     client.signal('SIGUSR2');
     // A cut connection is reported by the client only at its timeout (NOECHO
@@ -236,7 +247,7 @@ async function interplay(side: Side, change: Change, port: number, procs: PodPro
     };
   } finally {
     await server.stop();
-    await writeNodeState(side.lab, NODE, base, ifindexes);
+    await writeNodeState(side.lab, NODE, base, ifindexes, { io: writer });
     if (change === 'revoke-auth') await deleteAuthEntry(side.lab, NODE, authKey);
   }
 }
