@@ -80,17 +80,29 @@ class SharkdProcess {
 
   /** Frame counts of `filters` on `file`, as one job (nothing else loads in between). */
   count(file: string, filters: readonly string[]): Promise<number[]> {
+    return this.job(file, (pad) => Promise.all(filters.map(async (f) => (await this.frameList(pad + f, ['frame.number'])).length)));
+  }
+
+  /** The `columns` (custom columns, every occurrence) of each frame matching `filter`, as one job. */
+  columns(file: string, filter: string, columns: readonly string[]): Promise<string[][]> {
+    return this.job(file, (pad) => this.frameList(pad + filter, columns));
+  }
+
+  private async frameList(filter: string, columns: readonly string[]): Promise<string[][]> {
+    const a = await this.call('frames', { filter, ...Object.fromEntries(columns.map((c, i) => [`column${i}`, `${c}:0`])) });
+    if (!Array.isArray(a)) throw new Error(`sharkd: no frame list for filter ${filter.trim()}`);
+    return (a as { c: string[] }[]).map((row) => row.c);
+  }
+
+  /** Loads `file` and runs `ask` on it; `ask` gets this load's filter prefix (see the top of this file). */
+  private job<T>(file: string, ask: (pad: string) => Promise<T>): Promise<T> {
     this.queued++;
     const job = this.chain.then(async () => {
       this.idle(false);
       try {
         const pad = ' '.repeat(++this.loads);
         await this.call('load', { file });
-        const answers = await Promise.all(filters.map((f) => this.call('frames', { filter: pad + f, column0: 'frame.number:0' })));
-        return answers.map((a, i) => {
-          if (!Array.isArray(a)) throw new Error(`sharkd: no frame list for filter ${filters[i]}`);
-          return a.length;
-        });
+        return await ask(pad);
       } finally {
         this.queued--;
         if (this.queued === 0) this.idle(true);
@@ -160,7 +172,9 @@ function poolFor(config: SharkdConfig, entries: string[]): Pool {
     writeFileSync(join(configDir, 'decode_as_entries'), entries.map((l) => l + '\n').join(''));
     // No colouring rules: sharkd colours every frame it loads, and the answers never need it.
     writeFileSync(join(configDir, 'colorfilters'), '');
-    writeFileSync(join(configDir, 'preferences'), config.keylog ? `tls.keylog_file: ${config.keylog}\n` : '');
+    // No name resolution, as tshark -n: columns show numbers, never names.
+    writeFileSync(join(configDir, 'preferences'), ['nameres.mac_name: FALSE', 'nameres.network_name: FALSE', 'nameres.transport_name: FALSE',
+      ...(config.keylog ? [`tls.keylog_file: ${config.keylog}`] : [])].map((l) => l + '\n').join(''));
     pool = { configDir, processes: [] };
     pools.set(key, pool);
     if (!exitHook) {
@@ -180,12 +194,7 @@ export function closeSharkd(): void {
   pools.clear();
 }
 
-/**
- * Frame counts for `filters` on `file`, or undefined when sharkd cannot
- * answer this question (a decode-as rule it cannot take); throws on a
- * sharkd error (a filter it refuses, a file it cannot open).
- */
-export async function sharkdCounts(file: string, filters: readonly string[], config: SharkdConfig): Promise<number[] | undefined> {
+function processFor(config: SharkdConfig): SharkdProcess | undefined {
   const entries = decodeAsEntries(config.decodeAs);
   if (!entries) return undefined;
   const pool = poolFor(config, entries);
@@ -196,5 +205,39 @@ export async function sharkdCounts(file: string, filters: readonly string[], con
     proc = new SharkdProcess(pool.configDir);
     pool.processes.push(proc);
   }
-  return proc.count(file, filters);
+  return proc;
+}
+
+/**
+ * Frame counts for `filters` on `file`, or undefined when sharkd cannot
+ * answer this question (a decode-as rule it cannot take); throws on a
+ * sharkd error (a filter it refuses, a file it cannot open).
+ */
+export async function sharkdCounts(file: string, filters: readonly string[], config: SharkdConfig): Promise<number[] | undefined> {
+  return processFor(config)?.count(file, filters);
+}
+
+/**
+ * Fields whose custom-column text is exactly tshark's `-T fields` text
+ * (numbers, addresses, epoch times; with name resolution off): the column
+ * joins a field's occurrences with "," as the lab's aggregator splits them.
+ * Checked against tshark on real captures (MTLAB_DISSECT=both); any other
+ * field is tshark's to answer.
+ */
+const COLUMN_FIELDS = new Set(['frame.number', 'frame.time_epoch', 'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst',
+  'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport', 'tcp.stream', 'tcp.len', 'udp.length']);
+/** Text fields that occur once per frame: exact as long as the text holds no "," or "\\". */
+const COLUMN_TEXT_FIELDS = new Set(['frame.protocols', 'frame.interface_name']);
+
+/**
+ * `-T fields` rows (each field's occurrences) from sharkd, or undefined when
+ * sharkd cannot give tshark's exact text for them (a field outside the
+ * lists above, a text with a "," in it, a decode-as rule it cannot take).
+ */
+export async function sharkdFields(file: string, filter: string, fields: readonly string[], config: SharkdConfig): Promise<Record<string, string[]>[] | undefined> {
+  if (!fields.every((f) => COLUMN_FIELDS.has(f) || COLUMN_TEXT_FIELDS.has(f))) return undefined;
+  const rows = await processFor(config)?.columns(file, filter, fields);
+  if (!rows) return undefined;
+  if (rows.some((c) => fields.some((f, i) => COLUMN_TEXT_FIELDS.has(f) && /[,\\]/.test(c[i] ?? '')))) return undefined;
+  return rows.map((c) => Object.fromEntries(fields.map((f, i) => [f, c[i] ? c[i]!.split(',') : []])));
 }

@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
 import { readCapture } from './pcapng.ts';
-import { sharkdCounts } from './sharkd.ts';
+import { sharkdCounts, sharkdFields } from './sharkd.ts';
 
 export interface DissectOptions {
   /** Decode this TCP port as TLS (`-d tcp.port==N,tls`): Cilium's auth port 4250 is not a TLS port to Wireshark. */
@@ -52,8 +52,26 @@ function unescapeField(v: string): string {
   return v.replace(/\\(.)/g, (_, c: string) => ({ t: '\t', n: '\n', r: '\r' })[c] ?? c);
 }
 
-/** One row per matching frame: each field's occurrences (several for stacked layers or repeated options). */
+/**
+ * One row per matching frame: each field's occurrences (several for stacked
+ * layers or repeated options). sharkd answers when it can give tshark's exact
+ * text for every field (sharkd.ts), under the same MTLAB_DISSECT rules as counts.
+ */
 export async function tsharkFields(file: string, filter: string, fields: string[], opts: DissectOptions = {}): Promise<Record<string, string[]>[]> {
+  const engine = dissectEngine();
+  if (engine === 'tshark') return tsharkOnlyFields(file, filter, fields, opts);
+  const fast = await sharkdFields(file, filter, fields, { decodeAs: decodeAsRules(opts), keylog: opts.keylog }).catch(() => undefined);
+  if (engine === 'sharkd' && fast) return fast;
+  const truth = await tsharkOnlyFields(file, filter, fields, opts);
+  // Only questions sharkd can take are compared: the others are tshark's by design.
+  if (engine === 'both' && fast && JSON.stringify(fast) !== JSON.stringify(truth)) {
+    const at = truth.findIndex((row, i) => JSON.stringify(row) !== JSON.stringify(fast[i]));
+    throw new DissectMismatchError(`sharkd and tshark give different fields in ${file} (${JSON.stringify(opts)}) for ${filter}: ${fast.length} and ${truth.length} rows; row ${at}: sharkd ${JSON.stringify(fast[at])}, tshark ${JSON.stringify(truth[at])}`);
+  }
+  return truth;
+}
+
+async function tsharkOnlyFields(file: string, filter: string, fields: string[], opts: DissectOptions): Promise<Record<string, string[]>[]> {
   const r = await run([
     'tshark', '-n', '-r', file, ...dissectArgs(opts), '-Y', filter, '-T', 'fields',
     '-E', 'separator=/t', '-E', 'occurrence=a', '-E', `aggregator=${AGGREGATOR}`, '-E', 'quote=n',
@@ -107,7 +125,7 @@ async function tsharkOnlyCounts(file: string, filters: string[], opts: DissectOp
   const alone = filters.filter((f) => f.includes(','));
   const [batch, ...single] = await Promise.all([
     batched.length > 0 ? ioStatCounts(file, batched, opts) : Promise.resolve([]),
-    ...alone.map(async (f) => (await tsharkFields(file, f, ['frame.number'], opts)).length),
+    ...alone.map(async (f) => (await tsharkOnlyFields(file, f, ['frame.number'], opts)).length),
   ]);
   const counts = new Map<string, number>();
   batched.forEach((f, i) => counts.set(f, (batch as number[])[i]!));
@@ -124,7 +142,7 @@ async function ioStatCounts(file: string, filters: string[], opts: DissectOption
     // No row when the capture spans no time: an empty file, but also one
     // packet, or several with one timestamp. Then count filter by filter.
     if (readCapture(await readFile(file)).packets.length === 0) return filters.map(() => 0);
-    return Promise.all(filters.map(async (f) => (await tsharkFields(file, f, ['frame.number'], opts)).length));
+    return Promise.all(filters.map(async (f) => (await tsharkOnlyFields(file, f, ['frame.number'], opts)).length));
   }
   const cells = row.split('|').map((c) => c.trim()).filter((c) => c.length > 0).slice(1);
   // Cells come in pairs per filter: frames, bytes.

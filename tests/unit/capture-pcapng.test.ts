@@ -381,6 +381,9 @@ t.test('sharkd counts as tshark does, and a filter\'s answer never carries over 
   await writeFile(other, writeCapture(capture('x', [[5n, syn], [6n, syn], [7n, syn]])));
   const filters = ['tcp', 'tcp.flags.syn == 1', plaintextFilter('secret-xyz'), 'tcp.port in {8080, 1}', `tcp.port == ${AUTH_PORT}`, 'frame.interface_name == "fabric/underlay"'];
   const expected = { file: [4, 3, 1, 4, 0, 2], other: [3, 3, 0, 3, 3, 0] };
+  process.env.MTLAB_DISSECT = 'tshark';
+  const fieldsSeen = (await frames(file, 'tcp', ['frame.time_epoch'])).map((r) => r['frame.time_epoch']!);
+  t.equal(fieldsSeen.length, 4);
   for (const engine of ['tshark', 'sharkd', 'both'] as const) {
     process.env.MTLAB_DISSECT = engine;
     // The same filter text on two files in turn: sharkd 4.0 caches a filter's answer by its text, across loads.
@@ -388,6 +391,12 @@ t.test('sharkd counts as tshark does, and a filter\'s answer never carries over 
     t.same(await tsharkCounts(other, filters), expected.other, `${engine}: then another file, same filters`);
     t.same(await tsharkCounts(file, filters, { tlsPort: AUTH_PORT }), expected.file, `${engine}: with a decode-as rule`);
     await t.rejects(tsharkCounts(file, ['tcp &&& udp']), /tshark/, `${engine}: a bad filter is tshark's error`);
+    // Fields sharkd's columns give exactly (numbers, addresses, times, link names), and one they do not (a flag): both as tshark gives them.
+    t.same(await frames(file, 'tcp', ['frame.number', 'frame.time_epoch', 'ip.src', 'tcp.srcport', 'tcp.len', 'frame.interface_name']), [1, 2, 3, 4].map((n) => ({
+      'frame.number': String(n), 'frame.time_epoch': fieldsSeen[n - 1]!, 'ip.src': '10.244.0.2', 'tcp.srcport': '40000', 'tcp.len': n === 4 ? '10' : '0',
+      'frame.interface_name': n === 1 || n === 3 ? 'n1/lxc-client' : 'fabric/underlay',
+    })), `${engine}: fields`);
+    t.same((await frames(file, 'tcp.len > 0', ['frame.number', 'tcp.flags.push'])), [{ 'frame.number': '4', 'tcp.flags.push': '1' }], `${engine}: a flag`);
   }
   process.env.MTLAB_DISSECT = 'bogus';
   await t.rejects(tsharkCounts(file, ['tcp']), /MTLAB_DISSECT=bogus: expected sharkd, tshark or both/);
