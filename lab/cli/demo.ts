@@ -4,6 +4,7 @@
 // time, which scenarios are running, then the claims table with the evidence
 // of each, and the time from the first `up` to the last `down`. Everything is
 // torn down on success, failure and Ctrl-C (exit 130), unless --keep.
+import { setMaxListeners } from 'node:events';
 import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -113,6 +114,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   out(`demo: claims ${o.claims.join(', ')} → ${o.scenarios.length} scenario(s), ${labs.length} lab(s), ${Math.min(o.jobs, o.scenarios.length)} at a time (demo profile); output in ${dir}`);
 
   const abort = new AbortController();
+  // Every lab's up and every scenario listens on this one signal (15 labs, 8
+  // scenarios): more than Node's default of 10 listeners, on purpose.
+  setMaxListeners(100, abort.signal);
   const onSignal = () => {
     process.stderr.write('\ninterrupted: stopping the scenarios and tearing their labs down…\n');
     abort.abort();
