@@ -52,12 +52,17 @@ export function decodeAsArgs(): string[] {
 /** The `tcp.port==4250,tls` forms, for DissectOptions.decodeAs. */
 export const LAB_DECODE_AS_RULES: readonly string[] = LAB_DECODE_AS.map((d) => `${d.table}==${d.port},${d.dissector}`);
 
+/** A decode_as_entries line (the profile's and sharkd's configuration folders). */
+export function decodeAsEntryLine(d: Pick<DecodeAs, 'table' | 'port' | 'shown'>): string {
+  return `decode_as_entry: ${d.table},${d.port},(none),${d.shown}`;
+}
+
 /** decode_as_entries as the profile holds it (a unit test keeps the file equal to this). */
 export function decodeAsEntriesText(): string {
   return [
     `${PROFILE_MARK}: the lab's ports that Wireshark 4.0 does not decode right.`,
     ...LAB_DECODE_AS.map((d) => `# ${d.table.slice(0, 3)}/${d.port}: ${d.why}.`),
-    ...LAB_DECODE_AS.map((d) => `decode_as_entry: ${d.table},${d.port},(none),${d.shown}`),
+    ...LAB_DECODE_AS.map(decodeAsEntryLine),
   ].join('\n') + '\n';
 }
 

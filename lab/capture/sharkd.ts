@@ -1,8 +1,8 @@
-// Frame counts from sharkd, Wireshark's dissection engine as a long-lived
-// process (Debian's wireshark-common, the package tshark itself depends on).
-// A tshark run spends about 0.4 CPU s starting up, registering every
-// dissector, before it reads a frame; a busy demo asks ~60 such counting
-// questions. One sharkd per set of dissect options pays that once, then
+// Frame counts and simple fields from sharkd, Wireshark's dissection engine
+// as a long-lived process (Debian's wireshark-common, the package tshark
+// itself depends on). A tshark run spends about 0.4 CPU s starting up,
+// registering every dissector, before it reads a frame; a busy demo asked
+// 93 such questions. One sharkd per set of dissect options pays that once, then
 // answers `load` + `frames` in milliseconds. tshark.ts decides when it is
 // used, and in `both` mode holds every answer against tshark's.
 //
@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
+import { decodeAsEntryLine, LAB_DECODE_AS } from './profile.ts';
 
 /** What to dissect with: the same meaning as tshark's `-d` rules and `-o tls.keylog_file`. */
 export interface SharkdConfig {
@@ -27,17 +28,17 @@ export interface SharkdConfig {
   keylog?: string;
 }
 
-/** Dissectors by filter name → the name decode_as_entries gives them (what Wireshark's Decode As dialog shows). */
-const DECODE_AS_SHOWN: Record<string, string> = { tls: 'TLS', vxlan: 'VXLAN', wg: 'WireGuard', http2: 'HTTP2' };
+/** The Decode As names of the lab's dissectors (tls → TLS …), from the lab's own profile table. */
+const DECODE_AS_SHOWN = new Map(LAB_DECODE_AS.map((d) => [d.dissector, d.shown]));
 
 /** decode_as_entries lines for tshark `-d` rules; undefined when a rule cannot be written there (then tshark answers). */
 export function decodeAsEntries(rules: readonly string[]): string[] | undefined {
   const lines: string[] = [];
   for (const rule of rules) {
     const m = /^(tcp\.port|udp\.port)==(\d+),([a-z0-9_.]+)$/.exec(rule);
-    const shown = m ? DECODE_AS_SHOWN[m[3]!] : undefined;
+    const shown = m ? DECODE_AS_SHOWN.get(m[3]!) : undefined;
     if (!m || !shown) return undefined;
-    lines.push(`decode_as_entry: ${m[1]},${m[2]},(none),${shown}`);
+    lines.push(decodeAsEntryLine({ table: m[1] as 'tcp.port' | 'udp.port', port: Number(m[2]), shown }));
   }
   return lines;
 }

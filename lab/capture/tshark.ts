@@ -1,12 +1,13 @@
 // tshark and capinfos behind a few typed calls. Each tshark run costs about
 // 0.4 CPU s of start-up, so callers batch: many counts go through one
-// io,stat pass, many fields through one -T fields pass. Counts go to a
-// long-lived sharkd instead (sharkd.ts) unless MTLAB_DISSECT says otherwise:
-//   sharkd (default)  sharkd answers counts; tshark when sharkd cannot
+// io,stat pass, many fields through one -T fields pass. Counts, and fields
+// whose text sharkd gives exactly, go to a long-lived sharkd instead
+// (sharkd.ts) unless MTLAB_DISSECT says otherwise:
+//   sharkd (default)  sharkd answers what it can; tshark the rest
 //   tshark            tshark answers everything
-//   both              both answer every count, and a difference is an error
-//                     (the test suite runs so: every count a scenario test
-//                     asks is held against tshark's)
+//   both              both answer what sharkd can, and a difference is an
+//                     error (the test suite runs so: every such answer a
+//                     test asks for is held against tshark's)
 import { readFile } from 'node:fs/promises';
 import { run } from '../kernel/run.ts';
 import { readCapture } from './pcapng.ts';
@@ -21,12 +22,13 @@ export interface DissectOptions {
   decodeAs?: string[];
 }
 
+/** The `-d` rules of a question: the TLS port's, then its own. */
+function decodeAsRules(opts: DissectOptions): string[] {
+  return [...(opts.tlsPort !== undefined ? [`tcp.port==${opts.tlsPort},tls`] : []), ...(opts.decodeAs ?? [])];
+}
+
 function dissectArgs(opts: DissectOptions): string[] {
-  const args: string[] = [];
-  if (opts.tlsPort !== undefined) args.push('-d', `tcp.port==${opts.tlsPort},tls`);
-  for (const d of opts.decodeAs ?? []) args.push('-d', d);
-  if (opts.keylog) args.push('-o', `tls.keylog_file:${opts.keylog}`);
-  return args;
+  return [...decodeAsRules(opts).flatMap((d) => ['-d', d]), ...(opts.keylog ? ['-o', `tls.keylog_file:${opts.keylog}`] : [])];
 }
 
 /** A display-filter string literal: quotes, backslashes and non-ASCII bytes escaped. */
@@ -58,17 +60,15 @@ function unescapeField(v: string): string {
  * text for every field (sharkd.ts), under the same MTLAB_DISSECT rules as counts.
  */
 export async function tsharkFields(file: string, filter: string, fields: string[], opts: DissectOptions = {}): Promise<Record<string, string[]>[]> {
-  const engine = dissectEngine();
-  if (engine === 'tshark') return tsharkOnlyFields(file, filter, fields, opts);
-  const fast = await sharkdFields(file, filter, fields, { decodeAs: decodeAsRules(opts), keylog: opts.keylog }).catch(() => undefined);
-  if (engine === 'sharkd' && fast) return fast;
-  const truth = await tsharkOnlyFields(file, filter, fields, opts);
-  // Only questions sharkd can take are compared: the others are tshark's by design.
-  if (engine === 'both' && fast && JSON.stringify(fast) !== JSON.stringify(truth)) {
-    const at = truth.findIndex((row, i) => JSON.stringify(row) !== JSON.stringify(fast[i]));
-    throw new DissectMismatchError(`sharkd and tshark give different fields in ${file} (${JSON.stringify(opts)}) for ${filter}: ${fast.length} and ${truth.length} rows; row ${at}: sharkd ${JSON.stringify(fast[at])}, tshark ${JSON.stringify(truth[at])}`);
-  }
-  return truth;
+  return answer(
+    () => sharkdFields(file, filter, fields, { decodeAs: decodeAsRules(opts), keylog: opts.keylog }),
+    () => tsharkOnlyFields(file, filter, fields, opts),
+    // Field questions sharkd cannot give exactly are tshark's by design: only the others are compared.
+    { differences: (fast, truth) => {
+      if (JSON.stringify(fast) === JSON.stringify(truth)) return undefined;
+      const at = truth.findIndex((row, i) => JSON.stringify(row) !== JSON.stringify(fast[i]));
+      return `sharkd and tshark give different fields in ${file} (${JSON.stringify(opts)}) for ${filter}: ${fast.length} and ${truth.length} rows; row ${at}: sharkd ${JSON.stringify(fast[at])}, tshark ${JSON.stringify(truth[at])}`;
+    } });
 }
 
 async function tsharkOnlyFields(file: string, filter: string, fields: string[], opts: DissectOptions): Promise<Record<string, string[]>[]> {
@@ -91,32 +91,46 @@ export function dissectEngine(env: NodeJS.ProcessEnv = process.env): DissectEngi
   throw new Error(`MTLAB_DISSECT=${v}: expected sharkd, tshark or both`);
 }
 
-/** sharkd's and tshark's counts differ: the question, the file and both answers. */
+/** sharkd's and tshark's answers differ (or sharkd gave none): the question, the file and both answers. */
 export class DissectMismatchError extends Error {
   override name = 'DissectMismatchError';
 }
 
-/** The `-d` rules of a question: its own plus the TLS port. */
-function decodeAsRules(opts: DissectOptions): string[] {
-  return [...(opts.tlsPort !== undefined ? [`tcp.port==${opts.tlsPort},tls`] : []), ...(opts.decodeAs ?? [])];
+/**
+ * sharkd's answer or tshark's, as MTLAB_DISSECT says (see the top of this
+ * file). A question sharkd refuses (a filter it cannot parse, a file it
+ * cannot read) goes to tshark, whose error message says why. `missing`:
+ * under `both`, sharkd must have answered, and this says what it did not.
+ */
+async function answer<T>(
+  fast: () => Promise<T | undefined>, slow: () => Promise<T>, check: { missing?: string; differences: (fast: T, truth: T) => string | undefined },
+): Promise<T> {
+  const engine = dissectEngine();
+  if (engine === 'tshark') return slow();
+  const quick = await fast().catch(() => undefined);
+  if (engine === 'sharkd' && quick !== undefined) return quick;
+  const truth = await slow();
+  if (engine === 'both') {
+    if (quick === undefined) {
+      if (check.missing) throw new DissectMismatchError(check.missing);
+    } else {
+      const differ = check.differences(quick, truth);
+      if (differ) throw new DissectMismatchError(differ);
+    }
+  }
+  return truth;
 }
 
 /** Frame counts for many display filters: sharkd, or one tshark io,stat pass (see the top of this file). */
 export async function tsharkCounts(file: string, filters: string[], opts: DissectOptions = {}): Promise<number[]> {
   if (filters.length === 0) return [];
-  const engine = dissectEngine();
-  if (engine === 'tshark') return tsharkOnlyCounts(file, filters, opts);
-  // A question sharkd refuses (a filter it cannot parse, a file it cannot
-  // read) goes to tshark, whose error message says why.
-  const fast = await sharkdCounts(file, filters, { decodeAs: decodeAsRules(opts), keylog: opts.keylog }).catch(() => undefined);
-  if (engine === 'sharkd' && fast) return fast;
-  const truth = await tsharkOnlyCounts(file, filters, opts);
-  if (engine === 'both') {
-    if (!fast) throw new DissectMismatchError(`sharkd could not answer for ${file} (${JSON.stringify(opts)}): ${filters.join(' | ')}`);
-    const differ = filters.flatMap((f, i) => (fast[i] === truth[i] ? [] : [`${f}: sharkd ${fast[i]}, tshark ${truth[i]}`]));
-    if (differ.length > 0) throw new DissectMismatchError(`sharkd and tshark count differently in ${file} (${JSON.stringify(opts)}): ${differ.join('; ')}`);
-  }
-  return truth;
+  return answer(
+    () => sharkdCounts(file, filters, { decodeAs: decodeAsRules(opts), keylog: opts.keylog }),
+    () => tsharkOnlyCounts(file, filters, opts),
+    { missing: `sharkd could not answer for ${file} (${JSON.stringify(opts)}): ${filters.join(' | ')}`, differences: (fast, truth) => {
+      const differ = filters.flatMap((f, i) => (fast[i] === truth[i] ? [] : [`${f}: sharkd ${fast[i]}, tshark ${truth[i]}`]));
+      return differ.length > 0 ? `sharkd and tshark count differently in ${file} (${JSON.stringify(opts)}): ${differ.join('; ')}` : undefined;
+    } });
 }
 
 async function tsharkOnlyCounts(file: string, filters: string[], opts: DissectOptions): Promise<number[]> {
