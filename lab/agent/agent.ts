@@ -103,7 +103,11 @@ export class NodeAgent {
       keyLogFile: this.cfg.keyLogFile,
       getCertificate: (id) => this.svids.get(id),
       onHandshake: (e) => this.log('auth-served', { sni: e.sni, peer: e.peerSpiffeId ?? e.peerUris, from: `${e.remoteAddress}:${e.remotePort}`, ms: round(e.durationMs) }),
-      onError: (e) => this.serveFailures.admit(e.reason) && this.log('auth-serve-failed', { reason: e.reason, message: e.message, sni: e.sni, from: e.remoteAddress }),
+      onError: (e) => {
+        if (!this.serveFailures.admit(e.reason)) return;
+        const time = new Date(this.serveFailures.windowStart(e.reason)!).toISOString();
+        this.log('auth-serve-failed', { time, reason: e.reason, message: e.message, sni: e.sni, from: e.remoteAddress });
+      },
     });
     // The address this node reaches the control plane from is its management address.
     const mgmtIp = await localAddressTowards(new URL(this.cfg.controlUrl).hostname, CONTROL_PORT);

@@ -94,6 +94,16 @@ export class RepeatLimiter {
     return true;
   }
 
+  /**
+   * When `key`'s window began: the time of the event it let through. Its
+   * line carries this time, so that lines are a window apart by their own
+   * times too (a clock read a millisecond later for the line made two lines
+   * 998 ms apart under load).
+   */
+  windowStart(key: string): number | undefined {
+    return this.windows.get(key)?.start;
+  }
+
   /** Reports and forgets every window that has ended (every window with `all`, at shutdown). */
   flush(all = false): void {
     const now = this.now();

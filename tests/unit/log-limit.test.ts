@@ -30,6 +30,9 @@ t.test('the first event of a key per window passes, the rest are counted', async
   l.flush();
   t.same(reports, [{ key: 'a', count: 2, first: 10_100, last: 10_900 }], "a's summary once its second has passed; b held nothing back");
   t.equal(l.admit('a'), true, 'a new window lets one through again');
+  t.equal(l.windowStart('a'), 11_000, 'the window starts at the time of the event it let through (its line carries that time)');
+  t.equal(l.windowStart('b'), 10_100);
+  t.equal(l.windowStart('c'), undefined, 'no window for a key never seen');
 });
 
 t.test('the next event reports an ended window even before a flush', async (t) => {
