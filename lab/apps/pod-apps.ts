@@ -1,12 +1,16 @@
-// Starting the small real applications of lab/apps inside pods.
+// Starting the small real applications of lab/apps inside pods: echo.c and
+// probe.c, built by `make -C bpf` into bpf/build/.
 import { nodeNetns, processTag } from '../core/names.ts';
 import { TAG_ENV } from '../core/processes.ts';
+import { builtProgram } from '../core/repo.ts';
 import { readState } from '../core/state.ts';
-import { nodeScriptArgv, REPO_ROOT } from '../kernel/node-script.ts';
 import { podPlace, run, type Place } from '../kernel/run.ts';
 import { spawn, type ResultPromise } from '../kernel/spawn.ts';
 
-const ECHO_APP = 'lab/apps/echo.ts';
+/** argv of lab/apps/echo.c (serve / send). */
+const echoArgv = (args: string[]) => [builtProgram('echo'), ...args];
+/** argv of lab/apps/probe.c. */
+const probeArgv = (args: string[]) => [builtProgram('probe'), ...args];
 
 export interface EchoServer {
   proc: ResultPromise;
@@ -27,7 +31,7 @@ async function inPod(lab: string, pod: string): Promise<{ place: Place; env: Rec
 /** Starts the echo server in a pod and waits (with a deadline) for its READY line. */
 export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | 'udp', port: number, deadlineMs = 15_000): Promise<EchoServer> {
   const { place, env } = await inPod(lab, pod);
-  const proc = spawn(nodeScriptArgv(ECHO_APP, ['serve', proto, String(port)]), { ...place, cwd: REPO_ROOT, env });
+  const proc = spawn(echoArgv(['serve', proto, String(port)]), { ...place, env });
   const lines: string[] = [];
   let pending = '';
   await new Promise<void>((resolveReady, reject) => {
@@ -75,7 +79,7 @@ export async function echoSend(
 ): Promise<EchoResult> {
   const { place, env } = await inPod(lab, pod);
   const started = performance.now();
-  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), { ...place, env, cwd: REPO_ROOT, okCodes: 'any', signal });
+  const r = await run(echoArgv(['send', proto, host, String(port), text, ...extra]), { ...place, env, okCodes: 'any', signal });
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started, ...(r.canceled ? { canceled: true } : {}) };
 }
 
@@ -84,8 +88,8 @@ export async function echoSendFromNode(
   lab: string, node: string, proto: 'tcp' | 'udp', host: string, port: number, text: string, extra: string[] = [], signal?: AbortSignal,
 ): Promise<EchoResult> {
   const started = performance.now();
-  const r = await run(nodeScriptArgv(ECHO_APP, ['send', proto, host, String(port), text, ...extra]), {
-    netns: nodeNetns(lab, node), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') }, cwd: REPO_ROOT, okCodes: 'any', signal,
+  const r = await run(echoArgv(['send', proto, host, String(port), text, ...extra]), {
+    netns: nodeNetns(lab, node), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') }, okCodes: 'any', signal,
   });
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - started, ...(r.canceled ? { canceled: true } : {}) };
 }
@@ -109,13 +113,13 @@ interface ProbePace {
   stopAfterFailures?: number;
 }
 
-/** lab/apps/probe.ts's arguments, shared by runProbe and startProbe. */
+/** lab/apps/probe.c's arguments, shared by runProbe and startProbe. */
 const probeArgs = (host: string, port: number, text: string, p: ProbePace) => [host, String(port), text,
   '--interval', String(p.intervalMs), '--count', String(p.count), '--duration', String(p.durationMs),
   '--attempt-timeout', String(p.attemptTimeoutMs ?? 400), '--stop-after-failures', String(p.stopAfterFailures ?? 0)];
 
 /**
- * Runs lab/apps/probe.ts in a pod: a new TCP connection every `intervalMs`,
+ * Runs lab/apps/probe.c in a pod: a new TCP connection every `intervalMs`,
  * bounded by `count` and `durationMs`; resolves with every attempt. It may
  * start as soon as the pod's namespace exists: attempts before the pod's
  * network is ready fail at once and count as attempts.
@@ -127,12 +131,12 @@ export async function runProbe(lab: string, pod: string, host: string, port: num
     ? { place: podPlace(lab, opts.node, pod), env: { [TAG_ENV]: processTag(lab, opts.node, 'pod-app') } }
     : await inPod(lab, pod);
   const args = [...probeArgs(host, port, text, opts), ...(opts.sequential ? ['--sequential'] : [])];
-  const r = await run(nodeScriptArgv('lab/apps/probe.ts', args), { ...place, env, cwd: REPO_ROOT, okCodes: 'any' });
+  const r = await run(probeArgv(args), { ...place, env, okCodes: 'any' });
   if (r.exitCode !== 0) throw new Error(`probe in ${pod} exited with ${r.exitCode}: ${r.stderr.trim()}`);
   return probeAttempts(r.stdout);
 }
 
-/** The attempts of lab/apps/probe.ts's output (one JSON line each; the closing summary line is not one). */
+/** The attempts of lab/apps/probe.c's output (one JSON line each; the closing summary line is not one). */
 export function probeAttempts(stdout: string): ProbeAttempt[] {
   return stdout.split('\n').filter((l) => l.startsWith('{"attempt"')).map((l) => JSON.parse(l) as ProbeAttempt);
 }
@@ -147,17 +151,17 @@ export interface StartedProbe {
 }
 
 /**
- * Starts lab/apps/probe.ts in a pod staged ahead (stagePod, then addPod with
+ * Starts lab/apps/probe.c in a pod staged ahead (stagePod, then addPod with
  * `staged`): it says when it runs, then waits (at most `addressWaitMs`)
  * for the pod's address and probes from there, `durationMs` counted from the
- * address. A caller that awaits `ready` before making the pod keeps a Node
+ * address. A caller that awaits `ready` before making the pod keeps a process
  * start out of what it measures.
  */
 export function startProbe(lab: string, node: string, pod: string, host: string, port: number, text: string,
   opts: ProbePace & { addressWaitMs: number }): StartedProbe {
   const args = [...probeArgs(host, port, text, opts), '--wait-for-address', String(opts.addressWaitMs)];
-  const proc = spawn(nodeScriptArgv('lab/apps/probe.ts', args), {
-    ...podPlace(lab, node, pod), cwd: REPO_ROOT, env: { [TAG_ENV]: processTag(lab, node, 'pod-app') },
+  const proc = spawn(probeArgv(args), {
+    ...podPlace(lab, node, pod), env: { [TAG_ENV]: processTag(lab, node, 'pod-app') },
   });
   let stdout = '';
   let stderr = '';

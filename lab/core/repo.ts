@@ -57,3 +57,17 @@ export function buildIsFresh(): boolean {
   fresh ??= sourceNewerThanBuild() === undefined;
   return fresh;
 }
+
+/** What `make -C bpf` builds: the BPF objects, the host helpers and the pods' apps (C). */
+export const C_BUILD_DIR = join(REPO_ROOT, 'bpf', 'build');
+
+/**
+ * The path of a program `make -C bpf` builds (e.g. 'echo' → bpf/build/echo),
+ * or a clear error when it is not built: a fresh checkout that skipped
+ * scripts/setup, or one built before the program existed.
+ */
+export function builtProgram(name: string): string {
+  const path = join(C_BUILD_DIR, name);
+  if (!existsSync(path)) throw new Error(`${path} is not built: run \`make -C ${join(REPO_ROOT, 'bpf')}\` (or scripts/setup)`);
+  return path;
+}

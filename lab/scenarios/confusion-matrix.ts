@@ -140,7 +140,7 @@ interface Connection {
 
 /**
  * The timed connections: per pod, a first and a second connection one after
- * the other in one pod app (lab/apps/probe.ts --sequential), pod by pod so
+ * the other in one pod app (lab/apps/probe.c --sequential), pod by pod so
  * that each connection's set-up is alone on the wire.
  */
 async function timedConnections(lab: LabHandle, serverIp: string, groups: { off: boolean; auth: boolean }): Promise<Connection[]> {

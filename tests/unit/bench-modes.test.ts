@@ -1,7 +1,7 @@
 // The modes benchmark's pure parts (lab/bench/modes/): its labs' topologies,
 // the probe's timed connections, the carrier counters, the ratios to the
 // floor and the text, on output the tools really printed
-// (tests/fixtures/bench/: probe.ts in a namespace, `ip -j -s link`, and the
+// (tests/fixtures/bench/: the probe app in a namespace, `ip -j -s link`, and the
 // report of a real `mtless bench modes` run). No root.
 import t from 'tap';
 import { readFileSync } from 'node:fs';

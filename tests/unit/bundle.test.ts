@@ -12,7 +12,7 @@ test('every daemon is bundled and starts from dist/bundle/', async (t) => {
     t.ok(BUNDLED_SCRIPTS.includes(d.script), `${d.role}: ${d.script} is bundled`);
     t.equal(compiledPath(d.script), join(BUNDLE_DIR, d.script.replace(/\.ts$/, '.js')), `${d.role} starts from its bundle`);
   }
-  t.equal(compiledPath('lab/apps/echo.ts').startsWith(BUNDLE_DIR), false, 'a pod app runs from dist/lab/ (it loads little)');
+  t.equal(compiledPath('lab/cli/main.ts').startsWith(BUNDLE_DIR), false, 'the CLI runs from dist/lab/');
 });
 
 test('the built bundles exist and their entry files leave the YAML and zod parsers out', { skip: existsSync(BUILD_STAMP) ? false : 'not built (npm run build)' }, async (t) => {

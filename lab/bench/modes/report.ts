@@ -20,7 +20,7 @@ export interface ModeRun extends PathSample {
   carrier: Carrier;
 }
 
-/** One timed connection of a new identity pair's pod (lab/apps/probe.ts --sequential). */
+/** One timed connection of a new identity pair's pod (lab/apps/probe.c --sequential). */
 export interface TimedConnection {
   mode: BenchMode;
   pod: string;

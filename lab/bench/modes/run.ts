@@ -7,7 +7,7 @@
 //   throughput   iperf3 -c … -t S -J, receiver's bits/s per run
 //   time to first byte of a new connection: each pod pair-k (a new identity)
 //                makes two connections one after the other to the server's
-//                echo (lab/apps/probe.ts --sequential): the first is a new
+//                echo (lab/apps/probe.c --sequential): the first is a new
 //                identity pair, the second an already-authenticated one;
 //                timed on the pod's veth (captured: first SYN to the
 //                server's first payload byte), since the pod app's own clock

@@ -14,7 +14,7 @@ import { IPERF_PORT, SOCKPERF_PORT } from '../pod-server.ts';
 export type BenchMode = 'floor' | 'native' | 'native-wireguard' | 'tunnel' | 'tunnel-wireguard' | 'per-connection-mtls';
 
 export const MODES_LAB = 'bench-modes';
-/** The echo server the timed connections reach (lab/apps/echo.ts). */
+/** The echo server the timed connections reach (lab/apps/echo.c). */
 export const ECHO_PORT = 8080;
 
 export interface ModeSpec {
