@@ -16,6 +16,12 @@ export interface EchoServer {
   proc: ResultPromise;
   /** Every line it printed so far ("RECV <peer> <text>"). */
   lines: string[];
+  /**
+   * Whether a line containing `text` arrives within `timeoutMs`. A client
+   * exits the moment its echo is back, which can be before the server's own
+   * line has reached us through its pipe: wait for it, never read once.
+   */
+  sawText: (text: string, timeoutMs?: number) => Promise<boolean>;
   stop: () => Promise<void>;
 }
 
@@ -33,6 +39,7 @@ export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | '
   const { place, env } = await inPod(lab, pod);
   const proc = spawn(echoArgv(['serve', proto, String(port)]), { ...place, env });
   const lines: string[] = [];
+  const onLine: (() => void)[] = [];
   let pending = '';
   await new Promise<void>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`echo server in ${pod} not ready after ${deadlineMs} ms`)), deadlineMs);
@@ -47,15 +54,30 @@ export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | '
           resolveReady();
         }
       }
+      for (const f of [...onLine]) f();
     });
     proc.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`echo server in ${pod} exited with ${code}`));
     });
   });
+  const sawText = (text: string, timeoutMs = 10_000) => new Promise<boolean>((resolve) => {
+    const done = (seen: boolean) => {
+      clearTimeout(timer);
+      onLine.splice(onLine.indexOf(check), 1);
+      resolve(seen);
+    };
+    const check = () => {
+      if (lines.some((l) => l.includes(text))) done(true);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    onLine.push(check);
+    check();
+  });
   return {
     proc,
     lines,
+    sawText,
     stop: async () => {
       proc.kill('SIGTERM');
       await proc.catch(() => undefined);

@@ -1,6 +1,8 @@
 // `mtless doctor`: each kernel feature and tool the lab needs, yes or no, and why.
 // Kernel features are tried for real in a throwaway namespace where possible.
 import { access, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../core/repo.ts';
 import { run, CommandError } from '../kernel/run.ts';
 import { NETNS_PREFIX } from '../core/names.ts';
 import { VXLAN_PORT } from '../abi/generated.ts';
@@ -28,6 +30,12 @@ export async function kernelChecks(): Promise<Check[]> {
   const checks: Check[] = [];
   const root = isRoot();
   checks.push({ name: 'root', ok: root, detail: root ? 'running as root' : 'not root: every kernel check below needs root (sudo lab doctor)' });
+  // The BPF objects, helpers and pod apps: `make -q` says whether any is missing or older than its source.
+  const built = await run(['make', '-q', '-C', join(REPO_ROOT, 'bpf')], { okCodes: 'any' }).then((r) => r.exitCode === 0, () => false);
+  checks.push({
+    name: 'C build (bpf/build)', ok: built,
+    detail: built ? 'BPF objects, helpers and pod apps built and current' : `missing or older than its sources: run \`make -C ${join(REPO_ROOT, 'bpf')}\` (needs make, clang, cc, libbpf-dev)`,
+  });
   if (!root) return checks;
 
   let probe: Record<string, Record<string, unknown>> = {};

@@ -12,7 +12,7 @@ import { echoSend, startEchoServer } from '../apps/pod-apps.ts';
 import { addPod, deletePod } from '../compose/pods.ts';
 import { sharedDumpIo } from '../datapath/map-writer.ts';
 import { dumpAuth, toAuthExpiration, type AuthEntry } from '../datapath/auth.ts';
-import { DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, type AuthKey } from '../abi/generated.ts';
+import { DROP_POLICY_AUTH_REQUIRED, IPPROTO_TCP, OBS_TO_ENDPOINT, TCP_F_SYN, VERDICT_DROPPED, VERDICT_FORWARDED, type AuthKey } from '../abi/generated.ts';
 import type { FlowWithNode, Scenario, ScenarioContext } from './framework.ts';
 
 const SVID_TTL_MS = 30_000;
@@ -105,7 +105,10 @@ export const authLifetime: Scenario = {
       }
 
       const before = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
+      const mark = ctx.flows().length;
       const again = await echoSend(ctx.lab, 'client', 'tcp', serverIp, PORT, 'second-flow', ['--timeout', '20000']);
+      // Drops are counted once n2 has reported its verdict on the new connection (the client may exit before it arrives).
+      await ctx.waitForFlow((f) => ctx.flows().indexOf(f) >= mark && isSyn(f) && f.node === 'n2' && f.verdict === VERDICT_FORWARDED, 10_000);
       const after = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
       ctx.check('a NEW connection of the pair passes at once, with no drop (E outlived the first flow)',
         again.exitCode === 0 && again.stdout.includes('second-flow') && after === before,

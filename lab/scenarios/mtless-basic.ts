@@ -53,12 +53,15 @@ async function tcpCase(ctx: ScenarioContext, opts: { client: string; server: str
     ctx.check(`${opts.label}: the retransmitted SYN passes at the first retransmit after the handshake (one RTO, 1 s, after the drop)`,
       drops >= 1 && gapMs >= rtoMs - 200 && gapMs <= rtoMs + 600,
       `${gapMs.toFixed(0)} ms after the first drop; ${drops} drop(s) of this SYN, so ${rtoMs} ms expected`);
-    ctx.check(`${opts.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && srv.lines.some((l) => l.includes(secret)),
+    ctx.check(`${opts.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && (await srv.sawText(secret)),
       r.exitCode === 0 ? undefined : r.stderr.trim());
 
-    // A second connection of the same identity pair is not dropped.
+    // A second connection of the same identity pair is not dropped: counted once the server's
+    // node has reported its verdict on the new connection (the client may exit before it arrives).
     const before = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
+    const mark = ctx.flows().length;
     const again = await echoSend(ctx.lab, client, 'tcp', serverIp, port, `${secret}-again`, ['--timeout', '20000']);
+    await ctx.waitForFlow((f) => ctx.flows().indexOf(f) >= mark && isFlow(f) && f.node === opts.serverNode && f.verdict === VERDICT_FORWARDED, 10_000);
     const after = ctx.flows().filter((f) => f.verdict === VERDICT_DROPPED).length;
     ctx.check(`${opts.label}: a second connection of the same identity pair is not dropped`, again.exitCode === 0 && after === before,
       `${after - before} new drops`);

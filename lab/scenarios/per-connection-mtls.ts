@@ -56,7 +56,7 @@ export const perConnectionMtls: Scenario = {
       ctx.say('1. client (sa client) opens two connections to server:8080 through the node proxies');
       for (const secret of SECRETS) {
         const r = await echoSend(ctx.lab, 'client', 'tcp', serverIp, 8080, secret, ['--timeout', '20000']);
-        ctx.check(`connection "${secret}" is echoed end to end`, r.exitCode === 0 && server.lines.some((l) => l.includes(secret)), r.stderr.trim() || undefined);
+        ctx.check(`connection "${secret}" is echoed end to end`, r.exitCode === 0 && (await server.sawText(secret)), r.stderr.trim() || undefined);
       }
       const allowed = (await proxyLog(ctx.lab, 'n2')).filter((l) => l.msg === 'inbound-allowed');
       ctx.check('n2\'s proxy admitted both connections by the client\'s certificate identity',

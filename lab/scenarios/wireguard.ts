@@ -38,7 +38,7 @@ async function authFlow(ctx: ScenarioContext, srv: EchoServer, o: { client: stri
   ctx.check(`${o.label}: the agents completed the mutual-auth handshake`, done !== undefined, done ? `key ${key}, peer ${done.peer}` : `no auth-completed for ${key}`);
   const pass = await ctx.waitForFlow((f) => isSyn(f) && f.verdict === VERDICT_FORWARDED && f.obsPoint === OBS_TO_ENDPOINT && f.node === o.serverNode);
   ctx.check(`${o.label}: the retransmitted SYN passes`, pass !== undefined);
-  ctx.check(`${o.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && srv.lines.some((l) => l.includes(secret)),
+  ctx.check(`${o.label}: the payload arrives and is echoed`, r.exitCode === 0 && r.stdout.includes(secret) && (await srv.sawText(secret)),
     r.exitCode === 0 ? undefined : r.stderr.trim());
 }
 

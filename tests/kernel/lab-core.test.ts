@@ -51,6 +51,7 @@ t.test('pod to pod TCP, same node and across nodes (two-node)', { skip: needsRoo
       const across = await echoSend(lab, 'client', 'tcp', findPod(plan, 'server')!.ip, 8080, 'hello-across');
       t.equal(across.exitCode, 0, `client(n1) -> server(n2): ${across.stderr}`);
       t.match(across.stdout, /ECHO hello-across/);
+      t.ok(await server.sawText('hello-across'), 'the server printed its RECV line');
       t.match(server.lines.join('\n'), new RegExp(`RECV ${findPod(plan, 'client')!.ip.replace(/\./g, '\\.')}:\\d+ hello-across`), 'server saw the client address (no NAT)');
       const same = await echoSend(lab, 'client', 'tcp', findPod(plan, 'local')!.ip, 8080, 'hello-local');
       t.equal(same.exitCode, 0, `client(n1) -> local(n1): ${same.stderr}`);
