@@ -229,16 +229,41 @@ const COLUMN_FIELDS = new Set(['frame.number', 'frame.time_epoch', 'ip.src', 'ip
   'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport', 'tcp.stream', 'tcp.len', 'udp.length']);
 /** Text fields that occur once per frame: exact as long as the text holds no "," or "\\". */
 const COLUMN_TEXT_FIELDS = new Set(['frame.protocols', 'frame.interface_name']);
+/**
+ * Fields whose column shows a name where tshark prints a number: the name is
+ * turned back into tshark's text through this table, and a name the table
+ * lacks sends the question to tshark. Booleans show "Set"/"Not set"
+ * (tshark: 1/0); ip.proto shows the protocol's name (tshark: its number).
+ */
+const SET_NOT_SET = { Set: '1', 'Not set': '0' };
+const COLUMN_NAMED_FIELDS: Record<string, Record<string, string>> = {
+  'tcp.flags.syn': SET_NOT_SET, 'tcp.flags.ack': SET_NOT_SET, 'tcp.flags.fin': SET_NOT_SET,
+  'tcp.flags.reset': SET_NOT_SET, 'tcp.flags.push': SET_NOT_SET,
+  'ip.proto': { ICMP: '1', TCP: '6', UDP: '17' },
+};
 
 /**
  * `-T fields` rows (each field's occurrences) from sharkd, or undefined when
  * sharkd cannot give tshark's exact text for them (a field outside the
- * lists above, a text with a "," in it, a decode-as rule it cannot take).
+ * lists above, a text with a "," in it, a name outside its table, a
+ * decode-as rule it cannot take).
  */
 export async function sharkdFields(file: string, filter: string, fields: readonly string[], config: SharkdConfig): Promise<Record<string, string[]>[] | undefined> {
-  if (!fields.every((f) => COLUMN_FIELDS.has(f) || COLUMN_TEXT_FIELDS.has(f))) return undefined;
+  if (!fields.every((f) => COLUMN_FIELDS.has(f) || COLUMN_TEXT_FIELDS.has(f) || f in COLUMN_NAMED_FIELDS)) return undefined;
   const rows = await processFor(config)?.columns(file, filter, fields);
   if (!rows) return undefined;
   if (rows.some((c) => fields.some((f, i) => COLUMN_TEXT_FIELDS.has(f) && /[,\\]/.test(c[i] ?? '')))) return undefined;
-  return rows.map((c) => Object.fromEntries(fields.map((f, i) => [f, c[i] ? c[i]!.split(',') : []])));
+  const answer: Record<string, string[]>[] = [];
+  for (const c of rows) {
+    const row: Record<string, string[]> = {};
+    for (const [i, f] of fields.entries()) {
+      const texts = c[i] ? c[i]!.split(',') : [];
+      const names = COLUMN_NAMED_FIELDS[f];
+      const values = names ? texts.map((t) => names[t]) : texts;
+      if (values.some((v) => v === undefined)) return undefined;
+      row[f] = values as string[];
+    }
+    answer.push(row);
+  }
+  return answer;
 }

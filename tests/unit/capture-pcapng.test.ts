@@ -384,6 +384,11 @@ t.test('sharkd counts as tshark does, and a filter\'s answer never carries over 
   process.env.MTLAB_DISSECT = 'tshark';
   const fieldsSeen = (await frames(file, 'tcp', ['frame.time_epoch'])).map((r) => r['frame.time_epoch']!);
   t.equal(fieldsSeen.length, 4);
+  // Fields whose column shows a name (booleans "Set"/"Not set", ip.proto "TCP"), turned back into tshark's numbers.
+  const NAMED = ['frame.number', 'ip.proto', 'tcp.flags.syn', 'tcp.flags.ack', 'tcp.flags.fin', 'tcp.flags.reset'];
+  const named = await frames(file, 'tcp', NAMED);
+  t.same(named.map((r) => r['ip.proto']), ['6', '6', '6', '6'], 'tshark: ip.proto as a number');
+  t.ok(named.every((r) => ['0', '1'].includes(r['tcp.flags.syn']!)), 'tshark: flags as 1/0');
   for (const engine of ['tshark', 'sharkd', 'both'] as const) {
     process.env.MTLAB_DISSECT = engine;
     // The same filter text on two files in turn: sharkd 4.0 caches a filter's answer by its text, across loads.
@@ -397,6 +402,7 @@ t.test('sharkd counts as tshark does, and a filter\'s answer never carries over 
       'frame.interface_name': n === 1 || n === 3 ? 'n1/lxc-client' : 'fabric/underlay',
     })), `${engine}: fields`);
     t.same((await frames(file, 'tcp.len > 0', ['frame.number', 'tcp.flags.push'])), [{ 'frame.number': '4', 'tcp.flags.push': '1' }], `${engine}: a flag`);
+    t.same(await frames(file, 'tcp', NAMED), named, `${engine}: flags and ip.proto as tshark prints them`);
   }
   process.env.MTLAB_DISSECT = 'bogus';
   await t.rejects(tsharkCounts(file, ['tcp']), /MTLAB_DISSECT=bogus: expected sharkd, tshark or both/);
