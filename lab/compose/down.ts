@@ -4,6 +4,7 @@
 // bpffs pins, its cgroups and its state directory. Needs no topology file and
 // works after a crash.
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { run } from '../kernel/run.ts';
 import * as names from '../core/names.ts';
 import { findTaggedProcesses, isAlive, stopProcesses } from '../core/processes.ts';
@@ -73,22 +74,17 @@ function nodesOfNetns(lab: string, netns: string[]): string[] {
   return netns.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
 }
 
-/** Ids of the programs pinned under a folder (any depth). */
+/**
+ * Ids of the programs pinned in a progs/ folder under `dir` (any depth): one
+ * `bpftool prog show` with the pinned paths (-f), not one process per pin.
+ */
 async function pinnedProgramIds(dir: string): Promise<number[]> {
-  const ids: number[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const path = `${d}/${e.name}`;
-      if (e.isDirectory()) await walk(path);
-      else if (d.endsWith('/progs')) {
-        const r = await run(['bpftool', '-j', 'prog', 'show', 'pinned', path], { okCodes: [255] });
-        const id = r.exitCode === 0 ? (JSON.parse(r.stdout) as { id?: number }).id : undefined;
-        if (id !== undefined) ids.push(id);
-      }
-    }
-  };
-  await walk(dir);
-  return ids;
+  if (!(await exists(dir))) return [];
+  // Only for waiting until the kernel has let them go: a failed listing waits for nothing.
+  const r = await run(['bpftool', '-j', '-f', 'prog', 'show'], { okCodes: 'any' });
+  if (r.exitCode !== 0) return [];
+  const progs = JSON.parse(r.stdout || '[]') as { id: number; pinned?: string[] }[];
+  return progs.filter((p) => p.pinned?.some((path) => path.startsWith(`${dir}/`) && dirname(path).endsWith('/progs'))).map((p) => p.id);
 }
 
 async function waitUntilUnloaded(ids: number[], timeoutMs: number): Promise<void> {
