@@ -64,7 +64,8 @@ export async function startEchoServer(lab: string, pod: string, proto: 'tcp' | '
   const sawText = (text: string, timeoutMs = 10_000) => new Promise<boolean>((resolve) => {
     const done = (seen: boolean) => {
       clearTimeout(timer);
-      onLine.splice(onLine.indexOf(check), 1);
+      const i = onLine.indexOf(check);
+      if (i >= 0) onLine.splice(i, 1);
       resolve(seen);
     };
     const check = () => {
