@@ -1,39 +1,35 @@
 // Reading the perf arrays (cilium_signals, cilium_events) through
-// `bpftool -j map event_pipe`. Facts that shape this code (kernel-notes.md
-// and measured here):
+// bpf/build/perf-reader, which prints one line per record. Facts that shape
+// this code (kernel-notes.md and measured here):
 // - Only one reader per perf array works: each reader puts its own perf fds
 //   into the array's per-CPU slots, replacing the previous reader's. This
 //   module refuses a second reader of the same pin within one process.
 // - A record written while no reader is attached is lost (the BPF side's
-//   bpf_perf_event_output fails with ENOENT), so wait for `ready` before
-//   sending the packets that should produce events. bpftool prints nothing
-//   when it is ready; it is ready once it sleeps in epoll_wait, which
-//   /proc/<pid>/wchan shows.
-// - With -j, bpftool writes ONE JSON array that grows forever
-//   (`[{…},{…}` …), so records are cut out of the stream as they complete.
-// - bpftool 7.1 writes a record's closing `}` only when the NEXT record
-//   starts (or at exit). Waiting for it delays each record until the next
-//   one (measured: a lone auth signal sat there until some other event came;
-//   the last one only at exit), so a record counts as whole once its last
-//   field, `data` or `lost`, is (JsonObjectStream's `complete`).
+//   bpf_perf_event_output fails with ENOENT), so wait for `ready` (the
+//   reader's first line, once every CPU's buffer is in the array) before
+//   sending the packets that should produce events.
 // - Records are padded to 8 bytes (a 16-byte signal_msg arrives as 20
 //   bytes): decoders read their struct's size and ignore the rest.
+// - Before the reader, `bpftool -j map event_pipe` did this job: one JSON
+//   array that grew forever, written through unbuffered stdio a few bytes at
+//   a time, and a record's closing brace only once the next record began.
+//   JsonObjectStream (below) cut records out of it; bpftool's batch mode
+//   still writes that way for the map writer.
 // - So a lab's flow relay (lab/observe, started by `up`) is the one reader
 //   of every node's cilium_events, and streamFlows subscribes to it (its
 //   raw record feed, below) when the lab has one: any number of scenario
 //   readers and `mtless observe`s then see the same records.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { perfReaderClaimFile, relaySocket, stateDir } from '../core/names.ts';
 import { isAlive } from '../core/processes.ts';
+import { builtProgram } from '../core/repo.ts';
 
-import { bytesFromJson } from './bpftool.ts';
 import { decodeFlowEvent, decodeSignalMsg, type FlowEvent, type SignalMsg } from '../abi/generated.ts';
 import { mapPin } from './maps.ts';
 import { spawn } from '../kernel/spawn.ts';
 
-/** One record of `bpftool -j map event_pipe`. */
+/** One record of a perf array. */
 export interface PerfRecord {
   /** CPU whose buffer held the record. */
   cpu: number;
@@ -118,25 +114,8 @@ export class JsonObjectStream {
   }
 }
 
-interface RawRecord {
-  type?: number;
-  cpu?: number;
-  timestamp?: number;
-  data?: (string | number)[];
-  lost?: { count?: number };
-}
-
-function toRecord(raw: RawRecord): PerfRecord {
-  return {
-    cpu: raw.cpu ?? -1,
-    ...(raw.timestamp !== undefined ? { timestamp: raw.timestamp } : {}),
-    ...(raw.data ? { data: bytesFromJson(raw.data) } : {}),
-    ...(raw.lost ? { lost: raw.lost.count ?? 0 } : {}),
-  };
-}
-
 export interface EventStream {
-  /** Resolves once bpftool has attached to every CPU; rejects if it fails to. */
+  /** Resolves once the reader has attached to every CPU; rejects if it fails to. */
   readonly ready: Promise<void>;
   /** Stops the reader and waits for its last records; rethrows the first error of the callback. */
   stop(): Promise<void>;
@@ -147,9 +126,17 @@ export interface EventStream {
 /** Perf arrays this process is reading: a second reader would silently steal the first one's events. */
 const activeReaders = new Set<string>();
 
-/** Poll interval and deadline for readiness. */
-const READY_POLL_MS = 5;
+/** How long the reader may take to attach to every CPU. */
 const READY_TIMEOUT_MS = 10_000;
+
+/** One line of perf-reader: `CPU HEX` or `CPU lost N` (pure). */
+export function parseReaderLine(line: string): PerfRecord | undefined {
+  const [cpu, second, third] = line.split(' ');
+  if (cpu === undefined || second === undefined || !/^\d+$/.test(cpu)) return undefined;
+  if (second === 'lost' && third !== undefined) return { cpu: Number(cpu), lost: Number(third) };
+  if (third === undefined && /^([0-9a-f]{2})*$/.test(second)) return { cpu: Number(cpu), data: Buffer.from(second, 'hex') };
+  return undefined;
+}
 
 /**
  * Streams every record of the perf array pinned at `pinPath` to `onRecord`
@@ -159,46 +146,57 @@ export function streamEvents(pinPath: string, onRecord: (record: PerfRecord) => 
   if (activeReaders.has(pinPath)) {
     throw new Error(`${pinPath} already has a reader in this process (a perf array serves only one reader)`);
   }
+  const reader = builtProgram('perf-reader');
   activeReaders.add(pinPath);
 
-  // stdbuf -o0: bpftool writes through stdio, which would hold records back in a pipe.
-  const child = spawn(['stdbuf', '-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', pinPath]);
+  const child = spawn([reader, pinPath]);
   let lost = 0;
   let stderr = '';
   let exited = false;
   // A throwing callback must not become an uncaught exception in a stream
   // handler: keep the first error and raise it from stop().
   let failure: unknown;
-  // A sample is whole once its data array is there; a lost-record notice once its count is.
-  const whole = (v: Record<string, unknown>) => Array.isArray(v.data) || (typeof v.lost === 'object' && v.lost !== null);
-  const parser = new JsonObjectStream((value) => {
-    const record = toRecord(value as RawRecord);
-    if (record.lost) lost += record.lost;
-    try {
-      onRecord(record);
-    } catch (error) {
-      failure ??= error;
-    }
-  }, whole);
+  let settle!: { resolve: () => void; reject: (e: Error) => void };
+  const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  ready.catch(() => {}); // callers that never await `ready` must not crash the process
+  const timer = setTimeout(() => settle.reject(new Error(`perf-reader on ${pinPath} not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+  timer.unref();
+  let pending = '';
   child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (chunk: string) => parser.push(chunk));
+  child.stdout?.on('data', (chunk: string) => {
+    pending += chunk;
+    let start = 0;
+    let nl;
+    while ((nl = pending.indexOf('\n', start)) >= 0) {
+      const line = pending.slice(start, nl);
+      start = nl + 1;
+      if (line === 'ready') {
+        clearTimeout(timer);
+        settle.resolve();
+        continue;
+      }
+      const record = parseReaderLine(line);
+      if (!record) {
+        failure ??= new Error(`perf-reader on ${pinPath} printed an unexpected line: ${line.slice(0, 80)}`);
+        continue;
+      }
+      if (record.lost) lost += record.lost;
+      try {
+        onRecord(record);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    pending = pending.slice(start);
+  });
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => (stderr += chunk));
   const done = child.then(() => {
     exited = true;
+    clearTimeout(timer);
     activeReaders.delete(pinPath);
+    settle.reject(new Error(`perf-reader on ${pinPath} exited: ${stderr.trim() || 'no message'}`));
   });
-
-  const ready = (async () => {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!exited) {
-      if (child.pid !== undefined && (await sleepsInEpoll(child.pid))) return;
-      if (Date.now() > deadline) throw new Error(`bpftool event_pipe on ${pinPath} not ready after ${READY_TIMEOUT_MS} ms`);
-      await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
-    }
-    throw new Error(`bpftool event_pipe on ${pinPath} exited: ${stderr.trim() || 'no message'}`);
-  })();
-  ready.catch(() => {}); // callers that never await `ready` must not crash the process
 
   return {
     ready,
@@ -211,21 +209,6 @@ export function streamEvents(pinPath: string, onRecord: (record: PerfRecord) => 
       if (failure !== undefined) throw failure;
     },
   };
-}
-
-/** epoll_wait / epoll_pwait / epoll_pwait2 on x86_64, for kernels that hide wchan. */
-const EPOLL_SYSCALLS_X86_64 = new Set(['232', '281', '441']);
-
-async function sleepsInEpoll(pid: number): Promise<boolean> {
-  try {
-    const wchan = await readFile(`/proc/${pid}/wchan`, 'utf8');
-    if (/epoll/.test(wchan)) return true;
-    if (process.arch !== 'x64') return false;
-    const syscall = (await readFile(`/proc/${pid}/syscall`, 'utf8')).split(' ')[0] ?? '';
-    return EPOLL_SYSCALLS_X86_64.has(syscall);
-  } catch {
-    return false; // the process is gone or not yet exec'd
-  }
 }
 
 export interface ReadOptions {

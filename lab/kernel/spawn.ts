@@ -18,7 +18,7 @@ export interface SpawnOptions extends Place {
  * (captures, event pipes, bpftool batch, pod apps). The child is ours: it
  * gets SIGKILL when this process dies (PR_SET_PDEATHSIG through setpriv,
  * kept across the execs of nsenter, sh and stdbuf), so a killed agent leaves
- * no event_pipe reader behind to steal its successor's events.
+ * no perf reader behind to steal its successor's events.
  */
 export function spawn(argv: string[], opts: SpawnOptions = {}): ResultPromise {
   const full = ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...placeArgv(opts, argv)];

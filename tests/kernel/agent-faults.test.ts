@@ -1,7 +1,7 @@
 // Node agents facing bad peers and a missing control plane: no auth entry is
 // written, traffic stays dropped, one clear log line says why, and the agent
-// survives every case. A killed agent's helpers (bpftool event_pipe, bpftool
-// batch) die with it, so a restart leaves one reader of its perf array.
+// survives every case. A killed agent's helpers (its perf-reader, its map
+// writer) die with it, so a restart leaves one reader of its perf array.
 import t from 'tap';
 import { upWithDatapath } from '../../lab/compose/lab.ts';
 import { destroyLab } from '../../lab/compose/down.ts';
@@ -28,7 +28,7 @@ async function logLines(node: string, role = 'agent'): Promise<Record<string, un
 }
 
 /**
- * Live `bpftool map event_pipe` readers of a node's cilium_signals (the
+ * Live perf-reader processes of a node's cilium_signals (the
  * agent's; the flow relay reads cilium_events), found by command line, not by tag.
  */
 async function eventPipeReaders(node: string): Promise<number[]> {
@@ -37,7 +37,7 @@ async function eventPipeReaders(node: string): Promise<number[]> {
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    if (argv.includes('event_pipe') && argv.some((a) => a.startsWith(dir)) && isAlive(Number(entry))) found.push(Number(entry));
+    if (argv[0]?.endsWith('/perf-reader') && argv.some((a) => a.startsWith(dir)) && isAlive(Number(entry))) found.push(Number(entry));
   }
   return found;
 }
@@ -109,17 +109,17 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
 
       await t.test('a killed agent takes its helpers along; its restart is the only event reader', async (t) => {
         const agentTag = processTag(lab, 'n1', AGENT.role);
-        t.equal((await eventPipeReaders('n1')).length, 1, 'the running agent reads its signals through one event_pipe');
+        t.equal((await eventPipeReaders('n1')).length, 1, 'the running agent reads its signals through one perf-reader');
         const pid = (await n1Agent()).pid;
         process.kill(pid, 'SIGKILL');
         const left = async () => (await findTaggedProcesses(lab)).filter((p) => p.tag === agentTag);
         const gone = await waitFor(async () => ((await left()).length === 0 ? true : undefined));
         t.ok(gone, `nothing tagged ${agentTag} outlives the agent (left: ${(await left()).map((p) => p.pid).join(', ') || 'none'})`);
-        t.same(await eventPipeReaders('n1'), [], 'no event_pipe reader of n1 without its agent');
+        t.same(await eventPipeReaders('n1'), [], 'no perf-reader of n1 without its agent');
         const proc = await restartDaemon((await readState(lab))!, { role: AGENT.role, node: 'n1' });
         t.not(proc.pid, pid, 'a new agent');
         const readers = await eventPipeReaders('n1');
-        t.equal(readers.length, 1, `exactly one event_pipe reader of n1 after the restart (${readers.join(', ')})`);
+        t.equal(readers.length, 1, `exactly one perf-reader of n1 after the restart (${readers.join(', ')})`);
         const r = await echoSend(lab, 'client', 'tcp', serverIp, 8080, 'after-kill', ['--timeout', '20000']);
         t.equal(r.exitCode, 0, `traffic flows with the restarted agent: ${r.stderr}`);
       });
@@ -162,5 +162,5 @@ t.test('agent faults', { skip: needsRoot }, async (t) => {
     await destroyLab(lab);
   }
   t.same(await labLeftovers(lab), []);
-  t.same([...(await eventPipeReaders('n1')), ...(await eventPipeReaders('n2'))], [], 'no event_pipe reader of the lab after down');
+  t.same([...(await eventPipeReaders('n1')), ...(await eventPipeReaders('n2'))], [], 'no perf-reader of the lab after down');
 });

@@ -112,3 +112,13 @@ t.test('ipcache keys and values', async (t) => {
   t.equal(tunnelEndpointOf(remote), '172.30.0.11');
   t.equal(tunnelEndpointOf(ipcacheValue4(256)), undefined, 'a local pod has none');
 });
+
+t.test('parseReaderLine reads perf-reader\'s record and lost lines, and nothing else', async (t) => {
+  const { parseReaderLine } = await import('../../lab/datapath/events.ts');
+  t.same(parseReaderLine('1 0a0b00ff'), { cpu: 1, data: Buffer.from([10, 11, 0, 255]) });
+  t.same(parseReaderLine('0 lost 7'), { cpu: 0, lost: 7 });
+  t.equal(parseReaderLine('ready'), undefined, 'the ready line is not a record');
+  t.equal(parseReaderLine('0 abc'), undefined, 'odd-length hex');
+  t.equal(parseReaderLine('x 00'), undefined, 'no CPU number');
+  t.equal(parseReaderLine('0 00 11'), undefined, 'a third field on a record');
+});
