@@ -83,7 +83,8 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
             floor.upMs.push(r.upMs);
             floor.downMs.push(r.downMs);
             log(`${label} run ${i + 1}/${runs} floor    up ${r.upMs.toFixed(0)} ms, down ${r.downMs.toFixed(0)} ms`);
-          } else if (report.mininet.available) {
+          } else if (report.mininet.available && mininet.error === undefined) {
+            // A size mininet failed at once is not tried again: a run past its 10-minute bound would only repeat.
             try {
               const r = await measureMininet(size, report.mininet.leftovers, labs.mininet);
               mininet.upMs.push(r.upMs);
@@ -97,7 +98,7 @@ export async function benchUp(opts: BenchUpOptions = {}): Promise<BenchUpReport>
                 report.mininet.available = false;
                 report.mininet.error = msg;
               }
-              log(`${label} run ${i + 1}/${runs} mininet  failed: ${msg.split('\n')[0]}`);
+              log(`${label} run ${i + 1}/${runs} mininet  failed: ${msg.split('\n')[0]}${i + 1 < runs ? ' (not tried again at this size)' : ''}`);
             }
           }
         }
