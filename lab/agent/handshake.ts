@@ -443,6 +443,13 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     }
     // The chain verified (Cilium's server checks no more): close at once; the client waits for it, the log does not.
     s.end();
+    // The close_notify leaves when this turn of the loop ends: read the certificate for the log after that.
+    const durationMs = conn ? performance.now() - conn.started : 0;
+    setImmediate(() => logAccepted(s, durationMs));
+  });
+
+  const logAccepted = (s: tls.TLSSocket, durationMs: number) => {
+    const where = { sni: s.servername || undefined, remoteAddress: s.remoteAddress, remotePort: s.remotePort };
     let peerUris: string[] = [];
     try {
       peerUris = readCertDer(s.getPeerX509Certificate()!.raw).uris;
@@ -459,9 +466,9 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       ...(peerIdentity !== undefined ? { peerIdentity } : {}),
       remoteAddress: s.remoteAddress ?? '',
       remotePort: s.remotePort ?? 0,
-      durationMs: conn ? performance.now() - conn.started : 0,
+      durationMs,
     });
-  });
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
