@@ -88,7 +88,7 @@ struct {
 
 /* Perf arrays: libbpf sizes them to one slot per CPU. A record is lost
  * unless a reader has put its perf fd into the slot of the CPU that runs
- * the program (bpftool map event_pipe does this for every CPU). */
+ * the program (bpf/build/perf-reader does this for every CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));
