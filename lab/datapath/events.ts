@@ -33,8 +33,6 @@ import { spawn } from '../kernel/spawn.ts';
 export interface PerfRecord {
   /** CPU whose buffer held the record. */
   cpu: number;
-  /** Kernel perf timestamp (monotonic ns), when bpftool gives one. */
-  timestamp?: number;
   /** The bytes the program sent (padded). Absent for a "lost" record. */
   data?: Buffer;
   /** Records the kernel dropped because the buffer was full. */
