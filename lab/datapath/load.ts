@@ -155,19 +155,38 @@ async function exists(path: string): Promise<boolean> {
 /**
  * realtime - monotonic, in ns: what BPF adds to bpf_ktime_get_ns() (the
  * monotonic clock, as process.hrtime is) to get Unix time. Date.now() only
- * has millisecond resolution, so read the monotonic clock right as the
- * millisecond ticks over: then the wall clock is exactly a whole ms, and the
- * offset is good to about a microsecond instead of a millisecond.
+ * has millisecond resolution, so find the moment the millisecond ticks over,
+ * bracketed by two monotonic reads: the wall clock is a whole ms there. A
+ * bracket is ~0.3 µs wide; a wider one means the thread was preempted
+ * inside it (a single sample, as this once took, was off by 3 ms on a busy
+ * machine, and the datapath's and the agent's clocks then disagreed by
+ * that much): measure again, and keep the narrowest bracket seen.
  */
+const CLOCK_BRACKET_NS = 2_000n;
+const CLOCK_TRIES = 50;
+
 export function clockOffsetNs(): bigint {
-  const start = Date.now();
-  let wall = start;
-  let mono = 0n;
-  while (wall === start) {
-    mono = process.hrtime.bigint();
-    wall = Date.now();
+  let best: { width: bigint; offset: bigint } | undefined;
+  for (let i = 0; i < CLOCK_TRIES && !(best && best.width <= CLOCK_BRACKET_NS); i++) {
+    const sample = tickSample();
+    if (!best || sample.width < best.width) best = sample;
   }
-  return BigInt(wall) * 1_000_000n - mono;
+  return best!.offset;
+}
+
+/** One tick of Date.now(): the wall ms it reached and the monotonic bracket around it. */
+function tickSample(): { width: bigint; offset: bigint } {
+  let from = process.hrtime.bigint();
+  let wall = Date.now();
+  for (;;) {
+    const mid = process.hrtime.bigint();
+    const next = Date.now();
+    const to = process.hrtime.bigint();
+    // The tick came after the read of `wall` (which followed `from`) and before the read of `next` (before `to`).
+    if (next !== wall) return { width: to - from, offset: BigInt(next) * 1_000_000n - (from + to) / 2n };
+    from = mid;
+    wall = next;
+  }
 }
 
 /** Writes the runtime config slots (one bpftool process). */

@@ -234,3 +234,24 @@ t.test('agent log tail: only what was appended since, whole lines, from 0 after 
   t.same((await tail.read()).map((l) => l.event), ['c'], 'a truncated (capped) log is read from its start');
   t.same(await (await AgentLogTail.openFile(join(dir, 'none.log'))).read(), [], 'no file yet: nothing');
 });
+
+t.test('agent log tail: grown() wakes on an append, and without one only at its bound', async (t) => {
+  const dir = t.testdir({ 'agent.log': '' });
+  const file = join(dir, 'agent.log');
+  const tail = await AgentLogTail.openFile(file);
+  t.teardown(() => tail.close());
+  let woke = false;
+  // A bound far beyond any machine's inotify delay: only the append can end the wait in time.
+  const waited = tail.grown(60_000).then(() => (woke = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(woke, 'no change yet: still waiting');
+  appendFileSync(file, '{"event":"auth-completed","key":"1:2:1:1"}\n');
+  await waited;
+  t.same((await tail.read()).map((l) => l.event), ['auth-completed'], 'woken by the append, which is read');
+  await tail.grown(30);
+  t.pass('nothing more appended: the bound ends the wait');
+  const none = await AgentLogTail.openFile(join(dir, 'none.log'));
+  await none.grown(5);
+  none.close();
+  t.pass('a file that does not exist: grown() still returns at its bound');
+});

@@ -7,6 +7,7 @@
 // each with `time` (ISO, ms resolution); `at` is Unix ms to the microsecond
 // (older agents: absent, `time` is used). Keys are
 // localSecLabel:remoteSecLabel:remoteNodeId:authType.
+import { watch, type FSWatcher } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { daemonLogFile } from '../../core/names.ts';
 import type { AuthKey } from '../../abi/generated.ts';
@@ -91,11 +92,16 @@ export function parseAuthKeyText(text: string): AuthKey {
  * Follows a growing agent log from where it is now: each read() returns the
  * JSON lines appended since the last (a partial last line waits for the
  * next read). The benchmark waits on it for a pair's completion without
- * parsing the whole log again.
+ * parsing the whole log again, and sleeps in grown() until inotify says the
+ * file changed: a poll every 2 ms woke the benchmark ~100 times during each
+ * handshake it was timing, on the same CPUs as the agents.
  */
 export class AgentLogTail {
   private offset = 0;
   private rest = '';
+  private watcher: FSWatcher | undefined;
+  private wake: (() => void) | undefined;
+  private changed = false;
 
   private constructor(private readonly file: string) {}
 
@@ -107,6 +113,48 @@ export class AgentLogTail {
     const t = new AgentLogTail(file);
     t.offset = (await stat(t.file).catch(() => ({ size: 0 }))).size;
     return t;
+  }
+
+  /**
+   * Resolves when the file has changed since the last call (inotify), or
+   * after `maxMs` regardless: a watch set up before the file existed, or on
+   * a file since replaced, sees nothing, and the caller reads anyway.
+   */
+  grown(maxMs: number): Promise<void> {
+    if (!this.watcher) {
+      try {
+        this.watcher = watch(this.file, { persistent: false }, () => {
+          this.changed = true;
+          this.wake?.();
+        });
+        this.watcher.on('error', () => this.close());
+      } catch {
+        /* no file yet: the timeout alone */
+      }
+    }
+    if (this.changed) {
+      this.changed = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, maxMs);
+      function done(this: void) {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        this.changed = false;
+        done();
+      };
+    });
+  }
+
+  /** Stops the watch (a tail that is only read() needs no close). */
+  close(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.wake?.();
   }
 
   async read(): Promise<AgentLogLine[]> {

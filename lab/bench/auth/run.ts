@@ -122,6 +122,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
   const inFlight = new Set<Promise<void>>();
   const floorSamples: FloorRoundSample[] = [];
   let floor: Floor | undefined;
+  let tail: AgentLogTail | undefined;
   try {
     const plan = await upWithDatapath(topology, { name: lab, agents: true, policyMode, signal: opts.signal });
     const clientNode = plan.nodes[0]!;
@@ -167,7 +168,8 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
         await sleep(AUTH_BACKOFF_MS); // the agent's backoff after a key's last entry
       }
       const roundStart = Date.now();
-      const tail = await AgentLogTail.open(lab, serverNode.name);
+      tail?.close();
+      tail = await AgentLogTail.open(lab, serverNode.name);
       const doneKeys = new Set<string>();
       const attempts = new Map<string, ConnectAttempt>();
       let lastStart = -Infinity;
@@ -221,6 +223,7 @@ export async function benchAuth(opts: BenchAuthOptions = {}): Promise<BenchAuthR
     entriesInMap = (await dumpAuth(lab, serverNode.name)).filter((e) => keys.has(`${e.key.localSecLabel}:${e.key.remoteSecLabel}:${e.key.remoteNodeId}:${e.key.authType}`)).length;
     agentLog = await readAgentLog(lab, serverNode.name);
   } finally {
+    tail?.close();
     await Promise.allSettled(inFlight); // each bounded by its connect timeout
     await floor?.stop().catch(() => undefined);
     for (const s of streams) await s.stop().catch(() => undefined);
@@ -284,8 +287,9 @@ async function connectOnce(client: PodPlan, server: PodPlan, port: number, timeo
 async function untilKeyDone(tail: AgentLogTail, done: Set<string>, key: string, deadline: number): Promise<void> {
   for (;;) {
     for (const l of await tail.read()) if (l.key && (l.event === 'auth-completed' || l.event === 'auth-failed')) done.add(l.key);
-    if (done.has(key) || performance.now() >= deadline) return;
-    await sleep(2);
+    const left = deadline - performance.now();
+    if (done.has(key) || left <= 0) return;
+    await tail.grown(Math.min(left, 50));
   }
 }
 
