@@ -7,7 +7,14 @@
  * one growing JSON array, so the agent's Node loop woke several times per
  * record and parsed it character by character.
  *
- *   perf-reader PIN
+ *   perf-reader PIN [BATCH_MS]
+ *
+ * With BATCH_MS, the kernel wakes the reader only when a buffer is half
+ * full, and the reader looks every BATCH_MS regardless: records arrive up
+ * to BATCH_MS late, in batches, and a packet's flow record no longer wakes
+ * a reader (and the Node process behind it) at the moment its drop's
+ * signal wakes the agent. For flow records (cilium_events), which the
+ * relay holds for its sort window anyway; never for signals.
  *
  * Output, one write(2) per batch of records:
  *   ready                  once every CPU's buffer is in the array
@@ -51,6 +58,8 @@ struct ring {
 static struct ring rings[MAX_CPUS];
 static int nrings;
 static size_t page_size;
+/* 0: wake on every record; else the poll period of BATCH_MS. */
+static int batch_ms;
 
 static char out[OUT_BYTES + 1024];
 static size_t out_len;
@@ -134,7 +143,12 @@ static void open_ring(int map_fd, int cpu)
 	attr.config = PERF_COUNT_SW_BPF_OUTPUT;
 	attr.sample_type = PERF_SAMPLE_RAW;
 	attr.sample_period = 1;
-	attr.wakeup_events = 1; /* wake on every record: the agent waits on the first one */
+	if (batch_ms > 0) {
+		attr.watermark = 1;
+		attr.wakeup_watermark = (RING_PAGES * page_size) / 2;
+	} else {
+		attr.wakeup_events = 1; /* wake on every record: the agent waits on the first one */
+	}
 	fd = syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENODEV || errno == EINVAL)
@@ -223,10 +237,12 @@ int main(int argc, char **argv)
 	union bpf_attr attr;
 	int map_fd, ncpus;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: perf-reader PIN (a pinned BPF_MAP_TYPE_PERF_EVENT_ARRAY)\n");
+	if (argc < 2 || argc > 3 || (argc == 3 && (atoi(argv[2]) < 1 || atoi(argv[2]) > 10000))) {
+		fprintf(stderr, "usage: perf-reader PIN [BATCH_MS] (a pinned BPF_MAP_TYPE_PERF_EVENT_ARRAY; BATCH_MS 1..10000)\n");
 		return 2;
 	}
+	if (argc == 3)
+		batch_ms = atoi(argv[2]);
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -254,7 +270,7 @@ int main(int argc, char **argv)
 	flush_out();
 
 	while (!stopping) {
-		int n = poll(fds, (nfds_t)nrings, -1);
+		int n = poll(fds, (nfds_t)nrings, batch_ms > 0 ? batch_ms : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -262,7 +278,7 @@ int main(int argc, char **argv)
 			die("poll");
 		}
 		for (int i = 0; i < nrings; i++)
-			if (fds[i].revents)
+			if (fds[i].revents || batch_ms > 0)
 				drain(&rings[i]);
 		flush_out();
 	}

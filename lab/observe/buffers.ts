@@ -26,6 +26,13 @@ export class SortBuffer<T extends Timed> {
     this.pending.splice(at, 0, { item, arrivedMs: nowMs });
   }
 
+  /** When the first waiting event's window ends (ms, the clock of push), or undefined when none waits. */
+  nextDueMs(): number | undefined {
+    let due: number | undefined;
+    for (const p of this.pending) if (due === undefined || p.arrivedMs < due) due = p.arrivedMs;
+    return due === undefined ? undefined : due + this.windowMs;
+  }
+
   /**
    * The events whose window has passed, in time order, together with every
    * event older than the newest of them (it cannot wait any more without

@@ -111,14 +111,18 @@ t.test('history: since/until, then the last or first N', async (t) => {
 
 t.test('the sort buffer orders nodes\' events by their own time, each waiting its window', async (t) => {
   const sb = new SortBuffer<{ timeNs: bigint; id: string }>(100);
+  t.equal(sb.nextDueMs(), undefined, 'empty: no drain is due');
   sb.push({ timeNs: 30n, id: 'n1-late' }, 0);
   sb.push({ timeNs: 10n, id: 'n2-early' }, 50);
+  t.equal(sb.nextDueMs(), 100, 'the first to arrive is due first, whatever its event time');
   t.same(sb.drain(60), [], 'nothing has waited its window');
   t.same(sb.drain(100).map((e) => e.id), ['n2-early', 'n1-late'], 'the first one is due: it goes out after the earlier one still waiting');
   sb.push({ timeNs: 5n, id: 'straggler' }, 120);
   sb.push({ timeNs: 40n, id: 'next' }, 130);
   t.same(sb.drain(200).map((e) => e.id), [], 'neither is due yet');
+  t.equal(sb.nextDueMs(), 220, 'the straggler (arrived at 120) is due next');
   t.same(sb.drain(225).map((e) => e.id), ['straggler'], 'one due');
+  t.equal(sb.nextDueMs(), 230);
   t.same(sb.flush().map((e) => e.id), ['next']);
   t.equal(sb.size, 0);
 });

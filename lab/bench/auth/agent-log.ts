@@ -7,8 +7,8 @@
 // each with `time` (ISO, ms resolution); `at` is Unix ms to the microsecond
 // (older agents: absent, `time` is used). Keys are
 // localSecLabel:remoteSecLabel:remoteNodeId:authType.
-import { watch, type FSWatcher } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { daemonLogFile } from '../../core/names.ts';
 import type { AuthKey } from '../../abi/generated.ts';
 
@@ -157,22 +157,31 @@ export class AgentLogTail {
     this.wake?.();
   }
 
+  /**
+   * Synchronous calls on a small file in /run (memory): four syscalls on
+   * this thread, where the promise API made each a hop through libuv's
+   * thread pool, waking a thread per call while the agents worked.
+   */
   async read(): Promise<AgentLogLine[]> {
-    const fh = await open(this.file, 'r').catch(() => undefined);
-    if (!fh) return [];
+    let fd: number;
     try {
-      const { size } = await fh.stat();
+      fd = openSync(this.file, 'r');
+    } catch {
+      return [];
+    }
+    try {
+      const { size } = fstatSync(fd);
       if (size < this.offset) this.offset = 0; // capped and truncated: start over
       if (size === this.offset) return [];
       const buf = Buffer.alloc(size - this.offset);
-      await fh.read(buf, 0, buf.length, this.offset);
+      readSync(fd, buf, 0, buf.length, this.offset);
       this.offset = size;
       const text = this.rest + buf.toString('utf8');
       const cut = text.lastIndexOf('\n') + 1;
       this.rest = text.slice(cut);
       return parseAgentLog(text.slice(0, cut));
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 }
