@@ -14,7 +14,9 @@
  * to BATCH_MS late, in batches, and a packet's flow record no longer wakes
  * a reader (and the Node process behind it) at the moment its drop's
  * signal wakes the agent. For flow records (cilium_events), which the
- * relay holds for its sort window anyway; never for signals.
+ * relay holds for its sort window anyway; never for signals. As with any
+ * wake-up, a batch is printed buffer by buffer: records of different CPUs
+ * come CPU by CPU, not in time order (readers sort by timestamp).
  *
  * Output, one write(2) per batch of records:
  *   ready                  once every CPU's buffer is in the array
