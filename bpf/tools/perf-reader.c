@@ -16,7 +16,7 @@
  * signal wakes the agent. For flow records (cilium_events), which the
  * relay holds for its sort window anyway; never for signals. As with any
  * wake-up, a batch is printed buffer by buffer: records of different CPUs
- * come CPU by CPU, not in time order (readers sort by timestamp).
+ * come CPU by CPU, not in time order (the relay sorts by timestamp).
  *
  * Output, one write(2) per batch of records:
  *   ready                  once every CPU's buffer is in the array
