@@ -1,12 +1,13 @@
 // Bring a lab up: claim its name, then apply the plan step by step. Any
 // failure (or SIGINT) rolls back everything created so far.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { ipBatch, run } from '../kernel/run.ts';
+import { run } from '../kernel/run.ts';
 import type { Topology } from '../topology/model.ts';
 import { destroyLab } from './down.ts';
 import { planLab, type LabPlan } from '../core/plan.ts';
 import { allNetns, fabricLines, managementLines, netnsSetupLines, nodeLines, podLines } from '../core/batches.ts';
 import { netnsSetup, netnsSetupAvailable } from '../kernel/netns-setup.ts';
+import { CommandShell, type ShellCommand } from '../kernel/shell.ts';
 import * as names from '../core/names.ts';
 import { stateDir } from '../core/names.ts';
 import { claimLabName, readState, writeState, type LabState } from '../core/state.ts';
@@ -65,15 +66,18 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
     processes: [],
   };
 
+  // The kernel build's `ip` and netns-setup runs go through one shell (lab/kernel/shell.ts).
+  const shell = new CommandShell(stateDir(lab));
   const steps: ExtraStep[] = [
-    { name: 'namespaces', run: createNamespaces },
+    { name: 'namespaces', run: (plan, state) => createNamespaces(plan, state, shell) },
     // Independent networks, built side by side.
     {
       name: 'networks',
-      run: async (plan) => void (await Promise.all([ipBatch(fabricLines(plan), plan.fabricNetns), ipBatch(managementLines(plan), plan.controlNetns)])),
+      run: async (plan) => void (await shell.run([ipBatchCommand(fabricLines(plan), plan.fabricNetns), ipBatchCommand(managementLines(plan), plan.controlNetns)])),
     },
-    { name: 'nodes', run: buildNodes },
-    { name: 'pods', run: buildPods },
+    { name: 'nodes', run: (plan) => buildNodes(plan, shell) },
+    // The shell's last use: closed here, not kept through the daemons' steps.
+    { name: 'pods', run: async (plan) => (await buildPods(plan, shell), await shell.close()) },
     ...(opts.extraSteps ?? []),
   ];
 
@@ -91,6 +95,7 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
     return plan;
   } catch (err) {
     opts.progress?.({ kind: 'rollback', message: `rolling back lab "${lab}": ${(err as Error).message}` });
+    await shell.close();
     await destroyLab(lab);
     throw err;
   }
@@ -107,22 +112,23 @@ async function holdUntilAborted(stepName: string, opts: UpOptions): Promise<void
   });
 }
 
-async function createNamespaces(plan: LabPlan, state: LabState): Promise<void> {
+/** `ip -batch -` (in a namespace: `ip -n NS`) with the lines on stdin, as ipBatch() runs it. */
+function ipBatchCommand(lines: string[], netns?: string): ShellCommand {
+  return { argv: netns ? ['ip', '-n', netns, '-batch', '-'] : ['ip', '-batch', '-'], input: lines.join('\n') + '\n', netns };
+}
+
+async function createNamespaces(plan: LabPlan, state: LabState, shell: CommandShell): Promise<void> {
   const all = allNetns(plan);
   // Recorded before they exist: a crash mid-batch still leaves a full list for `down`.
   state.netns = all;
   await writeState(state);
-  await ipBatch(all.map((ns) => `netns add ${ns}`));
+  await shell.run([ipBatchCommand(all.map((ns) => `netns add ${ns}`))]);
 }
 
-async function buildNodes(plan: LabPlan): Promise<void> {
+async function buildNodes(plan: LabPlan, shell: CommandShell): Promise<void> {
+  await shell.run(plan.nodes.map((n) => ipBatchCommand(nodeLines(plan, n), n.netns)));
   // With the helper, the forwarding sysctl goes with the pods' lines (one process for both).
-  const helper = netnsSetupAvailable();
-  await Promise.all(
-    plan.nodes.map((n) =>
-      Promise.all([ipBatch(nodeLines(plan, n), n.netns), ...(helper ? [] : [run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })])]),
-    ),
-  );
+  if (!netnsSetupAvailable()) await Promise.all(plan.nodes.map((n) => run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })));
 }
 
 /**
@@ -131,8 +137,8 @@ async function buildNodes(plan: LabPlan): Promise<void> {
  * forwarding); without it, one `ip -n POD -batch FILE` per pod, the files
  * written first and xargs running them four at a time.
  */
-async function buildPods(plan: LabPlan): Promise<void> {
-  if (netnsSetupAvailable()) return netnsSetup(netnsSetupLines(plan));
+async function buildPods(plan: LabPlan, shell: CommandShell): Promise<void> {
+  if (netnsSetupAvailable()) return netnsSetup(netnsSetupLines(plan), shell);
   const dir = await mkdtemp(`${stateDir(plan.lab)}/pods-`);
   try {
     const invocations: string[] = [];
