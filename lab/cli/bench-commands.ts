@@ -34,12 +34,13 @@ async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Pro
 
 export const BENCH_COMMANDS: Record<string, Command> = {
   bench: {
-    options: { runs: { type: 'string' }, json: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, only: { type: 'string' }, ...RUN_OPTIONS },
+    options: { runs: { type: 'string' }, json: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, only: { type: 'string' }, sizes: { type: 'string' }, ...RUN_OPTIONS },
     run: async ([what], v) => {
       const { prefix, out } = runOptions(v);
       if (!isRoot()) throw new Error('benchmarks need root: they build real labs (run with sudo)');
       const runs = v.runs === undefined ? undefined : Number(v.runs);
       if (runs !== undefined && !(Number.isInteger(runs) && runs > 0)) throw new UsageError('bench: --runs must be a positive integer');
+      if (v.sizes !== undefined && what !== 'up') throw new UsageError('bench: --sizes is for bench up');
       const log = (line: string) => process.stderr.write(`${line}\n`);
       // The lab's daemons (agents, control plane, relay) profiled: DIR/<role>-<node>.cpuprofile when they stop.
       if (typeof v['cpu-prof'] === 'string') {
@@ -67,8 +68,14 @@ export const BENCH_COMMANDS: Record<string, Command> = {
           return Object.keys(file.errors).length > 0 ? 1 : 0;
         }
         case 'up': {
-          const [{ benchUp }, { formatBenchUp }] = await Promise.all([import('../bench/up/run.ts'), import('../bench/up/format.ts')]);
-          const result = await benchUp({ runs, log, prefix });
+          const [{ benchUp }, { formatBenchUp }, { parseBenchSizes }] = await Promise.all([import('../bench/up/run.ts'), import('../bench/up/format.ts'), import('../bench/up/topology.ts')]);
+          let sizes;
+          try {
+            sizes = typeof v.sizes === 'string' ? parseBenchSizes(v.sizes) : undefined;
+          } catch (e) {
+            throw new UsageError(`bench up: --sizes: ${(e as Error).message}`);
+          }
+          const result = await benchUp({ runs, log, prefix, ...(sizes ? { sizes } : {}) });
           return report(result, formatBenchUp(result));
         }
         case 'datapath': {

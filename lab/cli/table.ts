@@ -131,8 +131,8 @@ export const COMMAND_TABLE: Record<string, CommandEntry> = {
     load: () => import('./commands/demo.ts').then((m) => m.command),
   },
   bench: {
-    args: 'all|up|datapath|auth|sockmap|cli|modes [--runs N] [--json] [--name PREFIX] [--out DIR] [--cpu-prof DIR] [--only LIST]',
-    summary: 'benchmarks: all (each in turn, one file captures/bench/bench-all.json, --only up,auth… to pick), up (vs mininet and an ip -batch floor), datapath (programs vs none), auth (drop to entry), sockmap (on vs off), cli (start-up of mtless vs node -e 0), modes (the five C6 modes vs native without auth: RR, throughput, time to first byte); --name PREFIX prefixes its labs, --out DIR also writes the report there (bench-<what>.txt and .json), --cpu-prof DIR profiles the lab daemons (DIR/<role>-<node>.cpuprofile)',
+    args: 'all|up|datapath|auth|sockmap|cli|modes [--runs N] [--json] [--name PREFIX] [--out DIR] [--cpu-prof DIR] [--only LIST] [--sizes NxP,…]',
+    summary: 'benchmarks: all (each in turn, one file captures/bench/bench-all.json, --only up,auth… to pick), up (vs mininet and an ip -batch floor; --sizes 2x2,4x25 picks nodes × pods per node, default 2x2,4x25,10x50,10x200), datapath (programs vs none), auth (drop to entry), sockmap (on vs off), cli (start-up of mtless vs node -e 0), modes (the five C6 modes vs native without auth: RR, throughput, time to first byte); --name PREFIX prefixes its labs, --out DIR also writes the report there (bench-<what>.txt and .json), --cpu-prof DIR profiles the lab daemons (DIR/<role>-<node>.cpuprofile)',
     load: () => import('./bench-commands.ts').then((m) => m.BENCH_COMMANDS.bench!),
   },
   completion: {

@@ -10,7 +10,7 @@ import { validateTopology } from '../../lab/topology/validate.ts';
 import { floorBatches, floorScript } from '../../lab/bench/up/floor.ts';
 import { parseMininetResult } from '../../lab/bench/up/mininet.ts';
 import { checkGoals, sizeReport, type BenchUpReport, type BuilderResult, type LabRuns, type SizeReport } from '../../lab/bench/up/report.ts';
-import { benchTopology, DEFAULT_SIZES, FLOOR_LAB } from '../../lab/bench/up/topology.ts';
+import { benchTopology, DEFAULT_SIZES, FLOOR_LAB, parseBenchSizes } from '../../lab/bench/up/topology.ts';
 
 t.test('the generated topologies are valid and as large as they say', async (t) => {
   t.same(DEFAULT_SIZES.map((s) => s.nodes * s.podsPerNode), [4, 100, 500, 2000]);
@@ -120,4 +120,13 @@ t.test("a real run's sizes re-derive from its runs", async (t) => {
     t.same(Object.fromEntries(Object.entries(again.lab.steps).map(([k, v]) => [k, v.median])), Object.fromEntries(Object.entries(s.lab.steps).map(([k, v]) => [k, v.median])), `${s.pods} pods: step medians`);
   }
   t.same(checkGoals(r.sizes), r.goals);
+});
+
+t.test('--sizes: NODESxPODS, comma-separated; anything else refused with what was wrong', async (t) => {
+  t.same(parseBenchSizes('2x2,4x25'), [{ nodes: 2, podsPerNode: 2 }, { nodes: 4, podsPerNode: 25 }]);
+  t.same(parseBenchSizes(' 10 × 200 '), [{ nodes: 10, podsPerNode: 200 }], 'spaces and × as in the report');
+  t.throws(() => parseBenchSizes('2x'), /not a size .*"2x"/);
+  t.throws(() => parseBenchSizes('2x2,,4x4'), /not a size/);
+  t.throws(() => parseBenchSizes('0x2'), /out of range/);
+  t.throws(() => parseBenchSizes('2x251'), /out of range/);
 });

@@ -23,6 +23,18 @@ export const benchUpLabs = (prefix?: string): BenchUpLabs => ({
   lab: prefixedLabName(prefix, BENCH_LAB), floor: prefixedLabName(prefix, FLOOR_LAB), mininet: prefixedLabName(prefix, MININET_LAB),
 });
 
+/** `--sizes 2x2,4x25`: nodes × pods per node, comma-separated (pure); throws on anything else. */
+export function parseBenchSizes(text: string): BenchSize[] {
+  const sizes = text.split(',').map((part) => {
+    const m = /^\s*(\d+)\s*[x×]\s*(\d+)\s*$/.exec(part);
+    if (!m) throw new Error(`not a size (NODESxPODS, e.g. 2x2): "${part}"`);
+    const size = { nodes: Number(m[1]), podsPerNode: Number(m[2]) };
+    if (size.nodes < 1 || size.nodes > 200 || size.podsPerNode < 1 || size.podsPerNode > 250) throw new Error(`size ${part.trim()} is out of range: 1-200 nodes of 1-250 pods`);
+    return size;
+  });
+  return sizes;
+}
+
 export const DEFAULT_SIZES: BenchSize[] = [
   { nodes: 2, podsPerNode: 2 },
   { nodes: 4, podsPerNode: 25 },
