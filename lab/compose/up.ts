@@ -5,7 +5,7 @@ import { run } from '../kernel/run.ts';
 import type { Topology } from '../topology/model.ts';
 import { destroyLab } from './down.ts';
 import { planLab, type LabPlan } from '../core/plan.ts';
-import { allNetns, fabricLines, managementLines, netnsSetupLines, nodeLines, podLines } from '../core/batches.ts';
+import { allNetns, fabricLines, FORWARDING_SYSCTL_LINE, inNetnsLines, managementLines, nodeLines, podLines } from '../core/batches.ts';
 import { netnsSetup, netnsSetupAvailable } from '../kernel/netns-setup.ts';
 import { CommandShell, type ShellCommand } from '../kernel/shell.ts';
 import * as names from '../core/names.ts';
@@ -66,14 +66,13 @@ export async function upLab(topology: Topology, opts: UpOptions = {}): Promise<L
     processes: [],
   };
 
-  // The kernel build's `ip` and netns-setup runs go through one shell (lab/kernel/shell.ts).
+  // The kernel build's netns-setup (or `ip`) runs go through one shell (lab/kernel/shell.ts).
   const shell = new CommandShell(stateDir(lab));
   const steps: ExtraStep[] = [
     { name: 'namespaces', run: (plan, state) => createNamespaces(plan, state, shell) },
-    // Independent networks, built side by side.
     {
       name: 'networks',
-      run: async (plan) => void (await shell.run([ipBatchCommand(fabricLines(plan), plan.fabricNetns), ipBatchCommand(managementLines(plan), plan.controlNetns)])),
+      run: (plan) => applyLines([{ netns: plan.fabricNetns, lines: fabricLines(plan) }, { netns: plan.controlNetns, lines: managementLines(plan) }], shell),
     },
     { name: 'nodes', run: (plan) => buildNodes(plan, shell) },
     // The shell's last use: closed here, not kept through the daemons' steps.
@@ -112,9 +111,27 @@ async function holdUntilAborted(stepName: string, opts: UpOptions): Promise<void
   });
 }
 
-/** `ip -batch -` (in a namespace: `ip -n NS`) with the lines on stdin, as ipBatch() runs it. */
+/** `ip -batch -` (in a namespace: `ip -n NS -batch -`) with the lines on stdin, as ipBatch() runs it. */
 function ipBatchCommand(lines: string[], netns?: string): ShellCommand {
   return { argv: netns ? ['ip', '-n', netns, '-batch', '-'] : ['ip', '-batch', '-'], input: lines.join('\n') + '\n', netns };
+}
+
+/** A step's `ip` lines, by namespace (none: the host's). */
+interface NetnsLines {
+  netns?: string;
+  lines: string[];
+}
+
+/**
+ * With bpf/build/netns-setup, one run of it for the whole step (it enters
+ * each namespace in turn); without it, one `ip -batch` per namespace, side
+ * by side.
+ */
+async function applyLines(groups: NetnsLines[], shell: CommandShell): Promise<void> {
+  if (!netnsSetupAvailable()) return void (await shell.run(groups.map((g) => ipBatchCommand(g.lines, g.netns))));
+  // The helper cannot go back to the host's namespace by name: host lines come first.
+  if (groups.some((g, i) => i > 0 && !g.netns && groups[i - 1]!.netns)) throw new Error('applyLines: the host\'s lines must come before any namespace\'s');
+  await netnsSetup(groups.flatMap((g) => (g.netns ? inNetnsLines(g.netns, g.lines) : g.lines)), shell);
 }
 
 async function createNamespaces(plan: LabPlan, state: LabState, shell: CommandShell): Promise<void> {
@@ -122,29 +139,33 @@ async function createNamespaces(plan: LabPlan, state: LabState, shell: CommandSh
   // Recorded before they exist: a crash mid-batch still leaves a full list for `down`.
   state.netns = all;
   await writeState(state);
-  await shell.run([ipBatchCommand(all.map((ns) => `netns add ${ns}`))]);
+  await applyLines([{ lines: all.map((ns) => `netns add ${ns}`) }], shell);
 }
 
+/** Each node's addresses, routes and pod veths, and its forwarding. */
 async function buildNodes(plan: LabPlan, shell: CommandShell): Promise<void> {
-  await shell.run(plan.nodes.map((n) => ipBatchCommand(nodeLines(plan, n), n.netns)));
-  // With the helper, the forwarding sysctl goes with the pods' lines (one process for both).
-  if (!netnsSetupAvailable()) await Promise.all(plan.nodes.map((n) => run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })));
+  if (netnsSetupAvailable()) {
+    return applyLines(plan.nodes.map((n) => ({ netns: n.netns, lines: [...nodeLines(plan, n), FORWARDING_SYSCTL_LINE] })), shell);
+  }
+  await applyLines(plan.nodes.map((n) => ({ netns: n.netns, lines: nodeLines(plan, n) })), shell);
+  await Promise.all(plan.nodes.map((n) => run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: n.netns })));
 }
 
 /**
- * `ip` cannot switch namespace inside a batch. bpf/build/netns-setup enters
- * each pod's namespace in turn from one process (and sets each node's
- * forwarding); without it, one `ip -n POD -batch FILE` per pod, the files
- * written first and xargs running them four at a time.
+ * Each pod's address, gateway neighbour and route. With netns-setup, one
+ * run for every pod; without it, one `ip -n POD -batch FILE` per pod, the
+ * files written first and xargs running them four at a time.
  */
 async function buildPods(plan: LabPlan, shell: CommandShell): Promise<void> {
-  if (netnsSetupAvailable()) return netnsSetup(netnsSetupLines(plan), shell);
+  const range = plan.topology.addressing.podCIDR;
+  const pods = plan.nodes.flatMap((n) => n.pods);
+  if (netnsSetupAvailable()) return applyLines(pods.map((p) => ({ netns: p.netns, lines: podLines(range, p) })), shell);
   const dir = await mkdtemp(`${stateDir(plan.lab)}/pods-`);
   try {
     const invocations: string[] = [];
-    for (const p of plan.nodes.flatMap((n) => n.pods)) {
+    for (const p of pods) {
       const file = `${dir}/${p.name}.batch`;
-      await writeFile(file, podLines(plan.topology.addressing.podCIDR, p).join('\n') + '\n');
+      await writeFile(file, podLines(range, p).join('\n') + '\n');
       invocations.push(`-n ${p.netns} -batch ${file}`);
     }
     if (invocations.length > 0) await run(['xargs', '-P', '4', '-L', '1', 'ip'], { input: invocations.join('\n') + '\n' });

@@ -83,17 +83,11 @@ export function podLines(podRange: string, p: Pick<PodPlan, 'ip' | 'lxcMac'>): s
   ];
 }
 
+/** Each node's forwarding, as a line of bpf/build/netns-setup (`ip` has no sysctl). */
+export const FORWARDING_SYSCTL_LINE = 'sysctl net/ipv4/ip_forward 1';
+
 /**
- * The same per-namespace work as each node's forwarding sysctl and podLines,
- * as lines of bpf/build/netns-setup (one process for every namespace):
- *   ns NAME / sysctl net/ipv4/ip_forward 1        for each node
- *   ns NAME / pod eth0 IP GATEWAY GATEWAY_MAC RANGE  for each pod
+ * bpf/build/netns-setup's input for one namespace: `ns NAME`, then the same
+ * `ip -batch` lines (the helper reads the subset these functions write).
  */
-export function netnsSetupLines(plan: LabPlan): string[] {
-  const lines: string[] = [];
-  for (const n of plan.nodes) lines.push(`ns ${n.netns}`, 'sysctl net/ipv4/ip_forward 1');
-  for (const p of plan.nodes.flatMap((n) => n.pods)) {
-    lines.push(`ns ${p.netns}`, `pod ${names.POD_IFNAME} ${p.ip} ${POD_GATEWAY_IP} ${p.lxcMac} ${plan.topology.addressing.podCIDR}`);
-  }
-  return lines;
-}
+export const inNetnsLines = (netns: string, lines: readonly string[]): string[] => [`ns ${netns}`, ...lines];
