@@ -17,7 +17,10 @@
  *                                         interfaces and their ifindexes)
  *
  * One line in, one JSON object out, as bpftool prints it:
- *   {"command":"map update …","output":null}
+ *   {"command":"map update …","output":null,"done_unix_us":N}
+ *                                        (not bpftool's: CLOCK_REALTIME when
+ *                                         the kernel had taken the change,
+ *                                         for mtless bench auth)
  *   {"command":"map dump …","output":[{"key":["0x0a",…],"value":["0x01",…]},…]}
  *   {"command":"link list","output":[{"ifname":"lxc-a","ifindex":5},…]}
  *   {"command":"…","output":{"error":"…"}}   and then it exits (status 1),
@@ -31,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BYTES 512
@@ -144,6 +148,9 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
+/* When the last update or delete returned (Unix µs: exact in a JSON number), 0 if none since the last answer. */
+static long long done_unix_us;
+
 static int answer(const char *line, const char *error)
 {
 	printf("{\"command\":");
@@ -152,9 +159,12 @@ static int answer(const char *line, const char *error)
 		printf(",\"output\":{\"error\":");
 		print_json_string(error);
 		printf("}}\n");
+	} else if (done_unix_us) {
+		printf(",\"output\":null,\"done_unix_us\":%lld}\n", done_unix_us);
 	} else {
 		printf(",\"output\":null}\n");
 	}
+	done_unix_us = 0;
 	fflush(stdout);
 	return error ? 1 : 0;
 }
@@ -338,6 +348,12 @@ static const char *apply(char *line, const char *command, int *printed)
 	if (sys_bpf(update ? BPF_MAP_UPDATE_ELEM : BPF_MAP_DELETE_ELEM, &attr) < 0) {
 		snprintf(err, sizeof(err), update ? "update failed: %s" : "delete failed: %s", strerror(errno));
 		return err;
+	}
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		done_unix_us = (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 	}
 	return NULL;
 }

@@ -419,8 +419,10 @@ export class NodeAgent {
     this.lastSuccess.set(k, Date.now());
     this.written?.set(k, { key, expiration: r.expiration.getTime() });
     this.metrics.authAttempt(outcome.authType, 'success');
+    // writtenAt: when the kernel had the entry (the map writer's clock), before its answer reached us.
     this.log('auth-completed', {
-      at: unixMs(), key: k, why, authType: outcome.authType, peer: r.peer, remoteNodeIp: outcome.remoteNodeIp, expiration: r.expiration.toISOString(),
+      at: unixMs(), ...(outcome.entryWrittenAt !== undefined ? { writtenAt: outcome.entryWrittenAt } : {}),
+      key: k, why, authType: outcome.authType, peer: r.peer, remoteNodeIp: outcome.remoteNodeIp, expiration: r.expiration.toISOString(),
       ...(r.handshakeMs !== undefined ? { handshakeMs: round(r.handshakeMs) } : {}), totalMs: round(performance.now() - started),
     });
   }

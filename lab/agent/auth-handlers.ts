@@ -103,13 +103,17 @@ export function alwaysFailHandler(): AuthHandler {
 
 // ---- from a key to an entry ------------------------------------------------------
 
-/** Writes one auth-map entry (the agent: its long-lived bpftool; tests: a fake). */
+/**
+ * Writes one auth-map entry (the agent: its long-lived map writer; tests: a
+ * fake); resolves with the Unix ms at which the kernel had it, when the
+ * writer can tell.
+ */
 export interface AuthEntryWriter {
-  write(key: AuthKey, expiration: Date): Promise<void>;
+  write(key: AuthKey, expiration: Date): Promise<number | undefined | void>;
 }
 
 export type AuthOutcome =
-  | { ok: true; authType: string; remoteNodeIp: string; response: AuthResponse }
+  | { ok: true; authType: string; remoteNodeIp: string; response: AuthResponse; entryWrittenAt?: number }
   | { ok: false; authType: string; reason: string; detail: string; remoteNodeIp?: string };
 
 export interface AuthenticateKeyOptions {
@@ -137,10 +141,11 @@ export async function authenticateKey(key: AuthKey, opts: AuthenticateKeyOptions
     const reason = (e as { reason?: unknown }).reason;
     return { ok: false, authType, remoteNodeIp, reason: typeof reason === 'string' ? reason : 'error', detail: (e as Error).message };
   }
+  let entryWrittenAt: number | undefined;
   try {
-    await opts.writer.write(key, response.expiration);
+    entryWrittenAt = (await opts.writer.write(key, response.expiration)) ?? undefined;
   } catch (e) {
     return { ok: false, authType, remoteNodeIp, reason: 'map-write-failed', detail: `failed to update BPF map in datapath: ${(e as Error).message}` };
   }
-  return { ok: true, authType, remoteNodeIp, response };
+  return { ok: true, authType, remoteNodeIp, response, ...(entryWrittenAt !== undefined ? { entryWrittenAt } : {}) };
 }

@@ -24,7 +24,7 @@ export function mapWriterArgv(helperExists = existsSync(MAP_BATCH_HELPER)): stri
 
 interface Pending {
   line: string;
-  resolve: (output: unknown) => void;
+  resolve: (output: unknown, doneUnixUs?: number) => void;
   reject: (e: Error) => void;
 }
 
@@ -52,9 +52,15 @@ export class MapWriter {
   private readonly isHelper: boolean;
 
 
-  /** Applies one change; resolves once bpftool has answered for it. */
-  async apply(op: MapOp): Promise<void> {
-    await this.request(opLine(op));
+  /**
+   * Applies one change; resolves once the writer has answered for it, with
+   * the Unix time (ms) at which the kernel had taken it when the writer is
+   * the helper (its `done_unix_us`), undefined with bpftool.
+   */
+  apply(op: MapOp): Promise<number | undefined> {
+    return new Promise((resolve, reject) => {
+      this.send(opLine(op), (_output, doneUnixUs) => resolve(doneUnixUs === undefined ? undefined : doneUnixUs / 1e3), reject);
+    });
   }
 
   /**
@@ -85,12 +91,14 @@ export class MapWriter {
 
   /** One line; resolves with its answer's output. */
   private request(line: string): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const w = this.ensure();
-      if (w.pending.length === 0) this.hold(w, true);
-      w.pending.push({ line, resolve, reject });
-      w.child.stdin!.write(line + '\n');
-    });
+    return new Promise((resolve, reject) => this.send(line, resolve, reject));
+  }
+
+  private send(line: string, resolve: Pending['resolve'], reject: Pending['reject']): void {
+    const w = this.ensure();
+    if (w.pending.length === 0) this.hold(w, true);
+    w.pending.push({ line, resolve, reject });
+    w.child.stdin!.write(line + '\n');
   }
 
   /** With idleUnref: the child and its pipes keep the event loop alive only while answers are awaited. */
@@ -122,7 +130,7 @@ export class MapWriter {
     };
     const parser = new JsonObjectStream(
       (value) => {
-        const answer = value as { output?: { error?: string } | unknown[] | null };
+        const answer = value as { output?: { error?: string } | unknown[] | null; done_unix_us?: number };
         const p = w.pending.shift();
         if (!p) return;
         if (w.pending.length === 0) this.hold(w, false);
@@ -133,7 +141,7 @@ export class MapWriter {
           p.reject(new Error(`bpftool: ${answer.output.error} at: ${p.line}`));
           // Lines after it were never run: their promises fail too, naming the first failure.
           for (const later of w.pending.splice(0)) later.reject(new Error(`not run: an earlier line failed (${answer.output.error})`));
-        } else p.resolve(answer.output);
+        } else p.resolve(answer.output, typeof answer.done_unix_us === 'number' ? answer.done_unix_us : undefined);
       },
       (v) => 'output' in v,
     );

@@ -31,7 +31,12 @@ for (const [kind, argv] of [['map-batch', mapWriterArgv(true)], ['bpftool', mapW
     try {
       await createMap(pin);
       writer.start();
-      for (let i = 1; i <= 20; i++) await writer.apply({ op: 'update', pin, key: key(i), value: value(i) });
+      const sent = Date.now();
+      const doneAt = await writer.apply({ op: 'update', pin, key: key(1), value: value(1) });
+      const answered = Date.now();
+      if (kind === 'map-batch') t.ok(doneAt !== undefined && doneAt >= sent - 1 && doneAt <= answered + 1, `the helper says when the kernel had it (${doneAt} in [${sent}, ${answered}])`);
+      else t.equal(doneAt, undefined, 'bpftool cannot say when');
+      for (let i = 2; i <= 20; i++) await writer.apply({ op: 'update', pin, key: key(i), value: value(i) });
       t.equal((await dumpMapRaw(pin)).length, 20, 'every update landed before its promise resolved');
       await t.rejects(writer.apply({ op: 'delete', pin, key: key(99) }), /delete failed/, 'a failing command rejects with the reason');
       await writer.apply({ op: 'delete', pin, key: key(1) });

@@ -77,6 +77,9 @@ t.test('spire: the spire handler runs against the remote node\'s IP, and the ent
   // A peer on this node (remote_node_id 0) is dialled at this node's own address.
   await authenticateKey(key(gen.AUTH_TYPE_SPIRE, 0), { handlers: new AuthHandlerTable([spire]), nodeIp, writer });
   t.equal(spire.requests.at(-1)?.remoteNodeIp, '172.30.0.10');
+  t.notOk('entryWrittenAt' in outcome, 'a writer that cannot say when: no entryWrittenAt');
+  const timed: AuthEntryWriter = { write: async () => 1_780_000_000_123.456 };
+  t.match(await authenticateKey(key(gen.AUTH_TYPE_SPIRE), { handlers: new AuthHandlerTable([spire]), nodeIp, writer: timed }), { ok: true, entryWrittenAt: 1_780_000_000_123.456 }, 'the writer\'s time of the entry, for the agent\'s log');
 });
 
 t.test('test-always-fail: refused with Cilium\'s message, nothing written, every time', async (t) => {

@@ -33,6 +33,7 @@ t.test('agent log: one key, from signal to entry', async (t) => {
   t.same(keyAuth(LOG, '266:257:1:1'), {
     requestedAt: Date.parse('2026-12-02T03:15:32.506Z'),
     completedAt: Date.parse('2026-12-02T03:15:32.579Z'),
+    writtenAt: undefined,
     totalMs: 72.28,
     handshakeMs: 66.55,
     failures: [],
@@ -40,7 +41,7 @@ t.test('agent log: one key, from signal to entry', async (t) => {
   const retried = keyAuth(LOG, '269:259:1:1');
   t.same(retried.failures, ['timeout'], 'a failed attempt before the one that completed');
   t.equal(retried.totalMs, 23.68);
-  t.same(keyAuth(LOG, '999:1:1:1'), { requestedAt: undefined, completedAt: undefined, totalMs: undefined, handshakeMs: undefined, failures: [] });
+  t.same(keyAuth(LOG, '999:1:1:1'), { requestedAt: undefined, completedAt: undefined, writtenAt: undefined, totalMs: undefined, handshakeMs: undefined, failures: [] });
 });
 
 // ---- one pair ----------------------------------------------------------------
@@ -79,6 +80,25 @@ t.test('pair: dropped once, through on the first retransmit', async (t) => {
   t.ok(Math.abs(r.synGapMs! - 1010) < 1e-3, 'first drop → forwarded SYN');
   t.equal(r.clientOk, true);
   t.notOk('error' in r);
+});
+
+t.test('pair: the entry counts from when the kernel had it (writtenAt), not from the agent hearing so', async (t) => {
+  const at = T0 + 79; // the auth-completed line
+  const log = [
+    { event: 'auth-requested', key: KEY, at: T0 + 6 },
+    { event: 'auth-completed', key: KEY, at, writtenAt: at - 0.4, totalMs: 72.28, handshakeMs: 66.55 },
+  ];
+  const auth = keyAuth(log, KEY);
+  t.equal(auth.writtenAt, at - 0.4);
+  const r = pairResult(client, server, KEY, [synDropped(T0), synPassed(T0 + 1010)], auth, ok);
+  t.ok(Math.abs(r.dropToEntryMs! - 78.6) < 1e-3, 'drop event → writtenAt');
+  t.ok(Math.abs(r.answerMs! - 0.4) < 1e-3, 'the writer\'s answer: auth-completed − writtenAt');
+  t.ok(Math.abs(r.signalToEntryMs! - 71.88) < 1e-3, 'the agent\'s totalMs less the answer');
+  const s = summarizeAuth([r], []);
+  t.ok(Math.abs(s.answer!.p50 - 0.4) < 1e-3, 'and its distribution');
+  const old = pairResult(client, server, KEY, [synDropped(T0), synPassed(T0 + 1010)], keyAuth(LOG, KEY), ok);
+  t.equal(old.dropToEntryMs, 79, 'without writtenAt (bpftool as the writer): the auth-completed line');
+  t.notOk('answerMs' in old);
 });
 
 t.test('pair: which SYN passed', async (t) => {
@@ -189,8 +209,8 @@ t.test('agent log by round: only lines from `since` on', async (t) => {
     { event: 'auth-requested', key, at: 2000 }, { event: 'auth-failed', key, at: 2003, reason: 'timeout' },
     { event: 'auth-requested', key, at: 2010 }, { event: 'auth-completed', key, at: 2016, totalMs: 6, handshakeMs: 5 },
   ];
-  t.same(keyAuth(log, key), { requestedAt: 100, completedAt: 105, totalMs: 5, handshakeMs: 4, failures: ['timeout'] });
-  t.same(keyAuth(log, key, 1000), { requestedAt: 2000, completedAt: 2016, totalMs: 6, handshakeMs: 5, failures: ['timeout'] });
+  t.same(keyAuth(log, key), { requestedAt: 100, completedAt: 105, writtenAt: undefined, totalMs: 5, handshakeMs: 4, failures: ['timeout'] });
+  t.same(keyAuth(log, key, 1000), { requestedAt: 2000, completedAt: 2016, writtenAt: undefined, totalMs: 6, handshakeMs: 5, failures: ['timeout'] });
 });
 
 t.test('notes on missing times, warm drops, entries not in the map', async (t) => {

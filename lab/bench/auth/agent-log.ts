@@ -2,7 +2,12 @@
 // line (lab/core/log.ts), of which it uses
 //   svid-received   {identity}                      an SVID for a local identity
 //   auth-requested  {key, at}                       the signal reached the agent
-//   auth-completed  {key, at, totalMs, handshakeMs} the auth entry is written
+//   auth-completed  {key, at, writtenAt, totalMs, handshakeMs}
+//                                                   the auth entry is written:
+//                                                   writtenAt (Unix ms) when the
+//                                                   kernel had it, by the map
+//                                                   writer's clock (absent with
+//                                                   bpftool as the writer)
 //   auth-failed     {key, reason}
 // each with `time` (ISO, ms resolution); `at` is Unix ms to the microsecond
 // (older agents: absent, `time` is used). Keys are
@@ -51,6 +56,8 @@ export interface KeyAuth {
   requestedAt?: number;
   /** Unix ms of the first auth-completed line. */
   completedAt?: number;
+  /** Unix ms at which the kernel had that entry (its writtenAt), when logged. */
+  writtenAt?: number;
   /** The agent's own signal → entry time, ms. */
   totalMs?: number;
   handshakeMs?: number;
@@ -74,6 +81,7 @@ export function keyAuth(log: readonly AgentLogLine[], key: string, since = -Infi
   return {
     requestedAt: at(requested),
     completedAt: at(completed),
+    writtenAt: num(completed?.writtenAt),
     totalMs: num(completed?.totalMs),
     handshakeMs: num(completed?.handshakeMs),
     failures: log.filter((l) => l.event === 'auth-failed' && l.key === key).map((l) => String(l.reason)),

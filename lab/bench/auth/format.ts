@@ -29,11 +29,12 @@ export function formatBenchAuth(report: BenchAuthReport): string {
     rows.push(d ? [name, String(d.n), ...[d.min, d.p50, d.p90, d.p99, d.max].map((v) => v.toFixed(dec)), ratios ? x(d.p50) : '', ratios ? x(d.p99) : ''] : [name, '0', '-', '-', '-', '-', '-', '', '']);
   add('floor: bare TLS 1.3 mutual handshake (connect → server close)', report.floor);
   add('  its client side (connect → secureConnect)', report.floorClientHandshake);
-  add('drop → entry (flow event → auth-completed)', report.dropToEntry);
+  add('drop → entry (flow event → the entry in the map)', report.dropToEntry);
   add('  drop → signal at agent (auth-requested)', report.dropToSignal);
   add('  signal → entry (agent totalMs)', report.signalToEntry);
   add('    handshake (agent handshakeMs)', report.handshake);
-  add('    after handshake (entry write, log)', report.afterHandshake);
+  add('    after handshake (the entry write)', report.afterHandshake);
+  add('then: the writer\'s answer reaches the agent', report.answer, 2, false);
   add('drop → forwarded SYN (flow events)', report.synGap, 0, false);
   add('new connection, client wall time', report.ttfbNew, 0, false);
   add('authenticated pair, client wall time', report.ttfbWarm, 1, false);

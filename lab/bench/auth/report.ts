@@ -46,11 +46,13 @@ export interface AuthPairResult {
   /** Any other drop of the pair's packets, either node (should be none). */
   otherDrops: string[];
   dropToSignalMs?: number;
-  /** The agent's totalMs: signal → entry written. */
+  /** Signal → the entry in the map (the agent's totalMs, less the writer's answer when it is known). */
   signalToEntryMs?: number;
   handshakeMs?: number;
-  /** End to end: drop event → auth-completed line (entry written). */
+  /** End to end: drop event → the entry in the map (writtenAt; without it, the auth-completed line). */
   dropToEntryMs?: number;
+  /** The entry in the map → the agent has the writer's answer (auth-completed − writtenAt). */
+  answerMs?: number;
   /** First drop → FORWARDED SYN. */
   synGapMs?: number;
   /** Which SYN got through. */
@@ -68,8 +70,10 @@ export interface AuthSummary {
   signalToEntry?: Distribution;
   dropToSignal?: Distribution;
   handshake?: Distribution;
-  /** signalToEntry − handshake: bpftool map update, logging, scheduling. */
+  /** signalToEntry − handshake: the map write, scheduling. */
   afterHandshake?: Distribution;
+  /** After the entry is in the map: its writer's answer reaching the agent (not part of drop → entry). */
+  answer?: Distribution;
   synGap?: Distribution;
   passedOn: Record<RetransmitClass, number>;
   /** Client wall time of the new connections that succeeded. */
@@ -164,7 +168,10 @@ export function pairResult(client: PodPlan, server: PodPlan, key: string, flows:
     const before = drops.filter((d) => d.timestamp < fwd.timestamp).length;
     passedOn = before === 0 ? 'not-dropped' : before === 1 ? 'first' : before === 2 ? 'second' : 'later';
   }
-  const { requestedAt, completedAt } = auth;
+  const { requestedAt, completedAt, writtenAt } = auth;
+  // The entry exists (and the next retransmit passes) when the kernel has it, not when the agent hears so.
+  const entryAt = writtenAt ?? completedAt;
+  const answerMs = writtenAt !== undefined && completedAt !== undefined ? completedAt - writtenAt : undefined;
   return {
     client: client.name,
     server: server.name,
@@ -173,9 +180,10 @@ export function pairResult(client: PodPlan, server: PodPlan, key: string, flows:
     drops: drops.length,
     otherDrops: otherDrops.map((f) => `${f.node} ${f.saddr}:${f.sport}->${f.daddr}:${f.dport} flags ${f.tcpFlags} reason ${f.dropReason}`),
     dropToSignalMs: dropAt !== undefined && requestedAt !== undefined ? requestedAt - dropAt : undefined,
-    signalToEntryMs: auth.totalMs,
+    signalToEntryMs: auth.totalMs !== undefined && answerMs !== undefined ? auth.totalMs - answerMs : auth.totalMs,
     handshakeMs: auth.handshakeMs,
-    dropToEntryMs: dropAt !== undefined && completedAt !== undefined ? completedAt - dropAt : undefined,
+    dropToEntryMs: dropAt !== undefined && entryAt !== undefined ? entryAt - dropAt : undefined,
+    ...(answerMs !== undefined ? { answerMs } : {}),
     synGapMs: dropAt !== undefined && fwd ? ms(fwd.timestamp) - dropAt : undefined,
     passedOn,
     clientMs: attempt.ms,
@@ -202,6 +210,7 @@ export function summarizeAuth(results: readonly AuthPairResult[], warmMs: readon
     dropToSignal: dist(results.map((r) => r.dropToSignalMs)),
     handshake,
     afterHandshake: dist(results.map((r) => (r.signalToEntryMs !== undefined && r.handshakeMs !== undefined ? r.signalToEntryMs - r.handshakeMs : undefined))),
+    answer: dist(results.map((r) => r.answerMs)),
     synGap: dist(results.map((r) => r.synGapMs)),
     passedOn,
     ttfbNew: dist(results.filter((r) => r.clientOk).map((r) => r.clientMs)),
