@@ -34,7 +34,8 @@ export function formatBenchAuth(report: BenchAuthReport): string {
   add('  signal → entry (agent totalMs)', report.signalToEntry);
   add('    handshake (agent handshakeMs)', report.handshake);
   add('    after handshake (the entry write)', report.afterHandshake);
-  add('then: the writer\'s answer reaches the agent', report.answer, 2, false);
+  // Only where the writer timed the entry (map-batch; not bpftool, not older reports).
+  if (report.answer) add('then: the writer\'s answer reaches the agent', report.answer, 2, false);
   add('drop → forwarded SYN (flow events)', report.synGap, 0, false);
   add('new connection, client wall time', report.ttfbNew, 0, false);
   add('authenticated pair, client wall time', report.ttfbWarm, 1, false);
