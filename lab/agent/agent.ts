@@ -16,7 +16,7 @@ import { AUTH_PORT, AUTH_TYPE_EXPLICIT, CONTROL_PORT, IDENTITY_MIN_CLUSTER, METR
 import { clockOffsetNs, readIfindexes } from '../datapath/load.ts';
 import { compileNodeState, writeNodeState, type NodeDatapathState } from '../datapath/state.ts';
 import { generateSvidKey, certNotAfter } from '../spiffe/keys.ts';
-import { startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
+import { prepareClientContext, startAuthServer, type AuthServer, type CertAndKey } from './handshake.ts';
 import { alwaysFailHandler, AuthHandlerTable, authenticateKey, authTypeName, spireHandler } from './auth-handlers.ts';
 import { AgentMetrics, signalName } from './metrics.ts';
 import { localAddressTowards, startMetricsServer, type MetricsServer } from './metrics-server.ts';
@@ -258,7 +258,12 @@ export class NodeAgent {
       const res = await this.controlPost('/v1/svid', { identity, publicKeyPem: key.publicKeyPem });
       const certPem = String(res.certPem);
       const notAfter = certNotAfter(certPem);
-      this.svids.set(identity, { certPem, keyPem: key.keyPem, notBefore: new Date(), notAfter });
+      const svid = { certPem, keyPem: key.keyPem, notBefore: new Date(), notAfter };
+      this.svids.set(identity, svid);
+      // Both sides' TLS contexts (~1 ms each: key, certificate and bundle parsed) are built
+      // here, so an identity's first handshake does not pay for them.
+      prepareClientContext(svid, this.trustBundle);
+      this.authServer?.prepare(identity);
       this.log('svid-received', { identity, why, notAfter: notAfter.toISOString() });
       return true;
     } catch (e) {

@@ -161,6 +161,12 @@ interface ClientContext {
   localNotAfter: Date;
 }
 const clientContexts = new Map<string, ClientContext>();
+
+/** Builds the client context of an SVID now (when it arrives), not in its first handshake. */
+export function prepareClientContext(cert: CertAndKey, trustBundlePem: string): void {
+  clientContext(cert, trustBundlePem);
+}
+
 function clientContext(cert: CertAndKey, trustBundlePem: string): ClientContext {
   const key = `${cert.certPem}\0${cert.keyPem}\0${trustBundlePem}`;
   let c = clientContexts.get(key);
@@ -343,6 +349,8 @@ export interface AuthServerOptions {
 
 export interface AuthServer {
   address: net.AddressInfo;
+  /** Builds the context of an identity's SVID now (when it arrives), not in its first handshake. */
+  prepare(identity: number): void;
   close(): Promise<void>;
 }
 
@@ -481,6 +489,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
 
   return {
     address: server.address() as net.AddressInfo,
+    prepare: (identity) => void contextFor(identity),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
