@@ -73,16 +73,29 @@ static __always_inline int ct_lookup4(const struct pkt4 *p, __u8 dir, __u64 now,
 	return CT_NEW;
 }
 
-/* Every packet of a connection extends its life. Plain (racy) writes are
- * fine: two CPUs refreshing at once write nearly the same values. */
+/*
+ * Every packet of a connection extends its life. An entry is read by the
+ * CPUs of both directions, so each write moves its cache line between
+ * them: by default an entry is only rewritten when its TCP flags change or
+ * its deadline would move by CT_REFRESH_MIN_NS (Cilium keeps lifetimes in
+ * whole seconds), and packets are not counted. RUNTIME_CONFIG_CT_ACCOUNTING
+ * counts every packet and refreshes on each, as Cilium built with
+ * CONNTRACK_ACCOUNTING does. Plain (racy) writes of flags and deadline are
+ * fine: two CPUs refreshing at once write nearly the same values.
+ */
 static __always_inline void ct_refresh(struct ct_entry *entry, const struct pkt4 *p, __u32 len, __u64 now)
 {
 	__u8 seen = entry->tcp_flags | p->tcp_flags;
+	__u64 expires = now + ct_lifetime_ns(p->protocol, seen);
 
+	if (runtime_config(RUNTIME_CONFIG_CT_ACCOUNTING)) {
+		__sync_fetch_and_add(&entry->packets, 1);
+		__sync_fetch_and_add(&entry->bytes, len);
+	} else if (seen == entry->tcp_flags && expires - entry->expires < CT_REFRESH_MIN_NS) {
+		return;
+	}
 	entry->tcp_flags = seen;
-	entry->expires = now + ct_lifetime_ns(p->protocol, seen);
-	__sync_fetch_and_add(&entry->packets, 1);
-	__sync_fetch_and_add(&entry->bytes, len);
+	entry->expires = expires;
 }
 
 static __always_inline int ct_create4(const struct pkt4 *p, __u8 dir, __u32 len, __u64 now,

@@ -127,10 +127,12 @@
 #define AUTH_EXPIRATION_SHIFT          9 /* auth_info.expiration = Unix ns >> 9 */
 #define RUNTIME_CONFIG_UTIME_OFFSET    0 /* cilium_runtime_config slot: realtime - monotonic, ns (signed) */
 #define RUNTIME_CONFIG_POLICY_MODE     1 /* cilium_runtime_config slot: POLICY_MODE_* */
+#define RUNTIME_CONFIG_CT_ACCOUNTING   2 /* cilium_runtime_config slot: 1 = count every packet in its CT entry (Cilium: CONNTRACK_ACCOUNTING) */
 #define RUNTIME_CONFIG_SLOTS           4
 #define CT_LIFETIME_TCP_S              21600 /* Cilium's CT_CONNECTION_LIFETIME_TCP */
 #define CT_LIFETIME_NONTCP_S           60 /* Cilium's CT_CONNECTION_LIFETIME_NONTCP */
 #define CT_SYN_TIMEOUT_S               60 /* Cilium's CT_SYN_TIMEOUT */
+#define CT_REFRESH_MIN_NS              1000000000 /* without accounting, a CT entry is rewritten only when its flags change or its deadline moves this much (Cilium keeps lifetimes in whole seconds) */
 #define CT_CLOSE_TIMEOUT_S             10 /* Cilium's CT_CLOSE_TIMEOUT */
 #define MARK_MAGIC_HOST_MASK           0xf00 /* skb->mark bits Cilium uses to say what the rest of the mark carries */
 #define MARK_MAGIC_IDENTITY            0xf00 /* mark carries the source identity (set by a tunnel program; see bpf/lib/identity.h) */
@@ -425,8 +427,9 @@ _Static_assert(sizeof(struct ct4_key) == 16, "struct ct4_key must be 16 bytes");
 /*
  * struct ct_entry (40 bytes)
  *
- * Value of cilium_ct4: lifetime (refreshed on use) and what the policy
- * decided when the connection was set up.
+ * Value of cilium_ct4: lifetime (refreshed on use, at most once a second
+ * unless its flags change) and what the policy decided when the connection
+ * was set up.
  *
  *             0               1               2               3
  *     +---------------+---------------+---------------+---------------+
@@ -454,8 +457,8 @@ _Static_assert(sizeof(struct ct4_key) == 16, "struct ct4_key must be 16 bytes");
 struct ct_entry {
 	__u64 expires; /* bpf_ktime_get_ns() deadline; past it the entry counts as absent */
 	__u64 created; /* bpf_ktime_get_ns() at setup */
-	__u64 packets; /* both directions */
-	__u64 bytes;
+	__u64 packets; /* both directions; after the first, counted only with RUNTIME_CONFIG_CT_ACCOUNTING on */
+	__u64 bytes; /* likewise */
 	__u32 peer_identity; /* identity of the other end at setup */
 	__u16 remote_node_id; /* node of the other end at setup (0 = this node) */
 	__u8 tcp_flags; /* every TCP flag seen so far */

@@ -245,6 +245,8 @@ export const AUTH_EXPIRATION_SHIFT = 9;
 export const RUNTIME_CONFIG_UTIME_OFFSET = 0;
 /** cilium_runtime_config slot: POLICY_MODE_* */
 export const RUNTIME_CONFIG_POLICY_MODE = 1;
+/** cilium_runtime_config slot: 1 = count every packet in its CT entry (Cilium: CONNTRACK_ACCOUNTING) */
+export const RUNTIME_CONFIG_CT_ACCOUNTING = 2;
 export const RUNTIME_CONFIG_SLOTS = 4;
 /** Cilium's CT_CONNECTION_LIFETIME_TCP */
 export const CT_LIFETIME_TCP_S = 21600;
@@ -252,6 +254,8 @@ export const CT_LIFETIME_TCP_S = 21600;
 export const CT_LIFETIME_NONTCP_S = 60;
 /** Cilium's CT_SYN_TIMEOUT */
 export const CT_SYN_TIMEOUT_S = 60;
+/** without accounting, a CT entry is rewritten only when its flags change or its deadline moves this much (Cilium keeps lifetimes in whole seconds) */
+export const CT_REFRESH_MIN_NS = 1000000000;
 /** Cilium's CT_CLOSE_TIMEOUT */
 export const CT_CLOSE_TIMEOUT_S = 10;
 /** skb->mark bits Cilium uses to say what the rest of the mark carries */
@@ -690,15 +694,15 @@ export const CT4_KEY_LAYOUT = { size: 16, fields: { saddr: 0, daddr: 4, sport: 8
 
 // ---- struct ct_entry (40 bytes)
 
-/** Value of cilium_ct4: lifetime (refreshed on use) and what the policy decided when the connection was set up. */
+/** Value of cilium_ct4: lifetime (refreshed on use, at most once a second unless its flags change) and what the policy decided when the connection was set up. */
 export interface CtEntry {
   /** offset 0, u64: bpf_ktime_get_ns() deadline; past it the entry counts as absent */
   expires: bigint;
   /** offset 8, u64: bpf_ktime_get_ns() at setup */
   created: bigint;
-  /** offset 16, u64: both directions */
+  /** offset 16, u64: both directions; after the first, counted only with RUNTIME_CONFIG_CT_ACCOUNTING on */
   packets: bigint;
-  /** offset 24, u64 */
+  /** offset 24, u64: likewise */
   bytes: bigint;
   /** offset 32, u32: identity of the other end at setup */
   peerIdentity: number;

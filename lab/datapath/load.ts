@@ -17,6 +17,7 @@ import { applyBatch } from './bpftool.ts';
 import {
   POLICY_MODE_CONNECTION,
   POLICY_MODE_PER_PACKET,
+  RUNTIME_CONFIG_CT_ACCOUNTING,
   RUNTIME_CONFIG_POLICY_MODE,
   RUNTIME_CONFIG_UTIME_OFFSET,
   U32_CODEC,
@@ -193,7 +194,7 @@ function tickSample(): { width: bigint; offset: bigint } {
 export async function writeRuntimeConfig(
   lab: string,
   node: string,
-  config: { utimeOffsetNs?: bigint; policyMode?: PolicyMode },
+  config: { utimeOffsetNs?: bigint; policyMode?: PolicyMode; ctAccounting?: boolean },
 ): Promise<void> {
   const pin = mapPin(lab, node, 'cilium_runtime_config');
   const slot = (index: number, value: bigint) => ({
@@ -207,6 +208,7 @@ export async function writeRuntimeConfig(
   if (config.policyMode !== undefined) {
     ops.push(slot(RUNTIME_CONFIG_POLICY_MODE, BigInt(config.policyMode === 'connection' ? POLICY_MODE_CONNECTION : POLICY_MODE_PER_PACKET)));
   }
+  if (config.ctAccounting !== undefined) ops.push(slot(RUNTIME_CONFIG_CT_ACCOUNTING, config.ctAccounting ? 1n : 0n));
   await applyBatch(ops);
 }
 

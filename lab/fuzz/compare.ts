@@ -43,11 +43,20 @@ const show = (v: unknown): string =>
     return x;
   });
 
-function timeOk(expected: TimeValue, actual: bigint, w: Window): boolean {
+/** Whether a time the program wrote is one the model allows, given the window its "now" fell in. */
+export function timeOk(expected: TimeValue, actual: bigint, w: Window): boolean {
   if (typeof expected === 'bigint') return expected === actual;
+  if ('old' in expected) {
+    // Kept when the program's now fell in [old - nowPlus, old - nowPlus + within):
+    // allowed if that span meets the window; otherwise it wrote now + nowPlus.
+    const keptFrom = expected.old - expected.nowPlus;
+    if (actual === expected.old) return keptFrom <= w.endMonoNs && keptFrom + expected.within > w.startMonoNs;
+    if (actual >= expected.old && actual < expected.old + expected.within) return false;
+  }
   return actual >= w.startMonoNs + expected.nowPlus && actual <= w.endMonoNs + expected.nowPlus;
 }
-const showTime = (t: TimeValue) => (typeof t === 'bigint' ? `${t}` : `now+${t.nowPlus}`);
+const showTime = (t: TimeValue) =>
+  typeof t === 'bigint' ? `${t}` : 'old' in t ? `now+${t.nowPlus}, or ${t.old} if that moves it less than ${t.within}` : `now+${t.nowPlus}`;
 
 export const policyKeyText = (k: PolicyKey) => `{ep ${k.epIfindex}, id ${k.secLabel}, port ${k.dport}, proto ${k.protocol}, dir ${k.direction}}`;
 export const ctKeyText = (k: Ct4Key) => `{${k.saddr}:${k.sport} -> ${k.daddr}:${k.dport} proto ${k.protocol} scope ${k.scope}}`;

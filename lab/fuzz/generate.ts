@@ -13,6 +13,8 @@ import {
   AUTH_TYPE_ALWAYS_FAIL,
   AUTH_TYPE_EXPLICIT,
   AUTH_TYPE_SPIRE,
+  CT_LIFETIME_TCP_S,
+  CT_SYN_TIMEOUT_S,
   DIR_EGRESS,
   DIR_INGRESS,
   ENDPOINT_KEY_IPV4,
@@ -82,6 +84,7 @@ export type TimeSpec = { rel: bigint } | { abs: bigint };
  */
 export const TIME_MARGIN_NS = 30_000_000_000n;
 const HOUR_NS = 3_600_000_000_000n;
+const SEC_NS = 1_000_000_000n;
 const U64_MAX = (1n << 64n) - 1n;
 const AUTH_SHIFT = BigInt(AUTH_EXPIRATION_SHIFT);
 
@@ -102,6 +105,8 @@ export interface DatapathCase {
   mark: number;
   packet: Buffer;
   policyMode: bigint;
+  /** RUNTIME_CONFIG_CT_ACCOUNTING. */
+  ctAccounting: bigint;
   endpoints: Entry<number, EndpointInfo>[];
   ipcache: Entry<IpcacheKey, RemoteEndpointInfo>[];
   nodes: Entry<NodeKey, NodeValue>[];
@@ -149,6 +154,7 @@ export function concreteMaps(c: DatapathCase, now: Clock): DatapathMaps {
       value: { ...e.value, expires: absoluteTime(e.value.expires, now.monoNs), created: absoluteTime(e.value.created, now.monoNs) },
     })),
     policyMode: c.policyMode,
+    ctAccounting: c.ctAccounting,
   };
 }
 
@@ -576,7 +582,9 @@ export function generateDatapathCase(rng: Rng, env: DatapathEnv, opts: { program
     addUnique(ct, {
       key,
       value: {
-        expires: timeSpec(rng, rng.chance(0.7)),
+        // Now and then less than a second short of a fresh refresh, where
+        // ct_refresh without accounting leaves the entry as it is.
+        expires: rng.chance(0.15) ? { rel: rng.pick([BigInt(CT_SYN_TIMEOUT_S), BigInt(CT_LIFETIME_TCP_S)]) * SEC_NS - rng.bigint(0n, SEC_NS) } : timeSpec(rng, rng.chance(0.7)),
         created: rng.chance(0.9) ? { rel: -rng.bigint(TIME_MARGIN_NS, HOUR_NS) } : { abs: rng.u64() },
         packets: rng.chance(0.9) ? rng.bigint(1n, 100n) : U64_MAX,
         bytes: rng.chance(0.9) ? rng.bigint(40n, 100000n) : U64_MAX - 10n,
@@ -590,8 +598,9 @@ export function generateDatapathCase(rng: Rng, env: DatapathEnv, opts: { program
   if (ct.length) aims.push(`${ct.length} ct`);
 
   const policyMode = rng.weighted<bigint>([[5, BigInt(POLICY_MODE_PER_PACKET)], [4, BigInt(POLICY_MODE_CONNECTION)], [0.5, rng.u64()]]);
+  const ctAccounting = rng.weighted<bigint>([[5, 0n], [4, 1n], [0.5, rng.u64()]]);
   return {
-    program, ifindex, mark, packet: frame, policyMode,
+    program, ifindex, mark, packet: frame, policyMode, ctAccounting,
     endpoints, ipcache: filteredIpcache, nodes, policy, auth, ct,
     aim: aims.join(', '),
   };
@@ -605,7 +614,8 @@ const MAP_LISTS = ['endpoints', 'ipcache', 'nodes', 'policy', 'auth', 'ct'] as c
 
 /** How big a case is: map entries first, then packet bytes; the shrinker makes it smaller. */
 export function caseSize(c: DatapathCase): number {
-  return MAP_LISTS.reduce((n, m) => n + c[m].length, 0) * 10_000 + packetSize(c.packet) + (c.mark ? 1 : 0) + (c.policyMode === 0n ? 0 : c.policyMode === 1n ? 1 : 2);
+  return MAP_LISTS.reduce((n, m) => n + c[m].length, 0) * 10_000 + packetSize(c.packet) + (c.mark ? 1 : 0) + (c.policyMode === 0n ? 0 : c.policyMode === 1n ? 1 : 2) +
+    (c.ctAccounting === 0n ? 0 : c.ctAccounting === 1n ? 1 : 2);
 }
 
 /**
@@ -622,6 +632,8 @@ export function shrinkCandidates(c: DatapathCase): DatapathCase[] {
   if (c.mark) out.push({ ...c, mark: 0 });
   if (c.policyMode > 1n) out.push({ ...c, policyMode: 1n });
   if (c.policyMode) out.push({ ...c, policyMode: 0n });
+  if (c.ctAccounting > 1n) out.push({ ...c, ctAccounting: 1n });
+  if (c.ctAccounting) out.push({ ...c, ctAccounting: 0n });
   for (const p of packetShrinks(c.packet)) out.push({ ...c, packet: p });
   return out;
 }

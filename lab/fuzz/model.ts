@@ -15,6 +15,7 @@ import {
   AUTH_TYPE_DISABLED,
   AUTH_TYPE_EXPLICIT,
   CT_CLOSE_TIMEOUT_S,
+  CT_REFRESH_MIN_NS,
   CT_ESTABLISHED,
   CT_LIFETIME_NONTCP_S,
   CT_LIFETIME_TCP_S,
@@ -102,6 +103,8 @@ export interface DatapathMaps {
   ct: Entry<Ct4Key, CtEntry>[];
   /** RUNTIME_CONFIG_POLICY_MODE slot. */
   policyMode: bigint;
+  /** RUNTIME_CONFIG_CT_ACCOUNTING slot (any non-zero value: on). */
+  ctAccounting: bigint;
 }
 
 /** What the program reads of the clock: bpf_ktime_get_ns() and the Unix time derived from it. */
@@ -129,7 +132,16 @@ export interface DatapathInput {
 export interface NowPlus {
   nowPlus: bigint;
 }
-export type TimeValue = bigint | NowPlus;
+/**
+ * A refresh without CT accounting: "now + nowPlus", unless that would move
+ * `old` forward by less than `within` ns, in which case `old` stays. Which
+ * one depends on the exact now, so the comparison decides it over the window.
+ */
+export interface RefreshedUnlessRecent extends NowPlus {
+  old: bigint;
+  within: bigint;
+}
+export type TimeValue = bigint | NowPlus | RefreshedUnlessRecent;
 
 export type ExpectedCtEntry = Omit<CtEntry, 'expires' | 'created'> & { expires: TimeValue; created: TimeValue };
 
@@ -362,12 +374,21 @@ class Run {
     return { status: CT_NEW };
   }
 
+  /** ct_refresh: with accounting, count and refresh; without, rewrite only on new flags or a deadline a second later. */
   ctRefresh(entry: Entry<Ct4Key, ExpectedCtEntry>, t: Tuple): void {
     const seen = entry.value.tcpFlags | t.tcpFlags;
+    const nowPlus = ctLifetimeNs(t.protocol, seen);
+    const old = entry.value.expires;
+    if (this.input.maps.ctAccounting !== 0n) {
+      entry.value.packets = U64(entry.value.packets + 1n);
+      entry.value.bytes = U64(entry.value.bytes + BigInt(this.len));
+      entry.value.expires = { nowPlus };
+    } else if (seen === entry.value.tcpFlags && typeof old === 'bigint') {
+      entry.value.expires = { nowPlus, old, within: BigInt(CT_REFRESH_MIN_NS) };
+    } else {
+      entry.value.expires = { nowPlus };
+    }
     entry.value.tcpFlags = seen;
-    entry.value.expires = { nowPlus: ctLifetimeNs(t.protocol, seen) };
-    entry.value.packets = U64(entry.value.packets + 1n);
-    entry.value.bytes = U64(entry.value.bytes + BigInt(this.len));
     this.ctEffect = { kind: 'refreshed', key: entry.key };
   }
 

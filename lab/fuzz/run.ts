@@ -10,6 +10,7 @@ import {
   CT_ENTRY_CODEC,
   POLICY_ENTRY_CODEC,
   POLICY_KEY_CODEC,
+  RUNTIME_CONFIG_CT_ACCOUNTING,
   RUNTIME_CONFIG_POLICY_MODE,
   U32_CODEC,
   U64_CODEC,
@@ -52,6 +53,7 @@ export function datapathLines(node: FuzzNode, c: DatapathCase, input: DatapathIn
   };
   const m = input.maps;
   writes.push({ op: 'update', pin: node.pin('cilium_runtime_config'), key: U32_CODEC.encode(RUNTIME_CONFIG_POLICY_MODE), value: U64_CODEC.encode(BigInt.asUintN(64, m.policyMode)) });
+  writes.push({ op: 'update', pin: node.pin('cilium_runtime_config'), key: U32_CODEC.encode(RUNTIME_CONFIG_CT_ACCOUNTING), value: U64_CODEC.encode(BigInt.asUintN(64, m.ctAccounting)) });
   for (const e of m.endpoints) put('cilium_lxc', encodeEndpointKey({ ifindex: e.key }), encodeEndpointInfo(e.value));
   for (const e of m.ipcache) put('cilium_ipcache', encodeIpcacheKey(e.key), encodeRemoteEndpointInfo(e.value));
   for (const e of m.nodes) put('cilium_node_map', encodeNodeKey(e.key), encodeNodeValue(e.value));
@@ -179,7 +181,7 @@ export function ipcacheText(list: Entry<IpcacheKey, RemoteEndpointInfo>[]): stri
 /** A case as text: where it ran, the maps (times relative to now), the packet in hex. */
 export function formatDatapathCase(c: DatapathCase): string[] {
   return [
-    `  ${c.program} at ifindex ${c.ifindex}, mark 0x${c.mark.toString(16)}, policy mode ${c.policyMode} (${c.aim})`,
+    `  ${c.program} at ifindex ${c.ifindex}, mark 0x${c.mark.toString(16)}, policy mode ${c.policyMode}, CT accounting ${c.ctAccounting} (${c.aim})`,
     `  packet (${c.packet.length} bytes): ${c.packet.toString('hex')}`,
     ...entries('lxc', c.endpoints),
     ...ipcacheText(c.ipcache),

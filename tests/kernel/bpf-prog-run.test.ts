@@ -29,6 +29,7 @@ import {
   readMetrics,
   runProgram,
   setPolicyMode,
+  writeRuntimeConfig,
   writeAuthEntry,
   writeNodeState,
   type Ipv4PacketSpec,
@@ -300,8 +301,18 @@ t.test('a reply passes through conntrack; an unsolicited packet does not', { ski
   const entry = ct.find((e) => e.key.sport === sport && e.key.scope === gen.DIR_EGRESS);
   t.ok(entry, 'egress entry made by cil_from_container');
   t.equal(entry?.value.tcpFlags, gen.TCP_F_SYN | gen.TCP_F_ACK, 'flags of both directions');
-  t.equal(entry?.value.packets, 2n);
+  t.equal(entry?.value.packets, 1n, 'counted at setup only: CT accounting is off');
   t.equal(entry?.value.peerIdentity, REMOTE.id);
+
+  // With accounting on, every packet counts in its entry.
+  await writeRuntimeConfig(LAB, NODE, { ctAccounting: true });
+  try {
+    t.equal(await send(toContainer(), { ...reply, tcpFlags: gen.TCP_F_ACK }, ifindex.client), TC_ACT_OK);
+    const counted = (await dumpNodeMap(LAB, NODE, 'cilium_ct4')).find((e) => e.key.sport === sport && e.key.scope === gen.DIR_EGRESS);
+    t.equal(counted?.value.packets, 2n, 'accounting on: the reply counted');
+  } finally {
+    await writeRuntimeConfig(LAB, NODE, { ctAccounting: false });
+  }
 });
 
 t.test('established connection after its auth entry is deleted', { skip }, async (t) => {

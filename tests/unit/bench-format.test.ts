@@ -29,6 +29,16 @@ t.test('datapath: a NOISY goal says why, notes close the report', async (t) => {
   t.same(lines.slice(-2), ['notes:', '  round 1: detached, yet the programs counted 12 packets']);
 });
 
+t.test('datapath: CT accounting off and on, as medians of the alternating live runs', async (t) => {
+  const r = report('datapath') as BenchDatapathReport;
+  const live = (nsPerRun: number, rttP50Us: number) => ({ attach: 'tcx' as const, nsPerRun, runsPerRoundTrip: 4.8, usPerRoundTrip: (nsPerRun * 4.8) / 1000, rttP50Us });
+  r.ctAccounting = { off: [live(472, 39.5), live(493, 40.6), live(450, 35.9)], on: [live(603, 40.4), live(605, 41.0), live(583, 36.4)] };
+  const line = formatBenchDatapath(r).split('\n').find((l) => l.includes('CT accounting'));
+  t.equal(line, '  CT accounting (every packet counted, its entry rewritten each time) off / on, 3 + 3 live runs alternating: 472 / 603 ns per run (medians, -21.7 % without), RTT p50 39.5 / 40.4 µs');
+  delete r.ctAccounting;
+  t.notOk(formatBenchDatapath(r).includes('CT accounting'), 'older reports have no such line');
+});
+
 t.test('up', async (t) => {
   t.equal(formatBenchUp(report('up')) + '\n', text('up'));
 });

@@ -32,6 +32,7 @@ import {
   TIME_MARGIN_NS,
   type DatapathCase,
 } from '../../lab/fuzz/generate.ts';
+import { timeOk } from '../../lab/fuzz/compare.ts';
 import { modelDatapath, type Clock } from '../../lab/fuzz/model.ts';
 import { modelFromOverlay, modelToOverlay, overlayCase, overlayCaseSize, shrinkOverlayCase } from '../../lab/fuzz/overlay-model.ts';
 import { runnable } from '../../lab/fuzz/packet.ts';
@@ -116,12 +117,19 @@ t.test('the cases reach every decision of the datapath', async (t) => {
     if (o.trace.some((l) => l.includes('auth entry expired'))) reached.add('auth expired');
     if (o.trace.some((l) => l.includes('auth entry present'))) reached.add('auth present');
     if (o.trace.some((l) => l.includes('no peer to authenticate'))) reached.add('auth, unknown source');
+    if (o.ctEffect.kind === 'refreshed') {
+      const key = o.ctEffect.key;
+      const e = o.ct.find((x) => JSON.stringify(x.key) === JSON.stringify(key))!.value.expires;
+      if (typeof e === 'object' && 'old' in e) reached.add(timeOk(e, e.old, { startMonoNs: NOW.monoNs, endMonoNs: NOW.monoNs, unixOffsetNs: 0n }) ? 'refresh keeps the deadline' : 'refresh moves the deadline');
+      else reached.add(c.ctAccounting ? 'refresh counted' : 'refresh on new flags');
+    }
   }
   const want = [
     'pass', 'signal', 'ct created', 'ct refreshed', 'ct none', `event ct ${CT_NEW}`, `event ct ${CT_ESTABLISHED}`,
     ...[DROP_INVALID_SIP, DROP_POLICY, DROP_INVALID, DROP_UNKNOWN_L3, DROP_NO_CONFIG, DROP_POLICY_DENY, DROP_POLICY_AUTH_REQUIRED, DROP_NO_NODE_ID].map((d) => `drop ${d}`),
     'hit id/proto/port', 'hit id/proto/any', 'hit id/any/any', 'hit any/proto/port', 'hit any/proto/any', 'hit any/any/any',
     'identity from mark', 'established, connection mode', 'reply', 'auth expired', 'auth present', 'auth, unknown source',
+    'refresh keeps the deadline', 'refresh moves the deadline', 'refresh counted', 'refresh on new flags',
   ];
   t.same(want.filter((w) => !reached.has(w)), [], 'every outcome comes up in 3000 cases of seed 1');
 });
@@ -132,7 +140,7 @@ t.test('the shrinker: every candidate is smaller and runnable, and there is one 
   t.ok(candidates.every((x) => caseSize(x) < caseSize(c)), 'all smaller');
   t.ok(candidates.every((x) => runnable(x.packet)), 'all runnable');
   const entries = c.endpoints.length + c.ipcache.length + c.nodes.length + c.policy.length + c.auth.length + c.ct.length;
-  t.equal(candidates.filter((x) => x.packet === c.packet && x.mark === c.mark && x.policyMode === c.policyMode).length, entries, 'one candidate per map entry removed');
+  t.equal(candidates.filter((x) => x.packet === c.packet && x.mark === c.mark && x.policyMode === c.policyMode && x.ctAccounting === c.ctAccounting).length, entries, 'one candidate per map entry removed');
   t.ok(candidates.some((x) => x.mark === 0 && x.packet === c.packet), 'a plainer mark');
   t.ok(candidates.some((x) => x.packet.length < c.packet.length), 'a shorter packet');
   const overlayShrinks = Array.from({ length: 50 }, (_, i) => shrinkOverlayCase(overlayCase(1, i, ENV))).flat();

@@ -64,6 +64,7 @@ import {
   type DatapathMaps,
   type Entry,
 } from '../../lab/fuzz/model.ts';
+import { timeOk } from '../../lab/fuzz/compare.ts';
 import { modelFromOverlay, modelToOverlay } from '../../lab/fuzz/overlay-model.ts';
 import { buildFrame, runnable } from '../../lab/fuzz/packet.ts';
 import { modelStrict } from '../../lab/fuzz/strict-model.ts';
@@ -104,6 +105,7 @@ function maps(over: Partial<DatapathMaps> = {}): DatapathMaps {
     auth: [],
     ct: [],
     policyMode: 0n,
+    ctAccounting: 0n,
     ...over,
   };
 }
@@ -202,10 +204,18 @@ t.test('conntrack: replies pass in both modes, established per mode, expired ent
   const fwd: Ct4Key = { saddr: CLIENT.ip, daddr: REMOTE.ip, sport: 40000, dport: 80, protocol: IPPROTO_TCP, scope: DIR_EGRESS };
   const reply = tcp(REMOTE.ip, CLIENT.ip, 80, 40000, TCP_F_SYN | TCP_F_ACK);
   for (const mode of [0n, 1n]) {
-    const r = modelDatapath(ingress(reply, maps({ ct: ct(fwd), policyMode: mode }), CLIENT.ifindex));
+    const r = modelDatapath(ingress(reply, maps({ ct: ct(fwd), policyMode: mode, ctAccounting: 1n }), CLIENT.ifindex));
     t.match(r, { retval: TC_ACT_OK, flow: null, ctEffect: { kind: 'refreshed', key: fwd }, policyHit: null }, `mode ${mode}: the reply passes without policy`);
-    t.match(r.ct[0]!.value, { packets: 4n, bytes: 300n + BigInt(reply.length), tcpFlags: TCP_F_SYN | TCP_F_ACK, expires: { nowPlus: 21_600n * SEC } });
+    t.match(r.ct[0]!.value, { packets: 4n, bytes: 300n + BigInt(reply.length), tcpFlags: TCP_F_SYN | TCP_F_ACK, expires: { nowPlus: 21_600n * SEC } }, 'accounting: counted and refreshed');
+    const quiet = modelDatapath(ingress(reply, maps({ ct: ct(fwd), policyMode: mode }), CLIENT.ifindex)).ct[0]!.value;
+    t.match(quiet, { packets: 3n, bytes: 300n, tcpFlags: TCP_F_SYN | TCP_F_ACK }, 'no accounting: not counted');
+    t.same(quiet.expires, { nowPlus: 21_600n * SEC }, 'new flags: refreshed whatever the deadline');
   }
+  // Without accounting and with no new flag, the deadline may stay: the comparison decides by the window.
+  const same = tcp(REMOTE.ip, CLIENT.ip, 80, 40000, TCP_F_SYN);
+  const kept = modelDatapath(ingress(same, maps({ ct: ct(fwd) }), CLIENT.ifindex)).ct[0]!.value;
+  t.same(kept.expires, { nowPlus: 60n * SEC, old: NOW.monoNs + 100n * SEC, within: SEC }, 'same flags: now + 60 s unless that moves it less than 1 s');
+  t.equal(kept.packets, 3n);
   const again = tcp(CLIENT.ip, REMOTE.ip, 40000, 80, TCP_F_ACK);
   const perPacket = modelDatapath(egress(again, maps({ ct: ct(fwd) })));
   t.match(perPacket, { dropReason: DROP_POLICY, flow: { ctStatus: CT_ESTABLISHED } }, 'per-packet: established packets meet policy again');
@@ -320,4 +330,26 @@ t.test('strict: only unencrypted pod traffic to another node\'s pod drops, also 
   const outer = buildFrame({ src: '172.30.0.10', dst: REMOTE.node, protocol: IPPROTO_UDP, sport: 50000, dport: VXLAN_PORT, payload: Buffer.concat([vxlan, inner]) });
   t.match(leave(outer), { retval: TC_ACT_SHOT, flow: { saddr: CLIENT.ip, daddr: REMOTE.ip, sport: 4444, dport: 80, tcpFlags: TCP_F_ACK, pktLen: outer.length } }, 'the pod packet inside VXLAN is judged');
   t.match(leave(outer.subarray(0, outer.length - 10)), { retval: TC_ACT_OK }, 'a cut inner header passes');
+});
+
+t.test('compare: a refresh without accounting, judged over the window its now fell in', async (t) => {
+  const w = { startMonoNs: 1000n * SEC, endMonoNs: 1000n * SEC + SEC / 10n, unixOffsetNs: 0n };
+  const rule = (old: bigint) => ({ nowPlus: 60n * SEC, old, within: SEC });
+  // old = start + 59.5 s: any now in the window moves it by 0.5-0.6 s, so it must stay.
+  const recent = w.startMonoNs + 59n * SEC + SEC / 2n;
+  t.ok(timeOk(rule(recent), recent, w), 'kept');
+  t.notOk(timeOk(rule(recent), w.startMonoNs + 60n * SEC + SEC / 20n, w), 'rewritten although it would move less than 1 s');
+  // old = start + 30 s: it moves by 30 s, so it must be rewritten.
+  const stale = w.startMonoNs + 30n * SEC;
+  t.notOk(timeOk(rule(stale), stale, w), 'kept although a refresh moves it 30 s');
+  t.ok(timeOk(rule(stale), w.startMonoNs + 60n * SEC + SEC / 20n, w), 'rewritten to now + 60 s');
+  t.notOk(timeOk(rule(stale), w.endMonoNs + 61n * SEC, w), 'a time past the window is wrong');
+  // old later than a refresh would make it (moving it back): rewritten.
+  const later = w.startMonoNs + 100n * SEC;
+  t.notOk(timeOk(rule(later), later, w));
+  t.ok(timeOk(rule(later), w.startMonoNs + 60n * SEC, w));
+  // On the edge: kept for a now early in the window, rewritten for a late one; both are allowed.
+  const edge = w.startMonoNs + 59n * SEC + SEC / 20n;
+  t.ok(timeOk(rule(edge), edge, w), 'kept (now early in the window)');
+  t.ok(timeOk(rule(edge), w.endMonoNs + 60n * SEC, w), 'rewritten (now late in the window)');
 });

@@ -1,9 +1,9 @@
 // The datapath benchmark's report as text (`mtless bench datapath`).
 import { PROGRAMS } from '../../abi/layouts.ts';
 import { formatGoals } from '../goal.ts';
-import { formatSummary, type Summary } from '../stats.ts';
+import { formatSummary, median, type Summary } from '../stats.ts';
 import { formatNotes, signed, table } from '../text.ts';
-import type { BenchDatapathReport } from './report.ts';
+import type { BenchDatapathReport, LiveProgramCost } from './report.ts';
 
 export function formatBenchDatapath(report: BenchDatapathReport): string {
   const out: string[] = [];
@@ -50,6 +50,17 @@ export function formatBenchDatapath(report: BenchDatapathReport): string {
     out.push(
       `  the programs in the live flow (${live.attach}, kernel run-time statistics over one more sockperf run): ${live.nsPerRun.toFixed(0)} ns per run, ` +
         `${live.runsPerRoundTrip.toFixed(2)} runs per round trip, ${live.usPerRoundTrip.toFixed(2)} µs per round trip (${((live.usPerRoundTrip / report.detached.rttP50Us.median) * 100).toFixed(1)} % of the detached p50)`,
+    );
+  }
+  const acc = report.ctAccounting;
+  if (acc && acc.on.length) {
+    const med = (xs: LiveProgramCost[], f: (c: LiveProgramCost) => number) => median(xs.map(f));
+    const off = med(acc.off, (c) => c.nsPerRun);
+    const on = med(acc.on, (c) => c.nsPerRun);
+    out.push(
+      `  CT accounting (every packet counted, its entry rewritten each time) off / on, ${acc.off.length} + ${acc.on.length} live runs alternating: ` +
+        `${off.toFixed(0)} / ${on.toFixed(0)} ns per run (medians, ${signed(((off - on) / on) * 100)} % without), ` +
+        `RTT p50 ${med(acc.off, (c) => c.rttP50Us).toFixed(1)} / ${med(acc.on, (c) => c.rttP50Us).toFixed(1)} µs`,
     );
   }
   if (report.programCost) {

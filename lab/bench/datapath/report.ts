@@ -76,6 +76,17 @@ export interface LiveProgramCost {
   rttP50Us: number;
 }
 
+/**
+ * The live cost with conntrack accounting off (the lab's default: an entry
+ * is rewritten only when its flags change or its deadline moves a second)
+ * and on (every packet counted and refreshing its entry), measured
+ * alternately in the same lab after the rounds.
+ */
+export interface CtAccountingCost {
+  off: LiveProgramCost[];
+  on: LiveProgramCost[];
+}
+
 /** Per-round attached/detached. */
 export interface RoundRatios {
   rttP50: Summary;
@@ -134,6 +145,8 @@ export interface BenchDatapathReport extends RunsSummary {
   otherAttach?: OtherAttachSummary;
   /** The programs' own time in the live flow; absent in reports from before it was measured. */
   liveProgramCost?: LiveProgramCost;
+  /** liveProgramCost again, alternately with CT accounting off and on. */
+  ctAccounting?: CtAccountingCost;
   /** The four program runs of one round trip, in path order. */
   programCost?: ProgramCost[];
   mapIo?: MapIoRow[];

@@ -38,7 +38,7 @@ import { REPO_ROOT } from '../../core/repo.ts';
 import { programRunTime, withRunTimeStats } from '../../kernel/bpf-stats.ts';
 import { run } from '../../kernel/run.ts';
 import { probeTcx, tcAttachedPrograms, tcAttachMode, type TcAttachMode } from '../../kernel/tc.ts';
-import { attachEndpoints, detachEndpoint, type PolicyMode } from '../../datapath/load.ts';
+import { attachEndpoints, detachEndpoint, writeRuntimeConfig, type PolicyMode } from '../../datapath/load.ts';
 import { readMetrics } from '../../datapath/maps.ts';
 import { allocateIdentities } from '../../policy/identity.ts';
 import { loadTopologyFile } from '../../topology/validate.ts';
@@ -50,7 +50,7 @@ import { measureProgramCost } from './program-cost.ts';
 import { PROGRAMS } from '../../abi/layouts.ts';
 import {
   checkGoals, runsOfAttachMode, summarizeOtherAttach, summarizeRuns,
-  type BenchDatapathReport, type DatapathMode, type DatapathRun, type LiveProgramCost, type MapIoRow, type ProgramCost,
+  type BenchDatapathReport, type CtAccountingCost, type DatapathMode, type DatapathRun, type LiveProgramCost, type MapIoRow, type ProgramCost,
 } from './report.ts';
 
 export const DATAPATH_LAB = 'bench-dp';
@@ -102,6 +102,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
   let mapIo: MapIoRow[] | undefined;
   let programCost: ProgramCost[] | undefined;
   let liveCost: LiveProgramCost | undefined;
+  let ctAccounting: CtAccountingCost | undefined;
   let client!: PodPlan;
   let server!: PodPlan;
   // The lab's own attach mode, and the other one when this kernel has tcx.
@@ -149,6 +150,20 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
 
     liveCost = await measureLiveCost(plan, client, server, seconds, attachMode);
     log(`programs in the live flow (${attachMode}): ${liveCost.nsPerRun.toFixed(0)} ns per run, ${liveCost.runsPerRoundTrip.toFixed(2)} runs per round trip, ${liveCost.usPerRoundTrip.toFixed(2)} µs per round trip`);
+    // The same with CT accounting on, alternating with off: what the lab's
+    // default (no per-packet write of the CT entry) saves.
+    ctAccounting = { off: [liveCost], on: [] };
+    try {
+      for (let i = 0; i < 2 * CT_ACCOUNTING_PAIRS - 1; i++) {
+        const on = i % 2 === 0;
+        await Promise.all(plan.nodes.map((n) => writeRuntimeConfig(lab, n.name, { ctAccounting: on })));
+        const c = await measureLiveCost(plan, client, server, seconds, attachMode);
+        (on ? ctAccounting.on : ctAccounting.off).push(c);
+        log(`programs in the live flow, CT accounting ${on ? 'on' : 'off'}: ${c.nsPerRun.toFixed(0)} ns per run, RTT p50 ${c.rttP50Us.toFixed(1)} µs`);
+      }
+    } finally {
+      await Promise.all(plan.nodes.map((n) => writeRuntimeConfig(lab, n.name, { ctAccounting: false })));
+    }
 
     for (const s of servers.splice(0)) await s.stop();
     programCost = await measureProgramCost(plan, client, server, SOCKPERF_PORT);
@@ -181,6 +196,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
     attachMode,
     ...(otherMode ? { otherAttach: summarizeOtherAttach(runs, otherMode) } : {}),
     ...(liveCost ? { liveProgramCost: liveCost } : {}),
+    ...(ctAccounting ? { ctAccounting } : {}),
     ...(programCost ? { programCost } : {}),
     mapIo,
     ...(mapIo ? { mapIoNode: topology.nodes[0]!.name } : {}),
@@ -194,6 +210,9 @@ function needPod(plan: LabPlan, name: string): PodPlan {
   if (!p) throw new Error(`topology has no pod "${name}" (pods: ${plan.nodes.flatMap((n) => n.pods.map((x) => x.name)).join(', ')})`);
   return p;
 }
+
+/** Live-cost runs with CT accounting off and on, alternating (the first off is liveProgramCost). */
+const CT_ACCOUNTING_PAIRS = 3;
 
 // ---- modes --------------------------------------------------------------------
 

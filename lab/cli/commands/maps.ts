@@ -82,9 +82,13 @@ export const command: Command = {
       case 'ct': {
         const r = await dumpNodeMap(state.lab, node, 'cilium_ct4');
         rows = r;
-        lines = [['SCOPE', 'SOURCE', 'DESTINATION', 'PROTO', 'PACKETS', 'PEER IDENTITY'],
+        // Deadlines are bpf_ktime_get_ns(), CLOCK_MONOTONIC like hrtime. Packets are
+        // counted only with CT accounting on (RUNTIME_CONFIG_CT_ACCOUNTING), so not shown.
+        const nowMs = Date.now();
+        const monoNs = process.hrtime.bigint();
+        lines = [['SCOPE', 'SOURCE', 'DESTINATION', 'PROTO', 'EXPIRES', 'PEER IDENTITY'],
           ...r.map((e) => [e.key.scope === DIR_INGRESS ? 'ingress' : 'egress', `${ip(e.key.saddr)}:${e.key.sport}`, `${ip(e.key.daddr)}:${e.key.dport}`,
-            PROTO[e.key.protocol] ?? String(e.key.protocol), String(e.value.packets), id(e.value.peerIdentity)])];
+            PROTO[e.key.protocol] ?? String(e.key.protocol), timeLeft(new Date(nowMs + Number((e.value.expires - monoNs) / 1_000_000n)), nowMs), id(e.value.peerIdentity)])];
         break;
       }
       case 'metrics': {
