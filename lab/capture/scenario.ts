@@ -14,6 +14,7 @@ import { mergeCapturesWithOrigins, readCapture, writeCapture, type PacketCapture
 import { PROFILE_HINT } from './profile.ts';
 import { embedInCapture, joinSecrets, keyLogFileSecrets } from './secrets.ts';
 import { REPO_ROOT } from '../core/repo.ts';
+import { listenForInterrupt } from '../core/interrupt.ts';
 
 /** captures/ at the repository root (git-ignored except its README). */
 export const CAPTURES_ROOT = resolve(REPO_ROOT, 'captures');
@@ -188,8 +189,7 @@ export async function withScenarioCapture<T>(
     };
   });
   interruptedPromise.catch(() => undefined); // only raced, never awaited alone
-  process.on('SIGINT', onInterrupt);
-  process.on('SIGTERM', onInterrupt);
+  const stopListening = listenForInterrupt(onInterrupt);
 
   const ctx: ScenarioContext = {
     lab: state.lab, dir, links: handle.links, signal: abort.signal,
@@ -205,8 +205,7 @@ export async function withScenarioCapture<T>(
   } catch (e) {
     failure = e;
   } finally {
-    process.off('SIGINT', onInterrupt);
-    process.off('SIGTERM', onInterrupt);
+    stopListening();
   }
 
   const outcome = failure === undefined ? 'passed' : `FAILED: ${(failure as Error).message ?? String(failure)}`;

@@ -8,6 +8,7 @@ import { writeBenchOutput } from './bench-output.ts';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CPU_PROF_ENV } from '../kernel/daemon.ts';
+import { listenForInterrupt } from '../core/interrupt.ts';
 
 /**
  * Runs `bench` with an AbortSignal that SIGINT/SIGTERM abort: the benchmark
@@ -22,13 +23,11 @@ async function interruptible<T>(bench: (signal: AbortSignal) => Promise<T>): Pro
     process.stderr.write(`\n${sig}: finishing the current measurement, then tearing the lab down…\n`);
     abort.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopListening = listenForInterrupt(onSignal);
   try {
     return await bench(abort.signal);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
 }
 

@@ -21,6 +21,7 @@ import { CAPTURES_ROOT, setOutputRoot } from '../capture/scenario.ts';
 import { writeReport } from '../report/html.ts';
 import { isRoot, UsageError, type Values } from './command.ts';
 import { runOptions } from './run-options.ts';
+import { listenForInterrupt } from '../core/interrupt.ts';
 
 /** Scenarios running at once: on 2 vCPUs more only stretches every bring-up (measured, README). */
 export const DEMO_JOBS = 4;
@@ -121,8 +122,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     process.stderr.write('\ninterrupted: stopping the scenarios and tearing their labs down…\n');
     abort.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopListening = listenForInterrupt(onSignal);
 
   const cpu0 = cpuSeconds();
   const t0 = performance.now();
@@ -171,8 +171,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   } catch (e) {
     error = e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
   if (abort.signal.aborted || error || !o.keep) await sweep(abort.signal.aborted);
   if (abort.signal.aborted) {

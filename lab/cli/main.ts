@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { COMMAND_TABLE, type CommandEntry } from './table.ts';
 import { UsageError } from './command.ts';
+import { interruptForClosedOutput } from '../core/interrupt.ts';
 
 const PROG = 'mtless';
 
@@ -68,11 +69,18 @@ class CommandUsageError extends UsageError {
   }
 }
 
-// A closed pipe (`mtless logs LAB | head -1`) ends the command quietly.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
+// A closed pipe (`mtless logs LAB | head -1`) ends the command quietly. A
+// command that owns kernel objects is asked to stop instead, so that it still
+// tears them down; what it writes meanwhile is dropped.
+let outputClosed = false;
+const onOutputError = (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  if (outputClosed) return;
+  outputClosed = true;
+  if (!interruptForClosedOutput()) process.exit(process.exitCode ?? 0);
+};
+process.stdout.on('error', onOutputError);
+process.stderr.on('error', onOutputError);
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -10,6 +10,7 @@ import { outputRootDir, setOutputRoot } from '../capture/scenario.ts';
 import { writeJunit } from '../report/junit.ts';
 import { scenarioLabName } from '../core/names.ts';
 import type { RunOptions } from './run-options.ts';
+import { listenForInterrupt } from '../core/interrupt.ts';
 
 export async function runNamed(names: string[], opts: RunOptions & { keep?: boolean; json?: boolean; junit?: string }): Promise<number> {
   if (!isRoot()) throw new Error('scenarios need root: they build real labs (run with sudo)');
@@ -25,8 +26,7 @@ export async function runNamed(names: string[], opts: RunOptions & { keep?: bool
     process.stderr.write('\ninterrupted: stopping the scenario and tearing its lab down…\n');
     abort.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopListening = listenForInterrupt(onSignal);
   for (const name of names) {
     if (abort.signal.aborted) break;
     const r = await runScenario(SCENARIOS[name]!, {
@@ -42,8 +42,7 @@ export async function runNamed(names: string[], opts: RunOptions & { keep?: bool
       console.log(`${r.ok ? 'PASSED' : 'FAILED'} ${name}: ${r.checks.length - failed}/${r.checks.length} checks in ${(r.durationMs / 1000).toFixed(1)} s${r.error ? `, error: ${r.error}` : ''}`);
     }
   }
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  stopListening();
   if (results.length > 0) {
     const file = `${outputRootDir()}/report.html`;
     await writeReport(results, file, startedAt);

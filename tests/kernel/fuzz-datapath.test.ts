@@ -7,6 +7,7 @@
 // lives under a test-only lab name ("t-fuzz"): one throwaway node namespace
 // and one pin folder, removed in teardown, which also checks that the
 // programs are gone.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ import { freshSeed } from '../../lab/fuzz/prng.ts';
 import { fuzzDatapath } from '../../lab/fuzz/run.ts';
 import { fuzzStrict } from '../../lab/fuzz/strict.ts';
 import { modelStrict } from '../../lab/fuzz/strict-model.ts';
-import { labCli, needsRoot } from '../helpers/kernel.ts';
+import { LAB_CLI, labCli, needsRoot } from '../helpers/kernel.ts';
 import { expectProgramsGone, progId } from '../helpers/progrun.ts';
 
 const LAB = 't-fuzz';
@@ -149,6 +150,19 @@ t.test('mtless fuzz prints cases, mismatches, seed and time, and removes its nod
   const usage = await labCli(['fuzz', 'everything']);
   t.equal(usage.exitCode, 2);
   t.match(usage.stderr, /expected datapath, overlay, strict/);
+});
+
+t.test('a closed output pipe stops mtless fuzz like Ctrl-C: it still removes its node', { skip: needsRoot }, async (t) => {
+  // `mtless fuzz … 2>&1 | head -1`: the reader goes away after the first line.
+  const child = spawn(LAB_CLI, ['fuzz', 'datapath', '--cases', '20000', '--seed', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const first = await new Promise<string>((resolve) => child.stderr!.once('data', (d: Buffer) => resolve(String(d))));
+  t.match(first, /^fuzz datapath: seed 1/);
+  child.stdout!.destroy();
+  child.stderr!.destroy();
+  t.equal(await exited, 130, 'stopped as interrupted, not killed by the closed pipe');
+  t.notOk(existsSync(labBpffsDir(`fuzz-${child.pid}`)), 'its pin folder is gone');
+  t.notOk(existsSync(`/run/netns/${nodeNetns(`fuzz-${child.pid}`, 'n1')}`), 'its namespace is gone');
 });
 
 t.test('the throwaway node leaves nothing behind', { skip: needsRoot }, async (t) => {

@@ -4,6 +4,7 @@
 // again, also on Ctrl-C (exit 130). Exit 1 when any case mismatched.
 import type { FuzzReport } from '../../fuzz/loop.ts';
 import { requireRoot, UsageError, type Command } from '../command.ts';
+import { listenForInterrupt } from '../../core/interrupt.ts';
 
 const TARGETS = ['datapath', 'overlay', 'strict'] as const;
 type Target = (typeof TARGETS)[number];
@@ -50,8 +51,7 @@ export const command: Command = {
       log(`\n${sig}: finishing the current batch, then removing the fuzz node…`);
       abort.abort();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const stopListening = listenForInterrupt(onSignal);
     try {
       const node = await FuzzNode.create({ lab: `fuzz-${process.pid}` });
       let report: FuzzReport<unknown>;
@@ -81,8 +81,7 @@ export const command: Command = {
       if (report.interrupted) return 130;
       return report.mismatchCount ? 1 : 0;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stopListening();
     }
   },
 };

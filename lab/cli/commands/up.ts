@@ -5,6 +5,7 @@ import { loadPolicyFiles } from '../../topology/cnp.ts';
 import { printProgress } from '../print.ts';
 
 import { UsageError, requireRoot, seconds, type Command } from '../command.ts';
+import { listenForInterrupt } from '../../core/interrupt.ts';
 
 export const command: Command = {
   options: {
@@ -43,8 +44,7 @@ export const command: Command = {
       process.stderr.write('\ninterrupted: finishing the current step, then rolling back…\n');
       abort.abort();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const stopListening = listenForInterrupt(onSignal);
     const started = performance.now();
     try {
       const { upWithDatapath } = await import('../../compose/lab.ts');
@@ -69,8 +69,7 @@ export const command: Command = {
       }
       throw e;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      stopListening();
     }
   },
 };
