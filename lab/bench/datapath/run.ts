@@ -150,20 +150,7 @@ export async function benchDatapath(opts: BenchDatapathOptions = {}): Promise<Be
 
     liveCost = await measureLiveCost(plan, client, server, seconds, attachMode);
     log(`programs in the live flow (${attachMode}): ${liveCost.nsPerRun.toFixed(0)} ns per run, ${liveCost.runsPerRoundTrip.toFixed(2)} runs per round trip, ${liveCost.usPerRoundTrip.toFixed(2)} µs per round trip`);
-    // The same with CT accounting on, alternating with off: what the lab's
-    // default (no per-packet write of the CT entry) saves.
-    ctAccounting = { off: [liveCost], on: [] };
-    try {
-      for (let i = 0; i < 2 * CT_ACCOUNTING_PAIRS - 1; i++) {
-        const on = i % 2 === 0;
-        await Promise.all(plan.nodes.map((n) => writeRuntimeConfig(lab, n.name, { ctAccounting: on })));
-        const c = await measureLiveCost(plan, client, server, seconds, attachMode);
-        (on ? ctAccounting.on : ctAccounting.off).push(c);
-        log(`programs in the live flow, CT accounting ${on ? 'on' : 'off'}: ${c.nsPerRun.toFixed(0)} ns per run, RTT p50 ${c.rttP50Us.toFixed(1)} µs`);
-      }
-    } finally {
-      await Promise.all(plan.nodes.map((n) => writeRuntimeConfig(lab, n.name, { ctAccounting: false })));
-    }
+    ctAccounting = await measureCtAccounting(plan, client, server, seconds, attachMode, liveCost, log);
 
     for (const s of servers.splice(0)) await s.stop();
     programCost = await measureProgramCost(plan, client, server, SOCKPERF_PORT);
@@ -210,9 +197,6 @@ function needPod(plan: LabPlan, name: string): PodPlan {
   if (!p) throw new Error(`topology has no pod "${name}" (pods: ${plan.nodes.flatMap((n) => n.pods.map((x) => x.name)).join(', ')})`);
   return p;
 }
-
-/** Live-cost runs with CT accounting off and on, alternating (the first off is liveProgramCost). */
-const CT_ACCOUNTING_PAIRS = 3;
 
 // ---- modes --------------------------------------------------------------------
 
@@ -286,6 +270,31 @@ async function measureLiveCost(plan: LabPlan, client: PodPlan, server: PodPlan, 
     const ns = after.runTimeNs - before.runTimeNs;
     return { attach, nsPerRun: ns / runs, runsPerRoundTrip: runs / lat.roundTrips, usPerRoundTrip: ns / lat.roundTrips / 1000, rttP50Us: lat.rttP50Us };
   });
+}
+
+/** Live-cost runs with CT accounting off and on, alternating (the first off is liveProgramCost). */
+const CT_ACCOUNTING_PAIRS = 3;
+
+/**
+ * The live cost again with CT accounting on, alternating with off: what the
+ * lab's default (no per-packet write of the CT entry) saves. Leaves it off.
+ */
+async function measureCtAccounting(plan: LabPlan, client: PodPlan, server: PodPlan, seconds: number, attach: TcAttachMode,
+  firstOff: LiveProgramCost, log: (line: string) => void): Promise<CtAccountingCost> {
+  const cost: CtAccountingCost = { off: [firstOff], on: [] };
+  const setAccounting = (on: boolean) => Promise.all(plan.nodes.map((n) => writeRuntimeConfig(plan.lab, n.name, { ctAccounting: on })));
+  try {
+    for (let i = 0; i < 2 * CT_ACCOUNTING_PAIRS - 1; i++) {
+      const on = i % 2 === 0;
+      await setAccounting(on);
+      const c = await measureLiveCost(plan, client, server, seconds, attach);
+      (on ? cost.on : cost.off).push(c);
+      log(`programs in the live flow, CT accounting ${on ? 'on' : 'off'}: ${c.nsPerRun.toFixed(0)} ns per run, RTT p50 ${c.rttP50Us.toFixed(1)} µs`);
+    }
+  } finally {
+    await setAccounting(false);
+  }
+  return cost;
 }
 
 async function programPackets(lab: string, plan: LabPlan): Promise<bigint> {
